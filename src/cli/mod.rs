@@ -1,0 +1,261 @@
+//! The `certbound` command line (SPEC §7). The argument structs live here; each command's
+//! behaviour lives in its own module.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod api;
+pub mod authority;
+pub mod call;
+pub mod cert;
+pub mod demo;
+pub mod inspect;
+pub mod token;
+
+/// Certificate-bound OAuth access tokens (RFC 8705 mTLS proof-of-possession).
+#[derive(Debug, Parser)]
+#[command(name = "certbound", version, about, long_about = None)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole scenario in one process on loopback: authority, protected API,
+    /// certificate, bound token, mTLS call, and the refusals.
+    Demo(DemoArgs),
+    /// The local development authority (Entra-shaped, OIDC, RFC 8705).
+    #[command(subcommand)]
+    Authority(AuthorityCommand),
+    /// Certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Acquire an app token (client credentials).
+    Token(TokenArgs),
+    /// Call a downstream API named in the configuration's `DownstreamApis`.
+    Call(CallArgs),
+    /// The sample protected API.
+    #[command(subcommand)]
+    Api(ApiCommand),
+    /// Decode a token (without verifying it) and check its binding against a certificate.
+    Inspect(InspectArgs),
+}
+
+/// `certbound demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print one JSON object instead of the narration.
+    #[arg(long)]
+    pub json: bool,
+    /// Mint the binding certificate through the managed-identity (IMDS v2) emulator.
+    #[arg(long)]
+    pub managed_identity: bool,
+    /// Protocol scheme for the downstream call (mtls_pop, bearer, …).
+    #[arg(long, default_value = "mtls_pop")]
+    pub scheme: String,
+}
+
+/// `certbound authority …`.
+#[derive(Debug, Subcommand)]
+pub enum AuthorityCommand {
+    /// Serve the development authority (initialises DIR on first run).
+    Serve(AuthorityServeArgs),
+    /// Register a client application.
+    Register(AuthorityRegisterArgs),
+}
+
+/// `certbound authority serve`.
+#[derive(Debug, Args)]
+pub struct AuthorityServeArgs {
+    /// State directory (CA, keys, registry).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Listen address for HTTPS.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: SocketAddr,
+    /// Also serve the managed-identity (IMDS) emulator on this address (plain HTTP).
+    #[arg(long)]
+    pub imds_addr: Option<SocketAddr>,
+    /// Tenant id (only used when DIR is initialised).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Token-signing algorithm when DIR is initialised: ES256, RS256 or PS256.
+    #[arg(long, default_value = "ES256")]
+    pub signing_alg: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub token_lifetime: u64,
+}
+
+/// `certbound authority register`.
+#[derive(Debug, Args)]
+pub struct AuthorityRegisterArgs {
+    /// State directory of the authority.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The application (client) id.
+    #[arg(long)]
+    pub client_id: String,
+    /// The client's certificate (PEM).
+    #[arg(long, conflicts_with = "secret", required_unless_present = "secret")]
+    pub cert: Option<PathBuf>,
+    /// How the certificate authenticates the client.
+    #[arg(long, default_value = "self_signed_tls_client_auth", requires = "cert")]
+    pub auth: String,
+    /// A client secret instead of a certificate.
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// Audiences the client may request (repeatable; none = any).
+    #[arg(long)]
+    pub audience: Vec<String>,
+    /// Do not issue certificate-bound `Bearer` tokens (RFC 8705 §3) for mTLS-authenticated
+    /// requests that did not ask for `mtls_pop`.
+    #[arg(long)]
+    pub no_bound_tokens: bool,
+}
+
+/// `certbound cert …`.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Generate a key and certificate: PREFIX.pem and PREFIX.key (and PREFIX.pfx).
+    New(CertNewArgs),
+}
+
+/// `certbound cert new`.
+#[derive(Debug, Args)]
+pub struct CertNewArgs {
+    /// Subject common name.
+    #[arg(long)]
+    pub cn: String,
+    /// Output prefix.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Sign with the development authority's CA in this directory (default: self-signed).
+    #[arg(long)]
+    pub ca_dir: Option<PathBuf>,
+    /// Also write PREFIX.pfx protected by this password.
+    #[arg(long)]
+    pub pfx: Option<String>,
+    /// Key type: ec-p256, ec-p384, rsa2048 or rsa3072.
+    #[arg(long, default_value = "ec-p256")]
+    pub key_type: String,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+}
+
+/// `certbound token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Configuration file (appsettings.json style).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Scopes (repeatable); default: the first downstream API's scopes.
+    #[arg(long)]
+    pub scope: Vec<String>,
+    /// bearer or mtls_pop.
+    #[arg(long)]
+    pub scheme: Option<String>,
+    /// Extra trust anchor for server certificates (PEM).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// Bypass the cache.
+    #[arg(long)]
+    pub force_refresh: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `certbound call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Name of the API under `DownstreamApis`.
+    #[arg(long)]
+    pub api: String,
+    /// Path relative to the API's BaseUrl (overrides RelativePath).
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Extra trust anchor for server certificates (PEM).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// Override the API's ProtocolScheme.
+    #[arg(long)]
+    pub scheme: Option<String>,
+}
+
+/// `certbound api …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Serve the sample protected API (`GET /whoami`).
+    Serve(ApiServeArgs),
+}
+
+/// `certbound api serve`.
+#[derive(Debug, Args)]
+pub struct ApiServeArgs {
+    /// The token issuer (authority URL) whose discovery document and keys to trust.
+    #[arg(long)]
+    pub authority: String,
+    /// Accepted audience (repeatable).
+    #[arg(long, required = true)]
+    pub audience: Vec<String>,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: SocketAddr,
+    /// Trust anchor for the authority's TLS certificate (PEM).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// TLS server certificate (PEM); default: a fresh self-signed one for 127.0.0.1/localhost.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS server key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse tokens that carry no `cnf` binding.
+    #[arg(long)]
+    pub require_binding: bool,
+}
+
+/// `certbound inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The token, or `-` (default) to read it from standard input.
+    pub token: Option<String>,
+    /// A certificate (PEM) to check the token's binding against.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints a server's ready line: exactly one JSON object on one line of stdout.
+pub fn print_ready(value: &serde_json::Value) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(a) => demo::run(a).await,
+        Command::Authority(AuthorityCommand::Serve(a)) => authority::serve(a).await,
+        Command::Authority(AuthorityCommand::Register(a)) => authority::register(a).await,
+        Command::Cert(CertCommand::New(a)) => cert::new(a).await,
+        Command::Token(a) => token::run(a).await,
+        Command::Call(a) => call::run(a).await,
+        Command::Api(ApiCommand::Serve(a)) => api::serve(a).await,
+        Command::Inspect(a) => inspect::run(a).await,
+    }
+}

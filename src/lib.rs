@@ -1,0 +1,19 @@
+//! # certbound
+//!
+//! Certificate-bound OAuth access tokens (RFC 8705 mTLS proof-of-possession) for Rust, on
+//! both sides of the wire. This crate is the front door: it re-exports the workspace's
+//! crates and holds the `certbound` command line.
+//!
+//! - [`core`]: certificates, thumbprints, JOSE, TLS configuration.
+//! - [`client`]: token acquisition, cache, authorization headers, downstream calls.
+//! - [`resource`]: TLS accept, token validation, binding check, tower layer, axum extractor.
+//! - [`authority`]: the local development authority and IMDS emulator.
+#![forbid(unsafe_code)]
+
+pub use certbound_authority as authority;
+pub use certbound_client as client;
+pub use certbound_core as core;
+pub use certbound_resource as resource;
+
+#[doc(hidden)]
+pub mod cli;
