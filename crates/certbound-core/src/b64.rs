@@ -21,7 +21,9 @@ pub fn encode_std(bytes: impl AsRef<[u8]>) -> String {
 /// Decodes standard base64, tolerating surrounding and embedded ASCII whitespace.
 pub fn decode_std_lenient(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    STANDARD
-        .decode(&compact)
-        .or_else(|e| URL_SAFE_NO_PAD.decode(compact.trim_end_matches('=')).map_err(|_| e))
+    STANDARD.decode(&compact).or_else(|e| {
+        URL_SAFE_NO_PAD
+            .decode(compact.trim_end_matches('='))
+            .map_err(|_| e)
+    })
 }

@@ -13,8 +13,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 use crate::cert::{Certificate, CertifiedKey};
@@ -34,8 +34,11 @@ pub struct IssueSpec {
     pub client_auth: bool,
     /// Extended key usage: server authentication.
     pub server_auth: bool,
-    /// Lifetime.
+    /// Lifetime, starting five minutes ago (to absorb clock skew).
     pub validity: Duration,
+    /// An explicit validity window `(not_before, not_after)` in Unix seconds; overrides
+    /// `validity` (for tests of expired or not-yet-valid certificates).
+    pub window: Option<(i64, i64)>,
 }
 
 impl IssueSpec {
@@ -48,6 +51,7 @@ impl IssueSpec {
             client_auth: true,
             server_auth: false,
             validity: Duration::from_secs(365 * 86400),
+            window: None,
         }
     }
     /// A TLS server certificate for the given names, valid for one year.
@@ -59,11 +63,17 @@ impl IssueSpec {
             client_auth: false,
             server_auth: true,
             validity: Duration::from_secs(365 * 86400),
+            window: None,
         }
     }
     /// Sets the lifetime.
     pub fn valid_for(mut self, d: Duration) -> Self {
         self.validity = d;
+        self
+    }
+    /// Sets an explicit validity window in Unix seconds.
+    pub fn valid_between(mut self, not_before: i64, not_after: i64) -> Self {
+        self.window = Some((not_before, not_after));
         self
     }
 
@@ -93,6 +103,11 @@ impl IssueSpec {
         let now = time::OffsetDateTime::now_utc();
         p.not_before = now - time::Duration::minutes(5);
         p.not_after = now + time::Duration::try_from(self.validity).unwrap_or(time::Duration::DAY);
+        if let Some((nb, na)) = self.window {
+            let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(now);
+            p.not_before = at(nb);
+            p.not_after = at(na);
+        }
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         if self.client_auth {
             p.extended_key_usages
@@ -126,7 +141,10 @@ impl std::fmt::Debug for DevCa {
 }
 
 fn gen_err(e: impl std::fmt::Display) -> CertError {
-    CertError::new("certificate generation", CertErrorKind::Generate(e.to_string()))
+    CertError::new(
+        "certificate generation",
+        CertErrorKind::Generate(e.to_string()),
+    )
 }
 
 fn rcgen_key(key: &PrivateKey) -> Result<KeyPair, CertError> {
@@ -200,7 +218,11 @@ impl DevCa {
     }
 
     /// Issues a certificate for a bare public key (SubjectPublicKeyInfo DER), e.g. from a CSR.
-    pub fn issue_for_spki(&self, spec: &IssueSpec, spki_der: &[u8]) -> Result<Certificate, CertError> {
+    pub fn issue_for_spki(
+        &self,
+        spec: &IssueSpec,
+        spki_der: &[u8],
+    ) -> Result<Certificate, CertError> {
         let pk = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(gen_err)?;
         let params = spec.params().map_err(gen_err)?;
         let c = params.signed_by(&pk, &self.issuer).map_err(gen_err)?;
@@ -209,7 +231,11 @@ impl DevCa {
 
     /// Generates a key and issues a certificate for it, returning a ready credential
     /// (leaf and CA certificate in the chain).
-    pub fn issue_certified_key(&self, spec: &IssueSpec, kind: KeyKind) -> Result<CertifiedKey, CertError> {
+    pub fn issue_certified_key(
+        &self,
+        spec: &IssueSpec,
+        kind: KeyKind,
+    ) -> Result<CertifiedKey, CertError> {
         let key = PrivateKey::generate(kind).map_err(gen_err)?;
         let leaf = self.issue(spec, &key)?;
         CertifiedKey::new(vec![leaf, self.cert.clone()], key, "issued certificate")
@@ -225,7 +251,10 @@ pub fn self_signed(spec: &IssueSpec, key: &PrivateKey) -> Result<Certificate, Ce
 }
 
 /// Generates a key and a self-signed certificate for it.
-pub fn self_signed_certified_key(spec: &IssueSpec, kind: KeyKind) -> Result<CertifiedKey, CertError> {
+pub fn self_signed_certified_key(
+    spec: &IssueSpec,
+    kind: KeyKind,
+) -> Result<CertifiedKey, CertError> {
     let key = PrivateKey::generate(kind).map_err(gen_err)?;
     let cert = self_signed(spec, &key)?;
     CertifiedKey::new(vec![cert], key, "self-signed certificate")

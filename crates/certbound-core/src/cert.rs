@@ -110,7 +110,8 @@ impl Certificate {
     pub fn all_from_pem(pem: &[u8], source: &str) -> Result<Vec<Self>, CertError> {
         let mut out = Vec::new();
         for item in CertificateDer::pem_slice_iter(pem) {
-            let der = item.map_err(|e| CertError::new(source, CertErrorKind::Pem(e.to_string())))?;
+            let der =
+                item.map_err(|e| CertError::new(source, CertErrorKind::Pem(e.to_string())))?;
             out.push(Self::from_der(der.to_vec(), source)?);
         }
         Ok(out)
@@ -283,7 +284,11 @@ impl CertifiedKey {
 
     /// Loads from base64 of a PFX (with `password`) or of PEM text.
     /// A base64 DER certificate alone is refused: it carries no private key.
-    pub fn from_base64(value: &str, password: Option<&str>, source: &str) -> Result<Self, CertError> {
+    pub fn from_base64(
+        value: &str,
+        password: Option<&str>,
+        source: &str,
+    ) -> Result<Self, CertError> {
         if value.trim().is_empty() {
             return Err(CertError::new(source, CertErrorKind::Empty));
         }
@@ -360,7 +365,10 @@ impl CertifiedKey {
         let id = self.thumbprint().as_bytes()[..20].to_vec();
         let chain = p12_keystore::PrivateKeyChain::new(id, key, certs);
         let mut ks = p12_keystore::KeyStore::new();
-        ks.add_entry("certbound", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+        ks.add_entry(
+            "certbound",
+            p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+        );
         ks.writer(password)
             .write()
             .map_err(|e| CertError::new("pfx", CertErrorKind::Generate(e.to_string())))
@@ -388,7 +396,10 @@ impl CertifiedKey {
     }
     /// `x5c`: standard base64 DER of each certificate, leaf first.
     pub fn x5c(&self) -> Vec<String> {
-        self.chain.iter().map(|c| b64::encode_std(c.der())).collect()
+        self.chain
+            .iter()
+            .map(|c| b64::encode_std(c.der()))
+            .collect()
     }
 }
 

@@ -53,7 +53,9 @@ pub enum CertErrorKind {
     #[error("contains no certificate")]
     NoCertificate,
     /// No private key in the input (and none next to it).
-    #[error("contains no private key; put the key in the same PEM, next to it as `<name>.key`, or use a PFX")]
+    #[error(
+        "contains no private key; put the key in the same PEM, next to it as `<name>.key`, or use a PFX"
+    )]
     NoPrivateKey,
     /// The key is of a type or size certbound does not accept.
     #[error("unsupported private key: {0}")]

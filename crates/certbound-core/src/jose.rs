@@ -232,17 +232,21 @@ pub fn sign_compact(
 /// (for diagnostics such as `certbound inspect`; never for authorization decisions).
 pub fn decode_unverified(token: &str) -> Result<(Value, Value), JoseError> {
     let mut parts = token.trim().split('.');
-    let (Some(h), Some(p), Some(_s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(_s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JoseError::Malformed("expected three dot-separated parts"));
     };
     let h = b64::decode(h).map_err(|_| JoseError::Malformed("header is not base64url"))?;
     let p = b64::decode(p).map_err(|_| JoseError::Malformed("payload is not base64url"))?;
-    let h: Value = serde_json::from_slice(&h).map_err(|_| JoseError::Malformed("header is not JSON"))?;
+    let h: Value =
+        serde_json::from_slice(&h).map_err(|_| JoseError::Malformed("header is not JSON"))?;
     let p: Value =
         serde_json::from_slice(&p).map_err(|_| JoseError::Malformed("payload is not JSON"))?;
     if !h.is_object() || !p.is_object() {
-        return Err(JoseError::Malformed("header and payload must be JSON objects"));
+        return Err(JoseError::Malformed(
+            "header and payload must be JSON objects",
+        ));
     }
     Ok((h, p))
 }
@@ -266,14 +270,25 @@ mod tests {
 
     #[test]
     fn decode_rejects_garbage() {
-        for t in ["", "a", "a.b", "a.b.c.d", "!!.!!.x", "e30.bm90anNvbg.x", "W10.e30.x"] {
+        for t in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c.d",
+            "!!.!!.x",
+            "e30.bm90anNvbg.x",
+            "W10.e30.x",
+        ] {
             assert!(decode_unverified(t).is_err(), "{t}");
         }
     }
 
     #[test]
     fn alg_parse() {
-        assert_eq!("es256".parse::<JwsAlgorithm>().unwrap(), JwsAlgorithm::ES256);
+        assert_eq!(
+            "es256".parse::<JwsAlgorithm>().unwrap(),
+            JwsAlgorithm::ES256
+        );
         assert!("none".parse::<JwsAlgorithm>().is_err());
         assert!("HS256".parse::<JwsAlgorithm>().is_err());
     }

@@ -22,9 +22,9 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use zeroize::Zeroizing;
 
+use crate::b64;
 use crate::error::JoseError;
 use crate::jose::{Jwk, JwsAlgorithm};
-use crate::b64;
 
 /// The kind of key to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -91,8 +91,12 @@ mod tests {
     #[test]
     fn rejects_bad_text() {
         assert!(Thumbprint::from_base64url("").is_none());
-        assert!(Thumbprint::from_base64url("ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0=").is_none());
-        assert!(Thumbprint::from_base64url("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0").is_none());
+        assert!(
+            Thumbprint::from_base64url("ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0=").is_none()
+        );
+        assert!(
+            Thumbprint::from_base64url("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0").is_none()
+        );
         assert!(Thumbprint::from_base64url("ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa").is_none());
     }
 }

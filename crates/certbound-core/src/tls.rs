@@ -79,8 +79,9 @@ impl ClientCertVerifier for AnyClientCert {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         // It must at least be a parseable X.509 certificate; trust is decided later.
-        x509_parser::parse_x509_certificate(end_entity)
-            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        x509_parser::parse_x509_certificate(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
         Ok(ClientCertVerified::assertion())
     }
     fn verify_tls12_signature(
@@ -113,8 +114,12 @@ pub fn server_config(
         .with_safe_default_protocol_versions()?;
     let builder = match client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
-        ClientAuth::Optional => builder.with_client_cert_verifier(Arc::new(AnyClientCert::new(false))),
-        ClientAuth::Required => builder.with_client_cert_verifier(Arc::new(AnyClientCert::new(true))),
+        ClientAuth::Optional => {
+            builder.with_client_cert_verifier(Arc::new(AnyClientCert::new(false)))
+        }
+        ClientAuth::Required => {
+            builder.with_client_cert_verifier(Arc::new(AnyClientCert::new(true)))
+        }
     };
     let mut cfg = builder.with_single_cert(identity.rustls_chain(), identity.key().to_rustls())?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -147,7 +152,8 @@ impl TrustAnchors {
         if certs.is_empty() {
             return Err(CertError::new(&source, CertErrorKind::NoCertificate));
         }
-        self.extra.extend(certs.into_iter().map(|c| c.der().clone()));
+        self.extra
+            .extend(certs.into_iter().map(|c| c.der().clone()));
         Ok(())
     }
     /// Adds one anchor.
@@ -161,13 +167,19 @@ impl TrustAnchors {
         if self.system {
             let loaded = rustls_native_certs::load_native_certs();
             if !loaded.errors.is_empty() {
-                tracing::debug!(errors = loaded.errors.len(), "some system roots could not be loaded");
+                tracing::debug!(
+                    errors = loaded.errors.len(),
+                    "some system roots could not be loaded"
+                );
             }
             let (_ok, _bad) = roots.add_parsable_certificates(loaded.certs);
         }
         let (_ok, bad) = roots.add_parsable_certificates(self.extra.iter().cloned());
         if bad > 0 {
-            tracing::warn!(bad, "ignored trust anchors that are not valid CA certificates");
+            tracing::warn!(
+                bad,
+                "ignored trust anchors that are not valid CA certificates"
+            );
         }
         roots
     }
