@@ -1,11 +1,38 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, format check, and every test (unit, integration, interop).
-# Installs external peers the interop tests need (redis-server, node's oidc-provider)
-# when they are missing.
+# The whole test suite: format check, lint, and every test (unit, integration, interop).
+# Installs the external peers the interop tests need when they are missing, so it works on a
+# fresh machine: redis-server (Debian), the npm oidc-provider peer, Python's msal and azure-identity.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
 export CARGO_TERM_COLOR=never
+
+# --- external peers -------------------------------------------------------------------------
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then apt-get update -qq >/dev/null || true; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (Debian package)"
+  apt_install redis-server
+fi
+if ! command -v node >/dev/null 2>&1; then
+  echo "installing nodejs and npm (Debian packages)"
+  apt_install nodejs npm
+fi
+for dir in interop/*/; do
+  if [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules" ]; then
+    echo "installing npm packages in $dir"
+    if [ -f "$dir/package-lock.json" ]; then (cd "$dir" && npm ci --no-audit --no-fund --silent);
+    else (cd "$dir" && npm install --no-audit --no-fund --silent); fi
+  fi
+done
+if ! python3 -c "import msal, azure.identity" >/dev/null 2>&1; then
+  echo "installing Python packages msal and azure-identity"
+  python3 -m pip install --quiet --disable-pip-version-check msal azure-identity
+fi
+
+# --- the suite ------------------------------------------------------------------------------
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
