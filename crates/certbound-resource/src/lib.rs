@@ -1,8 +1,46 @@
 //! # certbound-resource
 //!
-//! The resource-server side of certificate-bound tokens, following the data path:
-//! TLS accept → client certificate ([`transport`]) → token validation → binding check.
+//! The resource-server side of certificate-bound tokens (RFC 8705), following the data path:
+//!
+//! 1. [`transport`]: TLS accept that requests (but does not require) a client certificate
+//!    and attaches it, with its `x5t#S256` thumbprint, to every request;
+//! 2. [`extract`]: the `Authorization` header, schemes `Bearer` and `mtls_pop`;
+//! 3. [`jwks`]: the issuer's keys, from its discovery document, pre-parsed and cached;
+//! 4. [`validate`]: every token rule of SPEC §5;
+//! 5. [`binding`]: `cnf."x5t#S256"` against the connection's certificate;
+//! 6. [`layer`]: a `tower::Layer` and an axum extractor;
+//! 7. [`reject`]: RFC 6750 `WWW-Authenticate` responses.
+//!
+//! [`sample`] is the small protected API that `certbound api serve` runs.
+//!
+//! ```no_run
+//! use certbound_resource::{sample, Validator};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let validator = Validator::builder()
+//!     .issuer("https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0")
+//!     .audience("api://orders")
+//!     .require_binding(true)
+//!     .build()
+//!     .await?;
+//! let app = sample::router(validator);
+//! # drop(app); Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod transport;
+pub mod extract;
+pub mod jwks;
+mod strict_json;
+pub mod validate;
+pub mod binding;
+pub mod layer;
+pub mod reject;
+pub mod sample;
+
+pub use binding::Confirmation;
+pub use extract::Scheme;
+pub use layer::{CertboundLayer, CertboundService};
+pub use reject::{Rejection, TokenError};
+pub use transport::{PeerCertificate, TlsInfo, TlsServer};
+pub use validate::{BuildError, Claims, ValidatedToken, Validator, ValidatorBuilder};

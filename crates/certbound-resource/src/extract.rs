@@ -1,0 +1,125 @@
+//! `Authorization` header parsing: the `Bearer` (RFC 6750) and `mtls_pop` schemes.
+//!
+//! ```
+//! use certbound_resource::extract::{parse_authorization, Scheme};
+//! let v = http::HeaderValue::from_static("MTLS_POP abc.def.ghi");
+//! assert_eq!(parse_authorization(&v).unwrap(), (Scheme::MtlsPop, "abc.def.ghi"));
+//! ```
+
+use std::fmt;
+
+use http::{HeaderMap, HeaderValue, header};
+
+use crate::reject::Rejection;
+
+/// The authorization scheme a request used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Scheme {
+    /// `Bearer` (RFC 6750; with RFC 8705 the token may still be certificate-bound).
+    #[serde(rename = "Bearer")]
+    Bearer,
+    /// `mtls_pop` (Entra ID's certificate-bound token type).
+    #[serde(rename = "mtls_pop")]
+    MtlsPop,
+}
+
+impl Scheme {
+    /// The scheme as written in challenges.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+            Self::MtlsPop => "mtls_pop",
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses one `Authorization` value into scheme and token (scheme case-insensitive).
+///
+/// A scheme other than `Bearer`/`mtls_pop` is treated as "no token for this server"
+/// ([`Rejection::MissingToken`], RFC 6750 §3.1); a known scheme without a token, or a value
+/// with characters outside visible ASCII, is `invalid_request`. The token itself is checked
+/// later by the validator (so its refusal names the rule).
+pub fn parse_authorization(value: &HeaderValue) -> Result<(Scheme, &str), Rejection> {
+    let text = value
+        .to_str()
+        .map_err(|_| Rejection::InvalidRequest("Authorization header is not visible ASCII"))?;
+    let text = text.trim_matches(|c| c == ' ' || c == '\t');
+    let (scheme, rest) = match text.find([' ', '\t']) {
+        Some(i) => (&text[..i], &text[i..]),
+        None => (text, ""),
+    };
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("mtls_pop") {
+        Scheme::MtlsPop
+    } else {
+        return Err(Rejection::MissingToken);
+    };
+    let token = rest.trim_start_matches([' ', '\t']);
+    if token.is_empty() {
+        return Err(Rejection::InvalidRequest(
+            "Authorization header has a scheme but no token",
+        ));
+    }
+    if token.contains([' ', '\t']) {
+        return Err(Rejection::InvalidRequest(
+            "Authorization header has more than one token",
+        ));
+    }
+    Ok((scheme, token))
+}
+
+/// Finds the request's token: exactly one `Authorization` header is allowed.
+pub fn from_headers(headers: &HeaderMap) -> Result<(Scheme, &str), Rejection> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next().ok_or(Rejection::MissingToken)?;
+    if values.next().is_some() {
+        return Err(Rejection::InvalidRequest(
+            "more than one Authorization header",
+        ));
+    }
+    parse_authorization(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<(Scheme, String), Rejection> {
+        parse_authorization(&HeaderValue::from_str(s).unwrap()).map(|(s, t)| (s, t.to_owned()))
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        assert_eq!(p("bearer x").unwrap(), (Scheme::Bearer, "x".into()));
+        assert_eq!(p("BEARER   x ").unwrap(), (Scheme::Bearer, "x".into()));
+        assert_eq!(p("Mtls_Pop x").unwrap(), (Scheme::MtlsPop, "x".into()));
+    }
+
+    #[test]
+    fn malformed_values() {
+        assert_eq!(p("Basic abc"), Err(Rejection::MissingToken));
+        assert_eq!(p("Bearerx abc"), Err(Rejection::MissingToken));
+        assert!(matches!(p("Bearer"), Err(Rejection::InvalidRequest(_))));
+        assert!(matches!(p("Bearer   "), Err(Rejection::InvalidRequest(_))));
+        assert!(matches!(p("Bearer a b"), Err(Rejection::InvalidRequest(_))));
+        let v = HeaderValue::from_bytes(b"Bearer \xff").unwrap();
+        assert!(matches!(parse_authorization(&v), Err(Rejection::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn one_header_only() {
+        let mut h = HeaderMap::new();
+        assert_eq!(from_headers(&h), Err(Rejection::MissingToken));
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
+        assert!(from_headers(&h).is_ok());
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
+        assert!(matches!(from_headers(&h), Err(Rejection::InvalidRequest(_))));
+    }
+}

@@ -1,0 +1,253 @@
+//! RFC 6750 §3 error responses.
+//!
+//! Every refusal is a [`Rejection`]. Its description names the rule or claim that failed
+//! (`token expired`, `audience not accepted`, `certificate thumbprint does not match cnf`)
+//! and never contains the token or any other value taken from the request, so it is safe to
+//! put into a `WWW-Authenticate` header and into logs.
+//!
+//! ```
+//! use axum::response::IntoResponse as _;
+//! use certbound_resource::{Rejection, Scheme, TokenError};
+//! let r = Rejection::InvalidToken { scheme: Scheme::MtlsPop, error: TokenError::Expired };
+//! let resp = r.into_response();
+//! assert_eq!(resp.status(), 401);
+//! assert_eq!(
+//!     resp.headers()["www-authenticate"],
+//!     r#"mtls_pop error="invalid_token", error_description="token expired""#
+//! );
+//! ```
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use crate::extract::Scheme;
+
+/// Why a token was refused. The `Display` text is the `error_description`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Longer than the configured maximum.
+    #[error("token too large")]
+    TooLarge,
+    /// Not `header.payload.signature`.
+    #[error("token is not a compact JWS (expected three non-empty dot-separated parts)")]
+    NotCompactJws,
+    /// A part is not strict base64url (no padding, URL alphabet, canonical).
+    #[error("token {0} is not valid base64url")]
+    Base64(&'static str),
+    /// A part is not a JSON object.
+    #[error("token {0} is not a JSON object")]
+    NotJsonObject(&'static str),
+    /// A member name appears twice.
+    #[error("duplicate member in token {0}")]
+    DuplicateMember(&'static str),
+    /// `alg` missing or not a string.
+    #[error("alg header missing")]
+    AlgMissing,
+    /// `alg: none`.
+    #[error("algorithm none is not accepted")]
+    AlgNone,
+    /// `HS256` and friends.
+    #[error("HMAC algorithms are not accepted")]
+    AlgHmac,
+    /// An algorithm outside the configured allowlist.
+    #[error("algorithm not accepted")]
+    AlgNotAllowed,
+    /// `typ` missing.
+    #[error("token type (typ) missing")]
+    TypMissing,
+    /// `typ` not in the accepted list.
+    #[error("token type (typ) not accepted")]
+    TypNotAccepted,
+    /// `crit` lists an extension this server does not understand (or is malformed).
+    #[error("unsupported critical header parameter (crit)")]
+    Crit,
+    /// `kid` is present but not a string.
+    #[error("kid header is not a string")]
+    KidMalformed,
+    /// No key of the issuer's JWKS has the token's `kid` (after a refetch, when allowed).
+    #[error("signing key not found")]
+    KeyNotFound,
+    /// No `kid` and not exactly one key fits the algorithm.
+    #[error("kid header missing and the signing key is ambiguous")]
+    KeyAmbiguous,
+    /// The key with that `kid` is of another type or declares another `alg`.
+    #[error("signing key does not fit the token's algorithm")]
+    KeyAlgMismatch,
+    /// The signature does not verify.
+    #[error("signature invalid")]
+    BadSignature,
+    /// A registered claim has the wrong JSON type.
+    #[error("claim {0} is malformed")]
+    ClaimMalformed(&'static str),
+    /// A required claim is absent.
+    #[error("claim {0} missing")]
+    ClaimMissing(&'static str),
+    /// `iss` is not one of the configured issuers.
+    #[error("issuer not accepted")]
+    IssuerNotAccepted,
+    /// No `aud` value is one of the configured audiences.
+    #[error("audience not accepted")]
+    AudienceNotAccepted,
+    /// `exp` (plus skew) has passed.
+    #[error("token expired")]
+    Expired,
+    /// `nbf` (minus skew) is in the future.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iat` (minus skew) is in the future.
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// `cnf` present but not an object with a well-formed `x5t#S256`.
+    #[error("cnf claim malformed (expected an object with a base64url SHA-256 x5t#S256)")]
+    CnfMalformed,
+    /// Bound token, but the connection presented no client certificate.
+    #[error("certificate-bound token but no client certificate was presented")]
+    NoClientCertificate,
+    /// Bound token, another certificate.
+    #[error("certificate thumbprint does not match cnf")]
+    ThumbprintMismatch,
+    /// Unbound token on an endpoint that requires binding.
+    #[error("token is not certificate-bound (no cnf) but this resource requires binding")]
+    BindingRequired,
+    /// `mtls_pop` scheme with an unbound token.
+    #[error("mtls_pop scheme requires a certificate-bound token (no cnf)")]
+    PopWithoutCnf,
+}
+
+impl TokenError {
+    /// A short, stable name for the failed rule (for logs and metrics).
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::TooLarge | Self::NotCompactJws | Self::Base64(_) | Self::NotJsonObject(_) => {
+                "format"
+            }
+            Self::DuplicateMember(_) => "duplicate_member",
+            Self::AlgMissing | Self::AlgNone | Self::AlgHmac | Self::AlgNotAllowed => "alg",
+            Self::TypMissing | Self::TypNotAccepted => "typ",
+            Self::Crit => "crit",
+            Self::KidMalformed | Self::KeyNotFound | Self::KeyAmbiguous | Self::KeyAlgMismatch => {
+                "key"
+            }
+            Self::BadSignature => "signature",
+            Self::ClaimMalformed(_) | Self::ClaimMissing(_) => "claims",
+            Self::IssuerNotAccepted => "iss",
+            Self::AudienceNotAccepted => "aud",
+            Self::Expired => "exp",
+            Self::NotYetValid => "nbf",
+            Self::IssuedInFuture => "iat",
+            Self::CnfMalformed
+            | Self::NoClientCertificate
+            | Self::ThumbprintMismatch
+            | Self::BindingRequired
+            | Self::PopWithoutCnf => "binding",
+        }
+    }
+}
+
+/// A refused request, convertible into the RFC 6750 response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No `Authorization` header (or a scheme this server does not serve): 401 with bare
+    /// `Bearer` and `mtls_pop` challenges, no error code (RFC 6750 §3.1).
+    #[error("no access token presented")]
+    MissingToken,
+    /// A malformed `Authorization` header: 400 `invalid_request`.
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// The token was refused: 401 `invalid_token`.
+    #[error("invalid token: {error}")]
+    InvalidToken {
+        /// The scheme the request used (the challenge answers in it).
+        scheme: Scheme,
+        /// The failed rule.
+        error: TokenError,
+    },
+    /// The issuer's keys could not be obtained: 503 with `Retry-After`.
+    #[error("signing keys unavailable: {0}")]
+    KeysUnavailable(String),
+    /// The server is misconfigured (e.g. the extractor was used without a validator).
+    #[error("resource server misconfigured: {0}")]
+    Misconfigured(&'static str),
+}
+
+impl Rejection {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken { .. } => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The token error, when this is an `invalid_token` refusal.
+    pub fn token_error(&self) -> Option<&TokenError> {
+        match self {
+            Self::InvalidToken { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The `WWW-Authenticate` values (one challenge per header line).
+    pub fn challenges(&self) -> Vec<String> {
+        match self {
+            Self::MissingToken => vec!["Bearer".into(), "mtls_pop".into()],
+            Self::InvalidRequest(d) => vec![format!(
+                r#"Bearer error="invalid_request", error_description="{}""#,
+                sanitize(d)
+            )],
+            Self::InvalidToken { scheme, error } => vec![format!(
+                r#"{} error="invalid_token", error_description="{}""#,
+                scheme.as_str(),
+                sanitize(&error.to_string())
+            )],
+            Self::KeysUnavailable(_) | Self::Misconfigured(_) => Vec::new(),
+        }
+    }
+}
+
+/// Keeps only the characters RFC 6750 §3 allows in `error_description`
+/// (`%x20-21 / %x23-5B / %x5D-7E`).
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+        .collect()
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            Self::MissingToken => serde_json::json!({"error": "unauthorized"}),
+            Self::InvalidRequest(d) => {
+                serde_json::json!({"error": "invalid_request", "error_description": sanitize(d)})
+            }
+            Self::InvalidToken { error, .. } => serde_json::json!({
+                "error": "invalid_token",
+                "error_description": sanitize(&error.to_string()),
+            }),
+            Self::KeysUnavailable(_) => serde_json::json!({
+                "error": "temporarily_unavailable",
+                "error_description": "the issuer's signing keys could not be fetched",
+            }),
+            Self::Misconfigured(d) => {
+                serde_json::json!({"error": "server_error", "error_description": sanitize(d)})
+            }
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        let headers = resp.headers_mut();
+        for c in self.challenges() {
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                headers.append(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        if matches!(self, Self::KeysUnavailable(_)) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}
