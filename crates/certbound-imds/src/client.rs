@@ -1,0 +1,886 @@
+//! The client half: talking to IMDS (v2 certificate minting, v1 tokens) and to the App
+//! Service identity endpoint.
+//!
+//! - [`ImdsClient`]: `getplatformmetadata`, `issuecredential`, the full [`ImdsClient::mint`]
+//!   flow and IMDS v1 unbound tokens. Every request carries `Metadata: true`, bypasses
+//!   proxies, has bounded timeouts and is retried once on 5xx/429/timeout (honouring
+//!   `Retry-After` up to a cap).
+//! - [`ManagedCertificateSource`]: a minted certificate kept in memory and re-minted shortly
+//!   before it expires (single-flight).
+//! - [`AppServiceClient`]: unbound tokens through `IDENTITY_ENDPOINT` / `IDENTITY_HEADER`.
+//!
+//! ```no_run
+//! use certbound_imds::client::{ImdsClient, ManagedCertificateSource, ManagedIdentity};
+//! # async fn run() -> Result<(), certbound_imds::ImdsError> {
+//! let source = ManagedCertificateSource::new(ImdsClient::from_env()?, ManagedIdentity::SystemAssigned);
+//! let minted = source.credential().await?;
+//! println!("POST {} as {} with x5t#S256 {}",
+//!     minted.token_endpoint(), minted.client_id(), minted.certified_key().thumbprint());
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use certbound_core::{Certificate, CertifiedKey, b64, now_unix};
+use serde::Deserialize;
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::csr::CertificateRequest;
+use crate::error::{ImdsError, Result};
+
+/// The IMDS address on every Azure VM.
+pub const DEFAULT_IMDS_BASE: &str = "http://169.254.169.254";
+/// The Azure SDKs' override of [`DEFAULT_IMDS_BASE`].
+pub const IMDS_HOST_ENV: &str = "AZURE_POD_IDENTITY_AUTHORITY_HOST";
+/// App Service: the identity endpoint URL.
+pub const IDENTITY_ENDPOINT_ENV: &str = "IDENTITY_ENDPOINT";
+/// App Service: the secret header value.
+pub const IDENTITY_HEADER_ENV: &str = "IDENTITY_HEADER";
+/// `cred-api-version` of the IMDS v2 credential endpoints.
+pub const CRED_API_VERSION: &str = "2.0";
+/// `api-version` of the IMDS v1 token endpoint.
+pub const IMDS_V1_API_VERSION: &str = "2018-02-01";
+/// `api-version` of the App Service identity endpoint.
+pub const APP_SERVICE_API_VERSION: &str = "2019-08-01";
+/// A minted certificate valid for less than this is never persisted (kept in memory only).
+pub const PERSIST_MIN_LIFETIME_SECS: i64 = 24 * 3600;
+
+/// Which managed identity to use.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ManagedIdentity {
+    /// The host's system-assigned identity.
+    SystemAssigned,
+    /// A user-assigned identity by client (application) id.
+    ClientId(String),
+    /// A user-assigned identity by object (principal) id.
+    ObjectId(String),
+    /// A user-assigned identity by Azure resource id.
+    ResourceId(String),
+}
+
+impl ManagedIdentity {
+    /// From the `ManagedIdentityClientId` configuration value: absent or empty means
+    /// system-assigned, a value starting with `/` is a resource id, anything else a client id.
+    pub fn from_config(client_id: Option<&str>) -> Self {
+        match client_id.map(str::trim) {
+            None | Some("") => Self::SystemAssigned,
+            Some(v) if v.starts_with('/') => Self::ResourceId(v.to_string()),
+            Some(v) => Self::ClientId(v.to_string()),
+        }
+    }
+    /// Whether this is the system-assigned identity.
+    pub fn is_system_assigned(&self) -> bool {
+        matches!(self, Self::SystemAssigned)
+    }
+    /// The query parameter naming a user-assigned identity on IMDS v2 (`mi_res_id` for a
+    /// resource id).
+    fn imds_v2_param(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Self::SystemAssigned => None,
+            Self::ClientId(v) => Some(("client_id", v)),
+            Self::ObjectId(v) => Some(("object_id", v)),
+            Self::ResourceId(v) => Some(("mi_res_id", v)),
+        }
+    }
+    /// IMDS v1 names a resource id `msi_res_id`.
+    fn imds_v1_param(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Self::ResourceId(v) => Some(("msi_res_id", v)),
+            other => other.imds_v2_param(),
+        }
+    }
+    /// App Service names an object id `principal_id`.
+    fn app_service_param(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Self::ObjectId(v) => Some(("principal_id", v)),
+            other => other.imds_v2_param(),
+        }
+    }
+}
+
+/// The `getplatformmetadata` answer.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformMetadata {
+    /// The compute unit id (`{"vmId":…,"vmssId":…}`), echoed into the CSR attribute.
+    pub cu_id: serde_json::Value,
+    /// The identity's client id (the CSR's CN).
+    pub client_id: String,
+    /// The tenant id (the CSR's DC).
+    pub tenant_id: String,
+    /// Where key attestation would be sent (Azure MAA); not used on Linux.
+    #[serde(default)]
+    pub attestation_endpoint: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IssueCredentialResponse {
+    client_id: String,
+    tenant_id: String,
+    certificate: String,
+    #[serde(default)]
+    identity_type: Option<String>,
+    mtls_authentication_endpoint: String,
+}
+
+/// A certificate minted by IMDS v2, with its key and where to use it.
+#[derive(Clone)]
+pub struct MintedCredential {
+    certified_key: CertifiedKey,
+    client_id: String,
+    tenant_id: String,
+    identity_type: String,
+    mtls_authentication_endpoint: String,
+}
+
+impl fmt::Debug for MintedCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MintedCredential")
+            .field("client_id", &self.client_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("identity_type", &self.identity_type)
+            .field(
+                "mtls_authentication_endpoint",
+                &self.mtls_authentication_endpoint,
+            )
+            .field("certified_key", &self.certified_key)
+            .finish()
+    }
+}
+
+impl MintedCredential {
+    /// The certificate (leaf) and its private key: the mTLS client credential.
+    pub fn certified_key(&self) -> &CertifiedKey {
+        &self.certified_key
+    }
+    /// The client id to send to the token endpoint (from `issuecredential`).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    /// The tenant id.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+    /// `SystemAssigned` or `UserAssigned` (as IMDS reported it).
+    pub fn identity_type(&self) -> &str {
+        &self.identity_type
+    }
+    /// The mTLS authentication endpoint base (`https://…`).
+    pub fn mtls_authentication_endpoint(&self) -> &str {
+        &self.mtls_authentication_endpoint
+    }
+    /// `{mtls_authentication_endpoint}/{tenant_id}/oauth2/v2.0/token`: where to POST the
+    /// `client_credentials` request with `token_type=mtls_pop` over mTLS.
+    pub fn token_endpoint(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.mtls_authentication_endpoint.trim_end_matches('/'),
+            self.tenant_id
+        )
+    }
+    /// The certificate's end of validity (Unix seconds).
+    pub fn not_after(&self) -> i64 {
+        self.certified_key.leaf().not_after()
+    }
+    /// The certificate's lifetime in seconds.
+    pub fn lifetime_secs(&self) -> i64 {
+        let leaf = self.certified_key.leaf();
+        leaf.not_after() - leaf.not_before()
+    }
+    /// When to re-mint: 5 minutes or 10 % of the lifetime (whichever is shorter) before
+    /// expiry.
+    pub fn refresh_at(&self) -> i64 {
+        let margin = (self.lifetime_secs() / 10).clamp(0, 300);
+        self.not_after() - margin
+    }
+    /// Whether it may be persisted across restarts: only certificates valid for 24 h or more.
+    pub fn is_persistable(&self) -> bool {
+        self.lifetime_secs() >= PERSIST_MIN_LIFETIME_SECS
+    }
+}
+
+/// An unbound managed-identity access token (IMDS v1 or App Service).
+#[derive(Clone)]
+pub struct ManagedIdentityToken {
+    access_token: Zeroizing<String>,
+    /// Expiry, Unix seconds.
+    pub expires_on: i64,
+    /// Usually `Bearer`.
+    pub token_type: String,
+    /// The resource the token is for, when the endpoint said.
+    pub resource: Option<String>,
+}
+
+impl fmt::Debug for ManagedIdentityToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagedIdentityToken")
+            .field(
+                "access_token",
+                &format_args!("<redacted, {} bytes>", self.access_token.len()),
+            )
+            .field("expires_on", &self.expires_on)
+            .field("token_type", &self.token_type)
+            .field("resource", &self.resource)
+            .finish()
+    }
+}
+
+impl ManagedIdentityToken {
+    /// The access token (a secret: do not log it).
+    pub fn access_token(&self) -> &str {
+        &self.access_token
+    }
+}
+
+/// Timeouts and retry policy shared by the IMDS and App Service clients.
+#[derive(Clone)]
+struct Http {
+    client: reqwest::Client,
+    timeout: Duration,
+    retry_delay: Duration,
+    max_retry_after: Duration,
+    clock: Clock,
+}
+
+/// A source of "now" in Unix seconds (replaceable in tests).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+impl Http {
+    fn new() -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| ImdsError::Unreachable {
+                endpoint: "(client setup)".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            client,
+            timeout: Duration::from_secs(10),
+            retry_delay: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(10),
+            clock: Arc::new(now_unix),
+        })
+    }
+
+    /// Sends `build()` and retries once on 5xx, 429 or a timeout.
+    async fn send(
+        &self,
+        endpoint: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= 2;
+            match build().timeout(self.timeout).send().await {
+                Ok(resp) => {
+                    let s = resp.status();
+                    let retryable =
+                        s.is_server_error() || s == reqwest::StatusCode::TOO_MANY_REQUESTS;
+                    if retryable && !last {
+                        let wait = retry_after(&resp)
+                            .map(|d| d.min(self.max_retry_after))
+                            .unwrap_or(self.retry_delay);
+                        tracing::debug!(
+                            endpoint,
+                            status = s.as_u16(),
+                            ?wait,
+                            "retrying managed-identity request"
+                        );
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Ok(resp);
+                }
+                Err(e) if e.is_timeout() => {
+                    if !last {
+                        tracing::debug!(endpoint, "managed-identity request timed out; retrying");
+                        tokio::time::sleep(self.retry_delay).await;
+                        continue;
+                    }
+                    return Err(ImdsError::Timeout {
+                        endpoint: endpoint.to_string(),
+                        timeout_ms: self.timeout.as_millis(),
+                    });
+                }
+                Err(e) => {
+                    return Err(ImdsError::Unreachable {
+                        endpoint: endpoint.to_string(),
+                        reason: error_chain(&e),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Reads a body and checks the status; non-2xx becomes [`ImdsError::Status`] with the
+/// `error`/`error_description` (never the whole body).
+async fn read_json(endpoint: &str, resp: reqwest::Response) -> Result<serde_json::Value> {
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| ImdsError::Unreachable {
+        endpoint: endpoint.to_string(),
+        reason: error_chain(&e),
+    })?;
+    if !status.is_success() {
+        return Err(ImdsError::Status {
+            endpoint: endpoint.to_string(),
+            status: status.as_u16(),
+            detail: error_detail(&body),
+        });
+    }
+    serde_json::from_slice(&body).map_err(|e| ImdsError::MalformedResponse {
+        endpoint: endpoint.to_string(),
+        reason: format!("not JSON ({e})"),
+    })
+}
+
+fn error_detail(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let pick = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let parts: Vec<String> = ["error", "error_description", "message"]
+            .iter()
+            .filter_map(|k| pick(k))
+            .collect();
+        if !parts.is_empty() {
+            return parts.join(": ");
+        }
+    }
+    let text: String = String::from_utf8_lossy(body)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if text.is_empty() {
+        "(empty body)".into()
+    } else {
+        text
+    }
+}
+
+fn without_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.to_string()
+}
+
+/// Parses `expires_on` (Unix seconds as a number or a string), else `expires_in`.
+fn parse_token(endpoint: &str, v: &serde_json::Value, now: i64) -> Result<ManagedIdentityToken> {
+    let bad = |reason: &str| ImdsError::MalformedResponse {
+        endpoint: endpoint.to_string(),
+        reason: reason.to_string(),
+    };
+    let int = |k: &str| -> Option<i64> {
+        match v.get(k)? {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    let token = v
+        .get("access_token")
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("no `access_token`"))?;
+    let expires_on = int("expires_on")
+        .or_else(|| int("expires_in").map(|s| now + s))
+        .ok_or_else(|| bad("no numeric `expires_on` or `expires_in`"))?;
+    Ok(ManagedIdentityToken {
+        access_token: Zeroizing::new(token.to_string()),
+        expires_on,
+        token_type: v
+            .get("token_type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("Bearer")
+            .to_string(),
+        resource: v
+            .get("resource")
+            .and_then(|t| t.as_str())
+            .map(str::to_string),
+    })
+}
+
+/// A client for the Azure Instance Metadata Service (or the certbound emulator).
+#[derive(Clone)]
+pub struct ImdsClient {
+    base: Url,
+    http: Http,
+}
+
+impl fmt::Debug for ImdsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImdsClient")
+            .field("base", &self.base.as_str())
+            .field("timeout", &self.http.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImdsClient {
+    /// The IMDS at `AZURE_POD_IDENTITY_AUTHORITY_HOST` when set, else `http://169.254.169.254`.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var(IMDS_HOST_ENV) {
+            Ok(v) if !v.trim().is_empty() => Self::parse_base(v.trim(), IMDS_HOST_ENV),
+            _ => Self::parse_base(DEFAULT_IMDS_BASE, "the default"),
+        }
+    }
+
+    /// An IMDS at `base` (`http://host:port`, scheme optional as in the Azure SDKs).
+    pub fn new(base: &str) -> Result<Self> {
+        Self::parse_base(base, "configuration")
+    }
+
+    fn parse_base(value: &str, origin: &'static str) -> Result<Self> {
+        let with_scheme = if value.contains("://") {
+            value.to_string()
+        } else {
+            format!("http://{value}")
+        };
+        let bad = |reason: String| ImdsError::BadEndpoint {
+            value: value.to_string(),
+            origin,
+            reason,
+        };
+        let base = Url::parse(&with_scheme).map_err(|e| bad(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
+            return Err(bad("expected http://host[:port]".into()));
+        }
+        Ok(Self {
+            base,
+            http: Http::new()?,
+        })
+    }
+
+    /// Per-attempt request timeout (default 10 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.http.timeout = timeout;
+        self
+    }
+    /// Delay before the single retry when the server gives no `Retry-After` (default 500 ms).
+    pub fn with_retry_delay(mut self, delay: Duration) -> Self {
+        self.http.retry_delay = delay;
+        self
+    }
+    /// Cap on an honoured `Retry-After` (default 10 s).
+    pub fn with_max_retry_after(mut self, cap: Duration) -> Self {
+        self.http.max_retry_after = cap;
+        self
+    }
+    /// Replaces the clock (Unix seconds) used for token expiry and certificate refresh.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.http.clock = clock;
+        self
+    }
+    /// The base address in use.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        let mut u = self.base.clone();
+        u.set_path(path);
+        {
+            let mut q = u.query_pairs_mut();
+            q.clear();
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+        }
+        u
+    }
+
+    /// `GET /metadata/identity/getplatformmetadata?cred-api-version=2.0`.
+    ///
+    /// Requires a `server` header on the answer; 404 is [`ImdsError::ImdsV1Only`].
+    pub async fn platform_metadata(&self, identity: &ManagedIdentity) -> Result<PlatformMetadata> {
+        let mut query = vec![("cred-api-version", CRED_API_VERSION)];
+        query.extend(identity.imds_v2_param());
+        let url = self.url("/metadata/identity/getplatformmetadata", &query);
+        let endpoint = without_query(&url);
+        let resp = self
+            .http
+            .send(&endpoint, || {
+                self.http.client.get(url.clone()).header("Metadata", "true")
+            })
+            .await?;
+        if !resp.headers().contains_key(reqwest::header::SERVER) {
+            return Err(ImdsError::MissingServerHeader { endpoint });
+        }
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(ImdsError::ImdsV1Only { endpoint });
+        }
+        let v = read_json(&endpoint, resp).await?;
+        let meta: PlatformMetadata =
+            serde_json::from_value(v).map_err(|e| ImdsError::MalformedResponse {
+                endpoint: endpoint.clone(),
+                reason: format!("not platform metadata ({e})"),
+            })?;
+        if meta.client_id.is_empty() || meta.tenant_id.is_empty() || !meta.cu_id.is_object() {
+            return Err(ImdsError::MalformedResponse {
+                endpoint,
+                reason: "empty clientId/tenantId or a cuId that is not an object".into(),
+            });
+        }
+        Ok(meta)
+    }
+
+    /// `POST /metadata/identity/issuecredential?cred-api-version=2.0` with the CSR; checks that
+    /// the returned certificate is for the CSR's key and returns it with that key.
+    pub async fn issue_credential(
+        &self,
+        request: CertificateRequest,
+        attestation_token: Option<&str>,
+    ) -> Result<MintedCredential> {
+        let url = self.url(
+            "/metadata/identity/issuecredential",
+            &[("cred-api-version", CRED_API_VERSION)],
+        );
+        let endpoint = without_query(&url);
+        let mut body = serde_json::json!({ "csr": request.to_base64() });
+        if let Some(t) = attestation_token {
+            body["attestation_token"] = serde_json::Value::String(t.to_string());
+        }
+        let resp = self
+            .http
+            .send(&endpoint, || {
+                self.http
+                    .client
+                    .post(url.clone())
+                    .header("Metadata", "true")
+                    .json(&body)
+            })
+            .await?;
+        let v = read_json(&endpoint, resp).await?;
+        let bad = |reason: String| ImdsError::MalformedResponse {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let r: IssueCredentialResponse = serde_json::from_value(v)
+            .map_err(|e| bad(format!("not an issuecredential answer ({e})")))?;
+        let der = b64::decode_std_lenient(&r.certificate)
+            .map_err(|e| bad(format!("`certificate` is not base64 ({e})")))?;
+        let cert = Certificate::from_der(der, "issuecredential certificate")?;
+        let (key, _) = request.into_parts();
+        if cert.public_key_bytes() != key.public_key_bytes() {
+            return Err(ImdsError::CertificateForAnotherKey {
+                subject: cert.subject().to_string(),
+                thumbprint: cert.thumbprint().to_base64url(),
+            });
+        }
+        let mtls = Url::parse(&r.mtls_authentication_endpoint)
+            .map_err(|e| bad(format!("`mtls_authentication_endpoint` is not a URL ({e})")))?;
+        if mtls.scheme() != "https" {
+            return Err(bad(format!(
+                "`mtls_authentication_endpoint` {} is not https",
+                r.mtls_authentication_endpoint
+            )));
+        }
+        if r.client_id.is_empty() || r.tenant_id.is_empty() {
+            return Err(bad("empty `client_id` or `tenant_id`".into()));
+        }
+        let certified_key = CertifiedKey::new(vec![cert], key, "issuecredential certificate")?;
+        Ok(MintedCredential {
+            certified_key,
+            client_id: r.client_id,
+            tenant_id: r.tenant_id,
+            identity_type: r.identity_type.unwrap_or_default(),
+            mtls_authentication_endpoint: r.mtls_authentication_endpoint,
+        })
+    }
+
+    /// The whole IMDS v2 flow: platform metadata, an RSA-2048 key and PSS-signed CSR,
+    /// `issuecredential`. (No key attestation: there is no KeyGuard on Linux, and IMDS accepts
+    /// unattested CSRs.)
+    pub async fn mint(&self, identity: &ManagedIdentity) -> Result<MintedCredential> {
+        let meta = self.platform_metadata(identity).await?;
+        let request = tokio::task::spawn_blocking(move || {
+            CertificateRequest::generate(&meta.client_id, &meta.tenant_id, &meta.cu_id)
+        })
+        .await
+        .map_err(|e| ImdsError::Csr(format!("key generation task failed: {e}")))??;
+        self.issue_credential(request, None).await
+    }
+
+    /// An unbound token from IMDS v1:
+    /// `GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=…`.
+    pub async fn imds_v1_token(
+        &self,
+        identity: &ManagedIdentity,
+        resource: &str,
+    ) -> Result<ManagedIdentityToken> {
+        let mut query = vec![("api-version", IMDS_V1_API_VERSION), ("resource", resource)];
+        query.extend(identity.imds_v1_param());
+        let url = self.url("/metadata/identity/oauth2/token", &query);
+        let endpoint = without_query(&url);
+        let resp = self
+            .http
+            .send(&endpoint, || {
+                self.http.client.get(url.clone()).header("Metadata", "true")
+            })
+            .await?;
+        let v = read_json(&endpoint, resp).await?;
+        parse_token(&endpoint, &v, (self.http.clock)())
+    }
+}
+
+/// Unbound tokens from the App Service identity endpoint (`IDENTITY_ENDPOINT` with the
+/// `X-IDENTITY-HEADER` secret, `api-version=2019-08-01`).
+#[derive(Clone)]
+pub struct AppServiceClient {
+    endpoint: Url,
+    header: Zeroizing<String>,
+    http: Http,
+}
+
+impl fmt::Debug for AppServiceClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppServiceClient")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("identity_header", &"<redacted>")
+            .finish()
+    }
+}
+
+impl AppServiceClient {
+    /// From `IDENTITY_ENDPOINT` and `IDENTITY_HEADER`.
+    pub fn from_env() -> Result<Self> {
+        let ep = std::env::var(IDENTITY_ENDPOINT_ENV)
+            .ok()
+            .filter(|v| !v.is_empty());
+        let hd = std::env::var(IDENTITY_HEADER_ENV)
+            .ok()
+            .filter(|v| !v.is_empty());
+        match (ep, hd) {
+            (Some(e), Some(h)) => Self::new(&e, &h),
+            (e, h) => Err(ImdsError::AppServiceNotConfigured {
+                missing: [
+                    (e.is_none(), IDENTITY_ENDPOINT_ENV),
+                    (h.is_none(), IDENTITY_HEADER_ENV),
+                ]
+                .iter()
+                .filter(|(m, _)| *m)
+                .map(|(_, n)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
+            }),
+        }
+    }
+
+    /// An App Service identity endpoint and its secret header value.
+    pub fn new(endpoint: &str, identity_header: &str) -> Result<Self> {
+        let url = Url::parse(endpoint).map_err(|e| ImdsError::BadEndpoint {
+            value: endpoint.to_string(),
+            origin: IDENTITY_ENDPOINT_ENV,
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            endpoint: url,
+            header: Zeroizing::new(identity_header.to_string()),
+            http: Http::new()?,
+        })
+    }
+
+    /// Per-attempt request timeout (default 10 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.http.timeout = timeout;
+        self
+    }
+    /// Delay before the single retry when the server gives no `Retry-After` (default 500 ms).
+    pub fn with_retry_delay(mut self, delay: Duration) -> Self {
+        self.http.retry_delay = delay;
+        self
+    }
+
+    /// `GET {IDENTITY_ENDPOINT}?api-version=2019-08-01&resource=…` with `X-IDENTITY-HEADER`.
+    pub async fn token(
+        &self,
+        identity: &ManagedIdentity,
+        resource: &str,
+    ) -> Result<ManagedIdentityToken> {
+        let mut url = self.endpoint.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("api-version", APP_SERVICE_API_VERSION);
+            q.append_pair("resource", resource);
+            if let Some((k, v)) = identity.app_service_param() {
+                q.append_pair(k, v);
+            }
+        }
+        let endpoint = without_query(&url);
+        let resp = self
+            .http
+            .send(&endpoint, || {
+                self.http
+                    .client
+                    .get(url.clone())
+                    .header("X-IDENTITY-HEADER", self.header.as_str())
+            })
+            .await?;
+        let v = read_json(&endpoint, resp).await?;
+        parse_token(&endpoint, &v, (self.http.clock)())
+    }
+}
+
+/// A managed-identity certificate credential: minted through IMDS v2 on first use, kept in
+/// memory (never written to disk) and re-minted when [`MintedCredential::refresh_at`] has
+/// passed. Concurrent callers share one mint (single-flight).
+pub struct ManagedCertificateSource {
+    client: ImdsClient,
+    identity: ManagedIdentity,
+    current: tokio::sync::Mutex<Option<Arc<MintedCredential>>>,
+    mints: AtomicU64,
+}
+
+impl fmt::Debug for ManagedCertificateSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagedCertificateSource")
+            .field("imds", &self.client.base.as_str())
+            .field("identity", &self.identity)
+            .field("mints", &self.mints())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManagedCertificateSource {
+    /// A source for `identity` minting through `client`.
+    pub fn new(client: ImdsClient, identity: ManagedIdentity) -> Self {
+        Self {
+            client,
+            identity,
+            current: tokio::sync::Mutex::new(None),
+            mints: AtomicU64::new(0),
+        }
+    }
+
+    /// The identity this source mints for.
+    pub fn identity(&self) -> &ManagedIdentity {
+        &self.identity
+    }
+
+    /// The current credential, minting (or re-minting, when near expiry) as needed.
+    pub async fn credential(&self) -> Result<Arc<MintedCredential>> {
+        let mut slot = self.current.lock().await;
+        let now = (self.client.http.clock)();
+        if let Some(c) = slot.as_ref()
+            && now < c.refresh_at()
+        {
+            return Ok(c.clone());
+        }
+        let minted = Arc::new(self.client.mint(&self.identity).await?);
+        self.mints.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            client_id = minted.client_id(),
+            x5t = %minted.certified_key().thumbprint(),
+            not_after = minted.not_after(),
+            persistable = minted.is_persistable(),
+            "minted a managed-identity certificate through IMDS v2"
+        );
+        *slot = Some(minted.clone());
+        Ok(minted)
+    }
+
+    /// The current certificate and key.
+    pub async fn certified_key(&self) -> Result<CertifiedKey> {
+        Ok(self.credential().await?.certified_key().clone())
+    }
+    /// `{mtls_authentication_endpoint}/{tenant_id}/oauth2/v2.0/token` of the current credential.
+    pub async fn token_endpoint(&self) -> Result<String> {
+        Ok(self.credential().await?.token_endpoint())
+    }
+    /// The client id to present at the token endpoint.
+    pub async fn client_id(&self) -> Result<String> {
+        Ok(self.credential().await?.client_id().to_string())
+    }
+    /// Forgets the current certificate so the next call re-mints (e.g. after the token
+    /// endpoint rejected it).
+    pub async fn invalidate(&self) {
+        *self.current.lock().await = None;
+    }
+    /// How many certificates this source has minted.
+    pub fn mints(&self) -> u64 {
+        self.mints.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_from_config() {
+        assert_eq!(
+            ManagedIdentity::from_config(None),
+            ManagedIdentity::SystemAssigned
+        );
+        assert_eq!(
+            ManagedIdentity::from_config(Some(" ")),
+            ManagedIdentity::SystemAssigned
+        );
+        assert_eq!(
+            ManagedIdentity::from_config(Some("abc")),
+            ManagedIdentity::ClientId("abc".into())
+        );
+        assert!(matches!(
+            ManagedIdentity::from_config(Some("/subscriptions/x")),
+            ManagedIdentity::ResourceId(_)
+        ));
+    }
+
+    #[test]
+    fn token_parsing_and_redaction() {
+        let v = serde_json::json!({"access_token": "s3cr3t-token", "expires_on": "1700000000", "token_type": "Bearer"});
+        let t = parse_token("e", &v, 0).unwrap();
+        assert_eq!(t.expires_on, 1_700_000_000);
+        assert_eq!(t.access_token(), "s3cr3t-token");
+        assert!(!format!("{t:?}").contains("s3cr3t"));
+        let v = serde_json::json!({"access_token": "x", "expires_in": 60});
+        assert_eq!(parse_token("e", &v, 100).unwrap().expires_on, 160);
+        assert!(parse_token("e", &serde_json::json!({"expires_on": 1}), 0).is_err());
+        assert!(parse_token("e", &serde_json::json!({"access_token": "x"}), 0).is_err());
+    }
+
+    #[test]
+    fn base_address_forms() {
+        assert_eq!(
+            ImdsClient::new("127.0.0.1:9").unwrap().base_url().as_str(),
+            "http://127.0.0.1:9/"
+        );
+        assert!(ImdsClient::new("ftp://x").is_err());
+        let c = AppServiceClient::new("http://127.0.0.1:1/msi/token", "topsecret").unwrap();
+        assert!(!format!("{c:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn error_detail_never_dumps_long_bodies() {
+        let d = error_detail(br#"{"error":"invalid_request","error_description":"bad"}"#);
+        assert_eq!(d, "invalid_request: bad");
+        assert_eq!(error_detail(&[b'a'; 1000]).len(), 200);
+    }
+}
