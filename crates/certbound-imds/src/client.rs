@@ -446,8 +446,13 @@ impl fmt::Debug for ImdsClient {
 impl ImdsClient {
     /// The IMDS at `AZURE_POD_IDENTITY_AUTHORITY_HOST` when set, else `http://169.254.169.254`.
     pub fn from_env() -> Result<Self> {
-        match std::env::var(IMDS_HOST_ENV) {
-            Ok(v) if !v.trim().is_empty() => Self::parse_base(v.trim(), IMDS_HOST_ENV),
+        Self::from_env_with(|k| std::env::var(k).ok())
+    }
+
+    /// [`ImdsClient::from_env`] reading variables through `lookup` (for tests and embedders).
+    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        match lookup(IMDS_HOST_ENV) {
+            Some(v) if !v.trim().is_empty() => Self::parse_base(v.trim(), IMDS_HOST_ENV),
             _ => Self::parse_base(DEFAULT_IMDS_BASE, "the default"),
         }
     }
@@ -671,12 +676,13 @@ impl fmt::Debug for AppServiceClient {
 impl AppServiceClient {
     /// From `IDENTITY_ENDPOINT` and `IDENTITY_HEADER`.
     pub fn from_env() -> Result<Self> {
-        let ep = std::env::var(IDENTITY_ENDPOINT_ENV)
-            .ok()
-            .filter(|v| !v.is_empty());
-        let hd = std::env::var(IDENTITY_HEADER_ENV)
-            .ok()
-            .filter(|v| !v.is_empty());
+        Self::from_env_with(|k| std::env::var(k).ok())
+    }
+
+    /// [`AppServiceClient::from_env`] reading variables through `lookup`.
+    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let ep = lookup(IDENTITY_ENDPOINT_ENV).filter(|v| !v.is_empty());
+        let hd = lookup(IDENTITY_HEADER_ENV).filter(|v| !v.is_empty());
         match (ep, hd) {
             (Some(e), Some(h)) => Self::new(&e, &h),
             (e, h) => Err(ImdsError::AppServiceNotConfigured {

@@ -610,13 +610,8 @@ fn check_csr(cfg: &EmulatorConfig, der: &[u8]) -> Result<CheckedCsr, String> {
     }
 
     let oid_str = CU_ID_ATTRIBUTE_OID;
-    let attr = info
-        .attributes()
-        .iter()
-        .find(|a| a.oid.to_id_string() == oid_str)
+    let cu_id = cu_id_attribute(info.raw)?
         .ok_or_else(|| format!("the cuId attribute {oid_str} is missing"))?;
-    let cu_id = cu_id_attribute_value(attr.value)
-        .ok_or_else(|| format!("attribute {oid_str} must be a SET holding one UTF8String"))?;
     let parsed: serde_json::Value =
         serde_json::from_str(&cu_id).map_err(|_| format!("attribute {oid_str} is not JSON"))?;
     if parsed != cfg.cu_id {
@@ -630,21 +625,57 @@ fn check_csr(cfg: &EmulatorConfig, der: &[u8]) -> Result<CheckedCsr, String> {
     })
 }
 
-/// `SET { UTF8String }` → the string.
-fn cu_id_attribute_value(value: &[u8]) -> Option<String> {
+/// Finds the `cuId` attribute in a DER `CertificationRequestInfo` and returns its
+/// UTF8String value. (x509-parser keeps only the header of attributes it does not know, so
+/// the `[0]` attribute set is walked here with its DER parser.)
+fn cu_id_attribute(info_der: &[u8]) -> Result<Option<String>, String> {
     use x509_parser::der_parser::ber::BerObjectContent;
-    let (rest, set) = x509_parser::der_parser::der::parse_der_set(value).ok()?;
-    if !rest.is_empty() {
-        return None;
-    }
-    let items = set.as_set().ok()?;
-    let [item] = items.as_slice() else {
-        return None;
+    use x509_parser::der_parser::der::parse_der;
+    let malformed = |what: &str| format!("malformed CSR attributes: {what}");
+    let (_, info) = parse_der(info_der).map_err(|_| malformed("request info"))?;
+    let items = info.as_sequence().map_err(|_| malformed("request info"))?;
+    let Some(attrs) = items.get(3) else {
+        return Ok(None);
     };
-    match &item.content {
-        BerObjectContent::UTF8String(s) => Some(s.to_string()),
-        _ => None,
+    let mut rest: &[u8] = match &attrs.content {
+        BerObjectContent::Unknown(any) => any.data,
+        _ => return Err(malformed("expected [0] attributes")),
+    };
+    let mut found = None;
+    while !rest.is_empty() {
+        let (r, attr) = parse_der(rest).map_err(|_| malformed("attribute"))?;
+        rest = r;
+        let parts = attr.as_sequence().map_err(|_| malformed("attribute"))?;
+        let [oid, values] = parts.as_slice() else {
+            return Err(malformed("attribute"));
+        };
+        let oid = oid.as_oid().map_err(|_| malformed("attribute type"))?;
+        if oid.to_id_string() != CU_ID_ATTRIBUTE_OID {
+            continue;
+        }
+        if found.is_some() {
+            return Err(format!("attribute {CU_ID_ATTRIBUTE_OID} appears twice"));
+        }
+        let set = values
+            .as_set()
+            .map_err(|_| format!("attribute {CU_ID_ATTRIBUTE_OID} values are not a SET"))?;
+        match set.as_slice() {
+            [v] => match &v.content {
+                BerObjectContent::UTF8String(s) => found = Some(s.to_string()),
+                _ => {
+                    return Err(format!(
+                        "attribute {CU_ID_ATTRIBUTE_OID} is not a UTF8String"
+                    ));
+                }
+            },
+            _ => {
+                return Err(format!(
+                    "attribute {CU_ID_ATTRIBUTE_OID} must hold exactly one value"
+                ));
+            }
+        }
     }
+    Ok(found)
 }
 
 async fn issue_credential(
