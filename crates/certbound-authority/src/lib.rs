@@ -1,1 +1,376 @@
-//! placeholder
+//! # certbound-authority
+//!
+//! A local development authority: an Entra-shaped, OIDC-compliant token service for one
+//! tenant that issues RFC 8705 certificate-bound access tokens over HTTPS on loopback,
+//! so clients and resource servers can be exercised with no cloud account.
+//!
+//! The data path, module by module:
+//! - [`state`]: the state directory (dev CA, TLS certificate, signing key, registry file),
+//!   created on first run and reloaded afterwards;
+//! - [`registry`]: client registrations ([`ClientRegistration`]) and the registry file a
+//!   running authority re-reads when it changes;
+//! - [`client_auth`]: client authentication (secret, `private_key_jwt`, mTLS);
+//! - [`issue`]: scope → audience, and signing the access token;
+//! - [`http`]: discovery, JWKS and the token endpoint;
+//! - [`error`]: RFC 6749 §5.2 error responses and setup errors.
+//!
+//! ```no_run
+//! use certbound_authority::{Authority, AuthorityOptions, ClientRegistration, CertAuthMethod};
+//! use certbound_core::{ca::{self, IssueSpec}, KeyKind};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let authority = Authority::open_or_init("/tmp/certbound-authority", AuthorityOptions::default())?;
+//! let running = authority.spawn("127.0.0.1:0".parse()?).await?;
+//! let app = ca::self_signed_certified_key(&IssueSpec::client("app"), KeyKind::EcP256)?;
+//! running.register(ClientRegistration::with_certificate(
+//!     "app", app.leaf().clone(), CertAuthMethod::SelfSignedTlsClientAuth))?;
+//! println!("issuer {} — trust {}", running.issuer(), running.ca_cert_path().display());
+//! // POST running.token_endpoint() over mTLS with `app`: client_id=app,
+//! // grant_type=client_credentials, scope=api://x/.default, token_type=mtls_pop.
+//! running.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Other in-process services (such as a managed-identity emulator) can use
+//! [`Authority::ca`] to mint certificates and [`Authority::register`] to register the
+//! identities they hand out; the running authority sees them on its next request.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client_auth;
+pub mod error;
+pub mod http;
+pub mod issue;
+pub mod registry;
+pub mod state;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use certbound_core::ca::DevCa;
+use certbound_core::tls::{ClientAuth, server_config};
+use certbound_core::{Certificate, CertifiedKey, JwsAlgorithm, PrivateKey};
+use certbound_resource::transport::TlsServer;
+use tokio::sync::oneshot;
+
+pub use client_auth::AuthMethod;
+pub use error::{AuthorityError, ErrorCode, OAuthError};
+pub use http::Endpoints;
+pub use registry::{CertAuthMethod, ClientRegistration, ClientSecret, Credential};
+
+/// Options for opening (and, the first time, initialising) an authority directory.
+#[derive(Debug, Clone)]
+pub struct AuthorityOptions {
+    /// Tenant id for a new directory (default: a fresh GUID). For an existing directory
+    /// it must match the stored one.
+    pub tenant: Option<String>,
+    /// Token-signing algorithm for a new directory: ES256 (default), RS256 or PS256.
+    /// An existing directory keeps its algorithm.
+    pub signing_alg: JwsAlgorithm,
+    /// Access-token lifetime (default one hour).
+    pub token_lifetime: Duration,
+}
+
+impl Default for AuthorityOptions {
+    fn default() -> Self {
+        Self {
+            tenant: None,
+            signing_alg: JwsAlgorithm::ES256,
+            token_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    ca: DevCa,
+    tls: CertifiedKey,
+    signing_key: Arc<PrivateKey>,
+    signing_alg: JwsAlgorithm,
+    kid: String,
+    tenant: String,
+    lifetime: Duration,
+    registry: Arc<registry::Registry>,
+}
+
+/// A development authority loaded from its state directory. Cheap to clone.
+#[derive(Clone)]
+pub struct Authority {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("dir", &self.inner.dir)
+            .field("tenant", &self.inner.tenant)
+            .field("signing_alg", &self.inner.signing_alg)
+            .field("kid", &self.inner.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authority {
+    /// Opens `dir`, creating the CA, TLS certificate, signing key and registry on first use.
+    pub fn open_or_init(
+        dir: impl AsRef<Path>,
+        options: AuthorityOptions,
+    ) -> Result<Self, AuthorityError> {
+        let dir = dir.as_ref().to_path_buf();
+        if options.token_lifetime.as_secs() < 60 || options.token_lifetime.as_secs() > 86400 {
+            return Err(AuthorityError::Options(
+                "the token lifetime must be between 60 seconds and 24 hours".into(),
+            ));
+        }
+        if options.signing_alg == JwsAlgorithm::ES384 {
+            return Err(AuthorityError::Options(
+                "the signing algorithm must be ES256, RS256 or PS256".into(),
+            ));
+        }
+        let loaded = state::open_or_init(&dir, options.tenant.as_deref(), options.signing_alg)?;
+        let jwk = loaded.signing_key.public_jwk();
+        let kid = jwk
+            .thumbprint()
+            .map_err(|e| AuthorityError::state(dir.join(state::SIGNING_KEY), e.to_string()))?;
+        let registry = Arc::new(registry::Registry::new(
+            dir.join(state::REGISTRY),
+            &loaded.file,
+        ));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                ca: loaded.ca,
+                tls: loaded.tls,
+                signing_key: Arc::new(loaded.signing_key),
+                signing_alg: loaded.file.signing_alg,
+                kid,
+                tenant: loaded.file.tenant,
+                lifetime: options.token_lifetime,
+                registry,
+            }),
+        })
+    }
+
+    /// Registers (or replaces) a client in the authority at `dir`, initialising the
+    /// directory if needed. A running authority picks the change up on its next request.
+    pub fn register_client(
+        dir: impl AsRef<Path>,
+        registration: ClientRegistration,
+    ) -> Result<(), AuthorityError> {
+        Self::open_or_init(dir, AuthorityOptions::default())?.register(registration)
+    }
+
+    /// Registers (or replaces) a client.
+    pub fn register(&self, registration: ClientRegistration) -> Result<(), AuthorityError> {
+        let rec = registry::record_for(&registration, self.inner.ca.cert())?;
+        self.inner.registry.register(rec)
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+    /// The tenant id.
+    pub fn tenant(&self) -> &str {
+        &self.inner.tenant
+    }
+    /// The development CA (to issue client certificates that chain to `ca.pem`).
+    pub fn ca(&self) -> &DevCa {
+        &self.inner.ca
+    }
+    /// The CA certificate (the trust anchor for the authority's TLS).
+    pub fn ca_cert(&self) -> Certificate {
+        self.inner.ca.cert().clone()
+    }
+    /// `DIR/ca.pem`.
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.inner.dir.join(state::CA_CERT)
+    }
+    /// The token-signing algorithm.
+    pub fn signing_alg(&self) -> JwsAlgorithm {
+        self.inner.signing_alg
+    }
+    /// The `kid` of the signing key (its RFC 7638 thumbprint).
+    pub fn kid(&self) -> &str {
+        &self.inner.kid
+    }
+
+    /// Binds `addr` (port 0 picks a free one) and serves HTTPS until
+    /// [`RunningAuthority::shutdown`] (or drop).
+    ///
+    /// URLs use the bound address; an unspecified address (`0.0.0.0`, `::`) is advertised
+    /// as loopback.
+    pub async fn spawn(&self, addr: SocketAddr) -> Result<RunningAuthority, AuthorityError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AuthorityError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| AuthorityError::Bind { addr, source })?;
+        let advertised = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), local.port())
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), local.port())
+            }
+            _ => local,
+        };
+        let base = format!("https://{advertised}");
+        let endpoints = Endpoints::new(&base, &self.inner.tenant);
+        let localhost = Endpoints::new(
+            &format!("https://localhost:{}", local.port()),
+            &self.inner.tenant,
+        );
+        let verifier = client_auth::Verifier::new(
+            self.inner.ca.cert().clone(),
+            vec![
+                endpoints.token_endpoint.clone(),
+                endpoints.issuer.clone(),
+                localhost.token_endpoint,
+                localhost.issuer,
+            ],
+        );
+        let jwk = self
+            .inner
+            .signing_key
+            .public_jwk()
+            .with_kid(self.inner.kid.clone())
+            .with_alg(self.inner.signing_alg);
+        let svc = Arc::new(http::Service {
+            discovery: http::Service::discovery_document(
+                &endpoints,
+                self.inner.signing_alg.as_str(),
+            ),
+            jwks: serde_json::json!({ "keys": [jwk] }),
+            issuer: issue::TokenIssuer {
+                key: self.inner.signing_key.clone(),
+                alg: self.inner.signing_alg,
+                kid: self.inner.kid.clone(),
+                issuer: endpoints.issuer.clone(),
+                tenant: self.inner.tenant.clone(),
+                lifetime: self.inner.lifetime.as_secs() as i64,
+            },
+            verifier,
+            registry: self.inner.registry.clone(),
+        });
+        let app = http::router(svc, &self.inner.tenant);
+        let tls = server_config(&self.inner.tls, ClientAuth::Optional)
+            .map_err(|e| AuthorityError::Tls(e.to_string()))?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = TlsServer::new(listener, tls);
+        let task = tokio::spawn(async move {
+            if let Err(e) = server
+                .serve(app, async {
+                    let _ = rx.await;
+                })
+                .await
+            {
+                tracing::error!(error = %e, "authority server stopped");
+            }
+        });
+        tracing::info!(issuer = %endpoints.issuer, "development authority listening");
+        Ok(RunningAuthority {
+            authority: self.clone(),
+            addr: local,
+            endpoints,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A serving authority. Dropping it stops the server; [`RunningAuthority::shutdown`]
+/// also waits for in-flight requests.
+pub struct RunningAuthority {
+    authority: Authority,
+    addr: SocketAddr,
+    endpoints: Endpoints,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningAuthority")
+            .field("addr", &self.addr)
+            .field("issuer", &self.endpoints.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningAuthority {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// The issuer URL (`https://127.0.0.1:PORT/{tenant}/v2.0`).
+    pub fn issuer(&self) -> &str {
+        &self.endpoints.issuer
+    }
+    /// The tenant id.
+    pub fn tenant(&self) -> &str {
+        self.authority.tenant()
+    }
+    /// The token endpoint (also its `mtls_endpoint_aliases.token_endpoint`).
+    pub fn token_endpoint(&self) -> &str {
+        &self.endpoints.token_endpoint
+    }
+    /// The JWKS URL.
+    pub fn jwks_uri(&self) -> &str {
+        &self.endpoints.jwks_uri
+    }
+    /// The discovery document URL.
+    pub fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.endpoints.issuer)
+    }
+    /// All endpoint URLs.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+    /// The CA certificate clients must trust.
+    pub fn ca_cert(&self) -> Certificate {
+        self.authority.ca_cert()
+    }
+    /// `DIR/ca.pem`.
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.authority.ca_cert_path()
+    }
+    /// The authority behind this server.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+    /// Registers (or replaces) a client; effective for the next request.
+    pub fn register(&self, registration: ClientRegistration) -> Result<(), AuthorityError> {
+        self.authority.register(registration)
+    }
+    /// The ready line `certbound authority serve` prints.
+    pub fn ready_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "addr": self.addr.to_string(),
+            "issuer": self.endpoints.issuer,
+            "tenant": self.tenant(),
+            "ca_cert": self.ca_cert_path().display().to_string(),
+            "token_endpoint": self.endpoints.token_endpoint,
+            "jwks_uri": self.endpoints.jwks_uri,
+        })
+    }
+    /// Stops accepting connections and waits (up to 10 s) for in-flight requests.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningAuthority {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}

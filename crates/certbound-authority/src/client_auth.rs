@@ -1,0 +1,590 @@
+//! Client authentication at the token endpoint: `client_secret_basic`,
+//! `client_secret_post`, `private_key_jwt` (RFC 7523), `self_signed_tls_client_auth` and
+//! `tls_client_auth` (RFC 8705 §2).
+//!
+//! Exactly one of HTTP Basic, `client_secret`, `client_assertion` may be used per request
+//! (RFC 6749 §2.3); without any of them the TLS client certificate must authenticate the
+//! client. Separately from the method used, [`Authenticated::peer_authenticates`] says
+//! whether the connection's certificate authenticates the client, which is what
+//! certificate binding requires.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::signature::{self, UnparsedPublicKey};
+use certbound_core::{Certificate, JwsAlgorithm, Thumbprint, b64, now_unix};
+use certbound_resource::transport::PeerCertificate;
+use http::HeaderValue;
+use serde_json::Value;
+
+use crate::error::OAuthError;
+use crate::registry::{Client, ClientCredential, Clients};
+
+/// The assertion type RFC 7523 defines.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Largest accepted client assertion.
+const MAX_ASSERTION: usize = 16 * 1024;
+/// Clock skew tolerated on `exp`, `nbf`, `iat`.
+const SKEW: i64 = 60;
+/// An assertion may expire at most this far ahead.
+const MAX_ASSERTION_LIFETIME: i64 = 600;
+
+/// How the client authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic with the client secret.
+    ClientSecretBasic,
+    /// `client_secret` in the form body.
+    ClientSecretPost,
+    /// A JWT assertion (RFC 7523).
+    PrivateKeyJwt,
+    /// The registered (self-signed) TLS client certificate.
+    SelfSignedTlsClientAuth,
+    /// A CA-issued TLS client certificate with the registered subject.
+    TlsClientAuth,
+}
+
+impl AuthMethod {
+    /// Whether the TLS client certificate was the authentication.
+    pub fn is_mtls(self) -> bool {
+        matches!(self, Self::SelfSignedTlsClientAuth | Self::TlsClientAuth)
+    }
+    /// Entra's `azpacr`: 1 = secret, 2 = certificate or assertion.
+    pub(crate) fn azpacr(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic | Self::ClientSecretPost => "1",
+            _ => "2",
+        }
+    }
+}
+
+/// The credential parts of a token request.
+#[derive(Default)]
+pub(crate) struct AuthInput<'a> {
+    pub client_id: Option<&'a str>,
+    pub client_secret: Option<&'a str>,
+    pub client_assertion_type: Option<&'a str>,
+    pub client_assertion: Option<&'a str>,
+    pub authorization: Option<&'a HeaderValue>,
+    pub peer: Option<&'a PeerCertificate>,
+}
+
+/// A successfully authenticated client.
+#[derive(Debug)]
+pub(crate) struct Authenticated {
+    pub client: Arc<Client>,
+    pub method: AuthMethod,
+    /// The TLS client certificate (if any) authenticates this client.
+    pub peer_authenticates: bool,
+}
+
+/// Remembers assertion `jti`s until their `exp` so none is accepted twice.
+///
+/// Bounded: when full of unexpired entries, new assertions are refused
+/// (`temporarily_unavailable`) rather than forgetting one that could then be replayed.
+#[derive(Debug)]
+pub(crate) struct ReplayCache {
+    seen: Mutex<HashMap<String, i64>>,
+    capacity: usize,
+}
+
+pub(crate) enum ReplayError {
+    Replayed,
+    Full,
+}
+
+impl ReplayCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            seen: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+    /// Records `key` until `exp`; fails if it is already there.
+    pub(crate) fn check_and_insert(
+        &self,
+        key: String,
+        exp: i64,
+        now: i64,
+    ) -> Result<(), ReplayError> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&until) = seen.get(&key)
+            && until + SKEW >= now
+        {
+            return Err(ReplayError::Replayed);
+        }
+        if seen.len() >= self.capacity {
+            seen.retain(|_, until| *until + SKEW >= now);
+            if seen.len() >= self.capacity {
+                return Err(ReplayError::Full);
+            }
+        }
+        seen.insert(key, exp);
+        Ok(())
+    }
+}
+
+/// Checks that `cert` was issued (signed) by `ca`.
+pub(crate) fn verify_issued_by(cert: &Certificate, ca: &Certificate) -> Result<(), String> {
+    let (_, leaf) = x509_parser::parse_x509_certificate(cert.der()).map_err(|e| e.to_string())?;
+    let (_, ca) = x509_parser::parse_x509_certificate(ca.der()).map_err(|e| e.to_string())?;
+    if leaf.issuer().as_raw() != ca.subject().as_raw() {
+        return Err("its issuer is not the authority's CA".into());
+    }
+    leaf.verify_signature(Some(ca.public_key()))
+        .map_err(|_| "its signature does not verify with the authority's CA key".to_string())
+}
+
+/// Authenticates clients for one authority.
+#[derive(Debug)]
+pub(crate) struct Verifier {
+    ca: Certificate,
+    /// Accepted assertion audiences: the token endpoint and the issuer.
+    audiences: Vec<String>,
+    replay: ReplayCache,
+}
+
+fn generic_failure() -> OAuthError {
+    OAuthError::invalid_client("client authentication failed")
+}
+
+impl Verifier {
+    pub(crate) fn new(ca: Certificate, audiences: Vec<String>) -> Self {
+        Self {
+            ca,
+            audiences,
+            replay: ReplayCache::new(100_000),
+        }
+    }
+
+    /// Whether `peer` authenticates `client` by RFC 8705 §2.
+    pub(crate) fn peer_authenticates(&self, client: &Client, peer: &PeerCertificate) -> bool {
+        let Ok(leaf) = Certificate::from_der(peer.leaf().to_vec(), "TLS client certificate") else {
+            return false;
+        };
+        let now = now_unix();
+        if leaf.check_validity(now, "TLS client certificate").is_err() {
+            return false;
+        }
+        match &client.credential {
+            ClientCredential::Secret(_) => false,
+            ClientCredential::Certificates(_) => {
+                client.thumbprints().any(|(t, _)| t.ct_eq(&peer.thumbprint))
+            }
+            ClientCredential::SubjectDn(dn) => {
+                leaf.subject() == dn && verify_issued_by(&leaf, &self.ca).is_ok()
+            }
+        }
+    }
+
+    /// Authenticates the client of a token request.
+    pub(crate) fn authenticate(
+        &self,
+        input: &AuthInput<'_>,
+        clients: &Clients,
+    ) -> Result<Authenticated, OAuthError> {
+        let basic = match input.authorization {
+            Some(h) => Some(parse_basic(h)?),
+            None => None,
+        };
+        let used = [
+            basic.is_some(),
+            input.client_secret.is_some(),
+            input.client_assertion.is_some() || input.client_assertion_type.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if used > 1 {
+            return Err(OAuthError::invalid_request(
+                "more than one client authentication method was used (HTTP Basic, client_secret, client_assertion); use exactly one",
+            ));
+        }
+
+        if let Some((id, secret)) = &basic {
+            if input.client_id.is_some_and(|b| b != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the one in the Authorization header",
+                ));
+            }
+            return self
+                .secret(
+                    clients,
+                    id,
+                    secret,
+                    AuthMethod::ClientSecretBasic,
+                    input.peer,
+                )
+                .map_err(|e| e.with_basic_challenge(true));
+        }
+        if let Some(secret) = input.client_secret {
+            let Some(id) = input.client_id else {
+                return Err(OAuthError::invalid_request(
+                    "client_id is required with client_secret",
+                ));
+            };
+            return self.secret(
+                clients,
+                id,
+                secret,
+                AuthMethod::ClientSecretPost,
+                input.peer,
+            );
+        }
+        if input.client_assertion.is_some() || input.client_assertion_type.is_some() {
+            if input.client_assertion_type != Some(JWT_BEARER) {
+                return Err(OAuthError::invalid_request(
+                    "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+            }
+            let Some(assertion) = input.client_assertion else {
+                return Err(OAuthError::invalid_request("client_assertion is missing"));
+            };
+            let client = self.assertion(clients, assertion, input.client_id)?;
+            let peer_authenticates = input
+                .peer
+                .is_some_and(|p| self.peer_authenticates(&client, p));
+            return Ok(Authenticated {
+                client,
+                method: AuthMethod::PrivateKeyJwt,
+                peer_authenticates,
+            });
+        }
+
+        // No credential in the request: the TLS client certificate must authenticate.
+        let Some(id) = input.client_id else {
+            return Err(OAuthError::invalid_request("client_id is required"));
+        };
+        let client = clients.get(id).ok_or_else(generic_failure)?;
+        let Some(peer) = input.peer else {
+            return Err(OAuthError::invalid_client(
+                "no client authentication: present the registered TLS client certificate, or send client_assertion or client_secret",
+            ));
+        };
+        let method = match &client.credential {
+            ClientCredential::Secret(_) => {
+                return Err(OAuthError::invalid_client(
+                    "this client authenticates with a client secret, not a certificate",
+                ));
+            }
+            ClientCredential::Certificates(_) => AuthMethod::SelfSignedTlsClientAuth,
+            ClientCredential::SubjectDn(_) => AuthMethod::TlsClientAuth,
+        };
+        if !self.peer_authenticates(&client, peer) {
+            return Err(OAuthError::invalid_client(
+                "the TLS client certificate does not authenticate this client (not registered for it, not issued by the authority's CA with the registered subject, or outside its validity period)",
+            ));
+        }
+        Ok(Authenticated {
+            client,
+            method,
+            peer_authenticates: true,
+        })
+    }
+
+    fn secret(
+        &self,
+        clients: &Clients,
+        id: &str,
+        secret: &str,
+        method: AuthMethod,
+        peer: Option<&PeerCertificate>,
+    ) -> Result<Authenticated, OAuthError> {
+        let client = clients.get(id).ok_or_else(generic_failure)?;
+        let ClientCredential::Secret(hash) = &client.credential else {
+            return Err(OAuthError::invalid_client(
+                "this client is registered with a certificate, not a client secret",
+            ));
+        };
+        if !hash.verify(secret) {
+            return Err(generic_failure());
+        }
+        let peer_authenticates = peer.is_some_and(|p| self.peer_authenticates(&client, p));
+        Ok(Authenticated {
+            client,
+            method,
+            peer_authenticates,
+        })
+    }
+
+    /// Verifies a `private_key_jwt` assertion and returns its client.
+    fn assertion(
+        &self,
+        clients: &Clients,
+        jwt: &str,
+        body_client_id: Option<&str>,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let bad = |d: &'static str| OAuthError::invalid_client(d);
+        if jwt.len() > MAX_ASSERTION {
+            return Err(bad("client_assertion is too large"));
+        }
+        let mut parts = jwt.split('.');
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad(
+                "client_assertion is not a compact JWS (three dot-separated parts)",
+            ));
+        };
+        let header: Value = b64::decode(h64)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(Value::is_object)
+            .ok_or_else(|| bad("client_assertion header is not base64url JSON"))?;
+        let claims: Value = b64::decode(p64)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(Value::is_object)
+            .ok_or_else(|| bad("client_assertion payload is not base64url JSON"))?;
+        let sig =
+            b64::decode(s64).map_err(|_| bad("client_assertion signature is not base64url"))?;
+
+        let alg = match header.get("alg").and_then(Value::as_str) {
+            Some("RS256") => JwsAlgorithm::RS256,
+            Some("PS256") => JwsAlgorithm::PS256,
+            Some("ES256") => JwsAlgorithm::ES256,
+            Some("ES384") => JwsAlgorithm::ES384,
+            _ => {
+                return Err(bad(
+                    "client_assertion alg must be RS256, PS256, ES256 or ES384",
+                ));
+            }
+        };
+        if header.get("crit").is_some() {
+            return Err(bad(
+                "client_assertion has a crit header this authority does not understand",
+            ));
+        }
+
+        // Who: iss = sub = client_id.
+        let iss = claims.get("iss").and_then(Value::as_str);
+        let sub = claims.get("sub").and_then(Value::as_str);
+        let (Some(iss), Some(sub)) = (iss, sub) else {
+            return Err(bad(
+                "client_assertion must carry iss and sub (the client id)",
+            ));
+        };
+        if iss != sub {
+            return Err(bad(
+                "client_assertion iss and sub must both be the client id",
+            ));
+        }
+        if body_client_id.is_some_and(|c| c != iss) {
+            return Err(bad("client_assertion sub differs from client_id"));
+        }
+        let client = clients.get(iss).ok_or_else(generic_failure)?;
+        let ClientCredential::Certificates(_) = &client.credential else {
+            return Err(bad(
+                "this client is not registered for private_key_jwt (it has no registered certificate)",
+            ));
+        };
+
+        // Which key: x5t#S256, x5t, x5c, kid; else every registered certificate.
+        let candidates: Vec<&Certificate> = {
+            let by_s256 = header
+                .get("x5t#S256")
+                .and_then(Value::as_str)
+                .map(|t| Thumbprint::from_base64url(t).ok_or(bad("x5t#S256 header is malformed")));
+            let by_x5c = header
+                .get("x5c")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(Value::as_str)
+                .map(|c| {
+                    b64::decode_std_lenient(c)
+                        .map(|der| Thumbprint::of_der(&der))
+                        .map_err(|_| bad("x5c header is not base64"))
+                });
+            let sha1 = header.get("x5t").and_then(Value::as_str);
+            let kid = header.get("kid").and_then(Value::as_str);
+            let wanted: Option<Thumbprint> = match (by_s256, by_x5c) {
+                (Some(a), _) => Some(a?),
+                (None, Some(b)) => Some(b?),
+                _ => None,
+            };
+            let all: Vec<&Certificate> = client.thumbprints().map(|(_, c)| c).collect();
+            let picked: Vec<&Certificate> = if let Some(w) = wanted {
+                all.into_iter()
+                    .filter(|c| c.thumbprint().ct_eq(&w))
+                    .collect()
+            } else if let Some(s) = sha1 {
+                all.into_iter().filter(|c| c.x5t_sha1() == s).collect()
+            } else if let Some(k) = kid {
+                let by_kid: Vec<&Certificate> = all
+                    .iter()
+                    .copied()
+                    .filter(|c| c.thumbprint().to_base64url() == k || c.x5t_sha1() == k)
+                    .collect();
+                if by_kid.is_empty() { all } else { by_kid }
+            } else {
+                all
+            };
+            if picked.is_empty() {
+                return Err(bad(
+                    "the certificate named in the client_assertion header (x5t#S256, x5t or x5c) is not registered for this client",
+                ));
+            }
+            picked
+        };
+        let signed = &jwt.as_bytes()[..h64.len() + 1 + p64.len()];
+        let verified = candidates.iter().any(|c| verify_sig(alg, c, signed, &sig));
+        if !verified {
+            return Err(bad(
+                "client_assertion signature does not verify with the registered certificate's key",
+            ));
+        }
+
+        // When: exp required and at most 10 minutes ahead; nbf/iat not in the future.
+        let now = now_unix();
+        let num = |name: &str| claims.get(name).and_then(Value::as_f64).map(|f| f as i64);
+        let Some(exp) = num("exp") else {
+            return Err(bad("client_assertion must carry exp"));
+        };
+        if exp + SKEW < now {
+            return Err(bad("client_assertion has expired"));
+        }
+        if exp > now + MAX_ASSERTION_LIFETIME + SKEW {
+            return Err(bad("client_assertion exp is more than 10 minutes ahead"));
+        }
+        if num("nbf").is_some_and(|nbf| nbf > now + SKEW) {
+            return Err(bad("client_assertion is not valid yet (nbf)"));
+        }
+        if num("iat").is_some_and(|iat| iat > now + SKEW) {
+            return Err(bad("client_assertion iat is in the future"));
+        }
+
+        // For whom: the token endpoint or the issuer.
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => self.aud_ok(a),
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|a| self.aud_ok(a)),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(bad(
+                "client_assertion aud must be this authority's token endpoint or issuer",
+            ));
+        }
+
+        // Once: jti.
+        let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+            return Err(bad("client_assertion must carry jti"));
+        };
+        if jti.is_empty() || jti.len() > 256 {
+            return Err(bad("client_assertion jti must be 1 to 256 characters"));
+        }
+        match self
+            .replay
+            .check_and_insert(format!("{}\u{0}{jti}", client.client_id), exp, now)
+        {
+            Ok(()) => Ok(client),
+            Err(ReplayError::Replayed) => Err(bad(
+                "client_assertion was already used (jti replay); sign a new one for each request",
+            )),
+            Err(ReplayError::Full) => Err(OAuthError::new(
+                crate::error::ErrorCode::TemporarilyUnavailable,
+                "too many recent client assertions; retry shortly",
+            )),
+        }
+    }
+
+    fn aud_ok(&self, a: &str) -> bool {
+        let a = a.strip_suffix('/').unwrap_or(a);
+        self.audiences
+            .iter()
+            .any(|x| x.strip_suffix('/').unwrap_or(x) == a)
+    }
+}
+
+fn verify_sig(alg: JwsAlgorithm, cert: &Certificate, msg: &[u8], sig: &[u8]) -> bool {
+    let params: &'static dyn signature::VerificationAlgorithm = match alg {
+        JwsAlgorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        JwsAlgorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        JwsAlgorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+        JwsAlgorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+    };
+    UnparsedPublicKey::new(params, cert.public_key_bytes())
+        .verify(msg, sig)
+        .is_ok()
+}
+
+/// Parses `Authorization: Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
+fn parse_basic(h: &HeaderValue) -> Result<(String, zeroize::Zeroizing<String>), OAuthError> {
+    let fail = |d: &'static str| OAuthError::invalid_client(d).with_basic_challenge(true);
+    let text = h
+        .to_str()
+        .map_err(|_| fail("malformed Authorization header"))?;
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client(
+            "the token endpoint accepts only HTTP Basic in the Authorization header",
+        ));
+    }
+    let raw = zeroize::Zeroizing::new(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, rest.trim())
+            .map_err(|_| fail("malformed HTTP Basic credentials"))?,
+    );
+    let text = std::str::from_utf8(&raw).map_err(|_| fail("malformed HTTP Basic credentials"))?;
+    let (id, secret) = text
+        .split_once(':')
+        .ok_or_else(|| fail("malformed HTTP Basic credentials"))?;
+    let id = form_decode(id).ok_or_else(|| fail("malformed HTTP Basic credentials"))?;
+    let secret = zeroize::Zeroizing::new(
+        form_decode(secret).ok_or_else(|| fail("malformed HTTP Basic credentials"))?,
+    );
+    if id.is_empty() {
+        return Err(fail("HTTP Basic credentials carry no client id"));
+    }
+    Ok((id, secret))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one component.
+pub(crate) fn form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(form_decode("a%3Ab+c").as_deref(), Some("a:b c"));
+        assert_eq!(form_decode("%zz"), None);
+        assert_eq!(form_decode("%4"), None);
+    }
+
+    #[test]
+    fn replay_cache_refuses_second_use_and_is_bounded() {
+        let c = ReplayCache::new(2);
+        assert!(c.check_and_insert("a".into(), 1000, 900).is_ok());
+        assert!(matches!(
+            c.check_and_insert("a".into(), 1000, 900),
+            Err(ReplayError::Replayed)
+        ));
+        assert!(c.check_and_insert("b".into(), 1000, 900).is_ok());
+        assert!(matches!(
+            c.check_and_insert("c".into(), 1000, 900),
+            Err(ReplayError::Full)
+        ));
+        // Once the entries expire they make room.
+        assert!(c.check_and_insert("c".into(), 3000, 2000).is_ok());
+    }
+}

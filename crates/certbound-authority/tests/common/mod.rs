@@ -1,0 +1,127 @@
+//! Shared helpers: a running authority in a temp dir, mTLS reqwest clients, assertions.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use certbound_authority::{Authority, AuthorityOptions, RunningAuthority};
+use certbound_core::ca::{self, IssueSpec};
+use certbound_core::jose::{JwsHeader, sign_compact};
+use certbound_core::tls::{TrustAnchors, client_config};
+use certbound_core::{CertifiedKey, JwsAlgorithm, KeyKind, b64, now_unix};
+use serde_json::{Value, json};
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub running: RunningAuthority,
+}
+
+pub async fn start() -> Env {
+    start_with(AuthorityOptions::default()).await
+}
+
+pub async fn start_with(opts: AuthorityOptions) -> Env {
+    certbound_core::tls::install_default_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let authority = Authority::open_or_init(dir.path().join("state"), opts).unwrap();
+    let running = authority
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    Env { dir, running }
+}
+
+impl Env {
+    pub fn anchors(&self) -> TrustAnchors {
+        let mut a = TrustAnchors::default();
+        a.add(&self.running.ca_cert());
+        a
+    }
+    /// A client trusting the authority's CA, presenting `identity` when given.
+    pub fn http(&self, identity: Option<&CertifiedKey>) -> reqwest::Client {
+        let cfg = client_config(&self.anchors(), identity).unwrap();
+        reqwest::Client::builder()
+            .use_preconfigured_tls(cfg)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+    pub async fn token(
+        &self,
+        identity: Option<&CertifiedKey>,
+        form: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let resp = self
+            .http(identity)
+            .post(self.running.token_endpoint())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body, headers)
+    }
+}
+
+pub fn self_signed(cn: &str, kind: KeyKind) -> CertifiedKey {
+    ca::self_signed_certified_key(&IssueSpec::client(cn), kind).unwrap()
+}
+
+/// Options for a test assertion.
+pub struct Assertion<'a> {
+    pub client_id: &'a str,
+    pub aud: Value,
+    pub exp_in: i64,
+    pub jti: String,
+    pub alg: JwsAlgorithm,
+    pub x5t_s256: bool,
+    pub x5t: bool,
+    pub x5c: bool,
+}
+
+impl<'a> Assertion<'a> {
+    pub fn new(client_id: &'a str, aud: &str, alg: JwsAlgorithm) -> Self {
+        let mut j = [0u8; 12];
+        aws_lc_rs::rand::fill(&mut j).unwrap();
+        Self {
+            client_id,
+            aud: json!(aud),
+            exp_in: 300,
+            jti: b64::encode(j),
+            alg,
+            x5t_s256: true,
+            x5t: false,
+            x5c: false,
+        }
+    }
+    pub fn sign(&self, cred: &CertifiedKey) -> String {
+        let now = now_unix();
+        let mut h = JwsHeader::new(self.alg).typ("JWT");
+        if self.x5t_s256 {
+            h = h.set("x5t#S256", json!(cred.thumbprint().to_base64url()));
+        }
+        if self.x5t {
+            h = h.set("x5t", json!(cred.leaf().x5t_sha1()));
+        }
+        if self.x5c {
+            h = h.set("x5c", json!(cred.x5c()));
+        }
+        let claims = json!({
+            "iss": self.client_id, "sub": self.client_id, "aud": self.aud,
+            "jti": self.jti, "iat": now, "nbf": now, "exp": now + self.exp_in,
+        });
+        sign_compact(&h, &claims, cred.key()).unwrap()
+    }
+}
+
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Decodes a JWT's claims without verifying (tests verify separately where it matters).
+pub fn claims(token: &str) -> Value {
+    certbound_core::jose::decode_unverified(token).unwrap().1
+}
+pub fn header(token: &str) -> Value {
+    certbound_core::jose::decode_unverified(token).unwrap().0
+}
