@@ -373,7 +373,7 @@ impl RedisTokenCache {
     }
 
     /// Removes the entry of `cache_key`. Failures are absorbed.
-    pub async fn remove(&self, cache_key: &str) {
+    pub async fn remove_bytes(&self, cache_key: &str) {
         let rkey = self.redis_key(cache_key);
         let _: Result<Option<i64>, _> = self.run(redis::cmd("DEL").arg(&rkey)).await;
     }
@@ -444,7 +444,7 @@ impl TokenCache for RedisTokenCache {
 
     fn remove<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<(), CacheError>> {
         Box::pin(async move {
-            RedisTokenCache::remove(self, key.as_str()).await;
+            self.remove_bytes(key.as_str()).await;
             Ok(())
         })
     }
