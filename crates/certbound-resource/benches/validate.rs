@@ -28,13 +28,17 @@ struct Fixture {
 fn fixture(kind: KeyKind, alg: JwsAlgorithm) -> Fixture {
     let key = PrivateKey::generate(kind).expect("key");
     let jwk = key.public_jwk().with_kid("bench");
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("rt");
     let validator = rt
         .block_on(
             Validator::builder()
                 .issuer("https://issuer.example/tenant/v2.0")
                 .audience("api://bench")
-                .jwks(Jwks { keys: vec![jwk.clone()] })
+                .jwks(Jwks {
+                    keys: vec![jwk.clone()],
+                })
                 .build(),
         )
         .expect("validator");
@@ -91,7 +95,11 @@ fn raw(b: Bencher, f: &Fixture) {
 }
 
 fn full(b: Bencher, f: &Fixture) {
-    assert!(f.validator.validate_cached(Scheme::MtlsPop, &f.token, Some(&f.thumbprint)).is_ok());
+    assert!(
+        f.validator
+            .validate_cached(Scheme::MtlsPop, &f.token, Some(&f.thumbprint))
+            .is_ok()
+    );
     b.bench(|| {
         black_box(f.validator.validate_cached(
             Scheme::MtlsPop,

@@ -102,15 +102,25 @@ mod tests {
             json!({"x5t#S256": &t.to_base64url()[..42]}),
             json!({"x5t#s256": t.to_base64url()}),
         ] {
-            assert_eq!(Confirmation::from_claim(&bad), Err(TokenError::CnfMalformed), "{bad}");
+            assert_eq!(
+                Confirmation::from_claim(&bad),
+                Err(TokenError::CnfMalformed),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn unbound_rules() {
-        assert_eq!(check(None, Scheme::MtlsPop, None, false), Err(TokenError::PopWithoutCnf));
+        assert_eq!(
+            check(None, Scheme::MtlsPop, None, false),
+            Err(TokenError::PopWithoutCnf)
+        );
         assert_eq!(check(None, Scheme::Bearer, None, false), Ok(()));
         let t = Thumbprint::of_der(b"x");
-        assert_eq!(check(None, Scheme::Bearer, Some(&t), true), Err(TokenError::BindingRequired));
+        assert_eq!(
+            check(None, Scheme::Bearer, Some(&t), true),
+            Err(TokenError::BindingRequired)
+        );
     }
 }

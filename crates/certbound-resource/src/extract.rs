@@ -110,7 +110,10 @@ mod tests {
         assert!(matches!(p("Bearer   "), Err(Rejection::InvalidRequest(_))));
         assert!(matches!(p("Bearer a b"), Err(Rejection::InvalidRequest(_))));
         let v = HeaderValue::from_bytes(b"Bearer \xff").unwrap();
-        assert!(matches!(parse_authorization(&v), Err(Rejection::InvalidRequest(_))));
+        assert!(matches!(
+            parse_authorization(&v),
+            Err(Rejection::InvalidRequest(_))
+        ));
     }
 
     #[test]
@@ -120,6 +123,9 @@ mod tests {
         h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
         assert!(from_headers(&h).is_ok());
         h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
-        assert!(matches!(from_headers(&h), Err(Rejection::InvalidRequest(_))));
+        assert!(matches!(
+            from_headers(&h),
+            Err(Rejection::InvalidRequest(_))
+        ));
     }
 }

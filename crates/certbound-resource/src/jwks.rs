@@ -104,17 +104,22 @@ impl VerifyingKey {
                 point.extend_from_slice(&x);
                 point.extend_from_slice(&y);
                 let parsed = ParsedPublicKey::new(alg, &point).map_err(rejected)?;
-                if size == 32 { KeyKind::P256(parsed) } else { KeyKind::P384(parsed) }
+                if size == 32 {
+                    KeyKind::P256(parsed)
+                } else {
+                    KeyKind::P384(parsed)
+                }
             }
             "RSA" => {
                 let n = b64::decode(jwk.n.as_deref().ok_or(JwkError::Member("n"))?)
                     .map_err(|_| JwkError::Member("n"))?;
                 let e = b64::decode(jwk.e.as_deref().ok_or(JwkError::Member("e"))?)
                     .map_err(|_| JwkError::Member("e"))?;
-                let comps = RsaPublicKeyComponents { n: &n[..], e: &e[..] };
-                let want = |a| {
-                    allowed.contains(&a) && declared_alg.is_none_or(|d| d == a)
+                let comps = RsaPublicKeyComponents {
+                    n: &n[..],
+                    e: &e[..],
                 };
+                let want = |a| allowed.contains(&a) && declared_alg.is_none_or(|d| d == a);
                 let pkcs1 = if want(JwsAlgorithm::RS256) {
                     Some(
                         comps
@@ -231,7 +236,11 @@ impl KeySet {
     pub fn sole_key_for(&self, alg: JwsAlgorithm) -> Option<&Arc<VerifyingKey>> {
         let mut it = self.all.iter().filter(|k| k.for_alg(alg).is_some());
         let first = it.next()?;
-        if it.next().is_some() { None } else { Some(first) }
+        if it.next().is_some() {
+            None
+        } else {
+            Some(first)
+        }
     }
 }
 
@@ -292,7 +301,10 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
             status: resp.status().as_u16(),
         });
     }
-    if resp.content_length().is_some_and(|l| l > MAX_DOCUMENT_BYTES as u64) {
+    if resp
+        .content_length()
+        .is_some_and(|l| l > MAX_DOCUMENT_BYTES as u64)
+    {
         return Err(FetchError::TooLarge { url: u });
     }
     let mut body = Vec::new();
@@ -338,7 +350,7 @@ pub(crate) struct RemoteKeys {
     pub(crate) max_age: Duration,
     pub(crate) current: RwLock<Arc<KeySet>>,
     pub(crate) fetched_at: RwLock<Instant>,
-    /// Single-flight guard; holds the time of the last fetch attempt.
+    /// Single-flight guard; holds the time of the last refetch attempt.
     pub(crate) refresh: tokio::sync::Mutex<Option<Instant>>,
 }
 
@@ -362,7 +374,9 @@ impl RemoteKeys {
             max_age,
             current: RwLock::new(Arc::new(set)),
             fetched_at: RwLock::new(now),
-            refresh: tokio::sync::Mutex::new(Some(now)),
+            // The initial load does not count against the refetch interval: a key rotated
+            // in just after start-up is still picked up on its first use.
+            refresh: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -422,7 +436,10 @@ pub struct DiscoveryDocument {
 
 /// Fetches `{issuer}/.well-known/openid-configuration`, falling back to the RFC 8414
 /// `/.well-known/oauth-authorization-server{path}`, and checks its `issuer` member.
-pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<DiscoveryDocument, FetchError> {
+pub async fn discover(
+    http: &reqwest::Client,
+    issuer: &str,
+) -> Result<DiscoveryDocument, FetchError> {
     let invalid = |detail: String| FetchError::Invalid {
         url: issuer.to_owned(),
         detail,

@@ -28,15 +28,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod transport;
+pub mod binding;
 pub mod extract;
 pub mod jwks;
-mod strict_json;
-pub mod validate;
-pub mod binding;
 pub mod layer;
 pub mod reject;
 pub mod sample;
+mod strict_json;
+pub mod transport;
+pub mod validate;
 
 pub use binding::Confirmation;
 pub use extract::Scheme;

@@ -30,7 +30,10 @@ pub fn router(validator: Validator) -> Router {
 /// The `/whoami` body for a validated token.
 pub fn whoami_body(token: &ValidatedToken) -> Value {
     let mut body = token.claims().all().clone();
-    body.insert("scheme".into(), Value::String(token.scheme().as_str().into()));
+    body.insert(
+        "scheme".into(),
+        Value::String(token.scheme().as_str().into()),
+    );
     body.insert(
         "cert_thumbprint".into(),
         token

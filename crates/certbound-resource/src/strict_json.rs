@@ -128,7 +128,11 @@ mod tests {
             // The same name written with an escape is still the same name.
             r#"{"aud":"a","\u0061ud":"b"}"#,
         ] {
-            assert_eq!(parse_object(t.as_bytes()), Err(StrictJsonError::Duplicate), "{t}");
+            assert_eq!(
+                parse_object(t.as_bytes()),
+                Err(StrictJsonError::Duplicate),
+                "{t}"
+            );
         }
     }
 
@@ -143,7 +147,10 @@ mod tests {
 
     #[test]
     fn a_string_value_equal_to_the_marker_is_not_a_duplicate() {
-        let text = format!(r#"{{"a":"{}"}}"#, DUPLICATE_MARK.replace('\u{0}', "\\u0000"));
+        let text = format!(
+            r#"{{"a":"{}"}}"#,
+            DUPLICATE_MARK.replace('\u{0}', "\\u0000")
+        );
         assert!(parse_object(text.as_bytes()).is_ok());
     }
 }

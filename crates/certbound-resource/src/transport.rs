@@ -112,7 +112,11 @@ impl TlsServer {
 
     /// Serves `service` until `shutdown` completes, then lets open connections finish
     /// their in-flight requests (up to 10 s).
-    pub async fn serve<S, B>(self, service: S, shutdown: impl Future<Output = ()>) -> std::io::Result<()>
+    pub async fn serve<S, B>(
+        self,
+        service: S,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()>
     where
         S: Service<Request<Incoming>, Response = http::Response<B>, Error = Infallible>
             + Clone
@@ -135,7 +139,10 @@ impl TlsServer {
             .http2()
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(Duration::from_secs(30)))
-            .max_concurrent_streams(256);
+            .max_concurrent_streams(256)
+            // Room for large tokens, so the validator (not the framing layer) refuses them
+            // and says why.
+            .max_header_list_size(64 * 1024);
         let builder = Arc::new(builder);
         tokio::pin!(shutdown);
         loop {
@@ -163,7 +170,8 @@ impl TlsServer {
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 let _permit = permit;
-                let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await
+                {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::debug!(%remote_addr, error = %e, "TLS handshake failed");
@@ -186,7 +194,8 @@ impl TlsServer {
                     req.extensions_mut().insert(info.clone());
                     service.clone().oneshot(req)
                 });
-                let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc));
+                let conn =
+                    builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc));
                 if let Err(e) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!(%remote_addr, error = %e, "connection ended with an error");
                 }

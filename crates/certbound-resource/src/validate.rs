@@ -300,7 +300,10 @@ impl ValidatorBuilder {
     /// Replaces the accepted `typ` values (default `at+jwt` and `JWT`; compared
     /// case-insensitively, an `application/` prefix ignored).
     pub fn token_types<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, types: I) -> Self {
-        self.types = types.into_iter().map(|t| normalize_typ(t.as_ref())).collect();
+        self.types = types
+            .into_iter()
+            .map(|t| normalize_typ(t.as_ref()))
+            .collect();
         self
     }
     /// Accepts tokens without a `typ` header (default: refused).
@@ -370,7 +373,12 @@ impl ValidatorBuilder {
             return Err(BuildError::NoAlgorithms);
         }
         let algs = self.algorithms.clone();
-        let alg_list = || algs.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
+        let alg_list = || {
+            algs.iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let keys = if let Some(jwks) = &self.jwks {
             let set = KeySet::from_jwks(jwks, &algs);
             if set.is_empty() {
@@ -505,7 +513,11 @@ impl Validator {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self::builder().issuer(issuer).audiences(audiences).build().await
+        Self::builder()
+            .issuer(issuer)
+            .audiences(audiences)
+            .build()
+            .await
     }
 
     /// Whether tokens without `cnf` are refused.
@@ -544,7 +556,8 @@ impl Validator {
         token: &str,
         peer: Option<&Thumbprint>,
     ) -> Result<ValidatedToken, Rejection> {
-        let span = tracing::debug_span!("certbound.validate", %scheme, bound = tracing::field::Empty);
+        let span =
+            tracing::debug_span!("certbound.validate", %scheme, bound = tracing::field::Empty);
         let _e = span.enter();
         let keys = match &self.inner.keys {
             KeySource::Static(s) => s.clone(),
@@ -700,7 +713,12 @@ impl Validator {
             Some(v) => Some(tri!(Confirmation::from_claim(v))),
             None => None,
         };
-        tri!(binding::check(cnf.as_ref(), scheme, peer, cfg.require_binding));
+        tri!(binding::check(
+            cnf.as_ref(),
+            scheme,
+            peer,
+            cfg.require_binding
+        ));
         let iss = iss.clone();
         Outcome::Done(Ok(ValidatedToken {
             scheme,
@@ -737,7 +755,10 @@ fn decode_object(part: &str, what: &'static str) -> Result<Map<String, Value>, T
     })
 }
 
-fn check_alg(header: &Map<String, Value>, allowed: &[JwsAlgorithm]) -> Result<JwsAlgorithm, TokenError> {
+fn check_alg(
+    header: &Map<String, Value>,
+    allowed: &[JwsAlgorithm],
+) -> Result<JwsAlgorithm, TokenError> {
     let Some(Value::String(alg)) = header.get("alg") else {
         return Err(TokenError::AlgMissing);
     };
@@ -777,7 +798,11 @@ fn check_crit(header: &Map<String, Value>, understood: &[String]) -> Result<(), 
     Ok(())
 }
 
-fn check_typ(header: &Map<String, Value>, types: &[String], allow_missing: bool) -> Result<(), TokenError> {
+fn check_typ(
+    header: &Map<String, Value>,
+    types: &[String],
+    allow_missing: bool,
+) -> Result<(), TokenError> {
     match header.get("typ") {
         None if allow_missing => Ok(()),
         None => Err(TokenError::TypMissing),
@@ -805,14 +830,21 @@ fn audiences(payload: &Map<String, Value>) -> Result<Vec<String>, TokenError> {
         Some(Value::String(s)) => Ok(vec![s.clone()]),
         Some(Value::Array(a)) if !a.is_empty() => a
             .iter()
-            .map(|v| v.as_str().map(str::to_owned).ok_or(TokenError::ClaimMalformed("aud")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or(TokenError::ClaimMalformed("aud"))
+            })
             .collect(),
         Some(_) => Err(TokenError::ClaimMalformed("aud")),
     }
 }
 
 /// A NumericDate claim (RFC 7519 §2): a JSON number, possibly fractional; truncated.
-fn numeric_date(payload: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, TokenError> {
+fn numeric_date(
+    payload: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<i64>, TokenError> {
     match payload.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => {
