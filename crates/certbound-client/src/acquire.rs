@@ -1,0 +1,499 @@
+//! Token acquisition (`client_credentials`): the request on the wire, retries and
+//! throttling (SPEC §3.4), and the checks on the response that keep a bound request from
+//! ever yielding an unbound token.
+//!
+//! Three ways to authenticate:
+//! - **mTLS PoP**: over mutual TLS presenting the certificate; `token_type=mtls_pop`; no
+//!   `client_assertion` — the TLS certificate authenticates the app and is the binding key.
+//! - **private-key JWT** (RFC 7523, SPEC §3.3) for unbound requests with a certificate.
+//! - **client secret** (`client_secret_post`) or a ready **signed assertion** (workload identity).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use certbound_core::jose::{JwsHeader, sign_compact};
+use certbound_core::tls::TrustAnchors;
+use certbound_core::{CertifiedKey, Thumbprint};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::cache::CachedToken;
+use crate::credential::ResolvedCredential;
+use crate::error::{ClientError, shorten};
+use crate::secret::Secret;
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Retry-After is honoured up to one hour.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Timeouts and retry behaviour.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Timeout of each HTTP request (connect + response). Default 30 s.
+    pub request_timeout: Duration,
+    /// Delay before the single retry after a 5xx or timeout without `Retry-After`. Default 1 s.
+    pub retry_delay: Duration,
+    /// The longest `Retry-After` the client waits inline before retrying; longer waits
+    /// (up to one hour) are returned as [`ClientError::Throttled`] and remembered, so
+    /// further requests for the same token fail fast until then. Default 60 s.
+    pub max_inline_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            retry_delay: Duration::from_secs(1),
+            max_inline_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// HTTP clients: one without a client certificate, one per certificate (keyed by thumbprint),
+/// each built once and reused (connection pooling, TLS session resumption).
+pub(crate) struct HttpClients {
+    anchors: TrustAnchors,
+    timeout: Duration,
+    plain: OnceLock<reqwest::Client>,
+    by_cert: Mutex<HashMap<Thumbprint, reqwest::Client>>,
+}
+
+impl std::fmt::Debug for HttpClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClients")
+            .field("extra_anchors", &self.anchors.extra.len())
+            .finish_non_exhaustive()
+    }
+}
+
+const MAX_CERT_CLIENTS: usize = 64;
+
+impl HttpClients {
+    pub(crate) fn new(anchors: TrustAnchors, timeout: Duration) -> Self {
+        Self {
+            anchors,
+            timeout,
+            plain: OnceLock::new(),
+            by_cert: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn build(&self, cert: Option<&CertifiedKey>) -> Result<reqwest::Client, ClientError> {
+        let tls = certbound_core::tls::client_config(&self.anchors, cert)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(self.timeout)
+            .timeout(self.timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("certbound/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Tls(describe_reqwest(&e)))
+    }
+
+    /// The client presenting `cert` (or none).
+    pub(crate) fn get(&self, cert: Option<&CertifiedKey>) -> Result<reqwest::Client, ClientError> {
+        match cert {
+            None => {
+                if let Some(c) = self.plain.get() {
+                    return Ok(c.clone());
+                }
+                let c = self.build(None)?;
+                Ok(self.plain.get_or_init(|| c).clone())
+            }
+            Some(cert) => {
+                let tp = cert.thumbprint();
+                if let Some(c) = self.by_cert.lock().ok().and_then(|g| g.get(&tp).cloned()) {
+                    return Ok(c);
+                }
+                let c = self.build(Some(cert))?;
+                if let Ok(mut g) = self.by_cert.lock() {
+                    if g.len() >= MAX_CERT_CLIENTS {
+                        g.clear();
+                    }
+                    g.entry(tp).or_insert_with(|| c.clone());
+                }
+                Ok(c)
+            }
+        }
+    }
+}
+
+/// A reqwest error as text, with its causes (never contains the request body).
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// One token request, fully resolved.
+pub(crate) struct TokenRequest<'a> {
+    pub endpoint: &'a str,
+    pub client_id: &'a str,
+    pub scopes: &'a [String],
+    /// `Some(cert)`: an mTLS PoP (bound) request presenting `cert`.
+    pub bound: Option<&'a CertifiedKey>,
+    /// Whether `Bearer` is an acceptable answer to a bound request (generic RFC 8705 servers).
+    pub bearer_ok_for_bound: bool,
+    pub credential: &'a ResolvedCredential,
+    pub send_x5c: bool,
+}
+
+/// Builds the form for one attempt (a fresh client assertion each time: `jti` is unique).
+fn build_form(req: &TokenRequest<'_>) -> Result<Zeroizing<String>, ClientError> {
+    let scope = req.scopes.join(" ");
+    let mut form: Vec<(&str, Zeroizing<String>)> = vec![
+        ("grant_type", Zeroizing::new("client_credentials".into())),
+        ("client_id", Zeroizing::new(req.client_id.into())),
+        ("scope", Zeroizing::new(scope)),
+    ];
+    if req.bound.is_some() {
+        form.push(("token_type", Zeroizing::new("mtls_pop".into())));
+    } else {
+        match req.credential {
+            ResolvedCredential::Certificate(c) => {
+                form.push((
+                    "client_assertion_type",
+                    Zeroizing::new(ASSERTION_TYPE.into()),
+                ));
+                form.push((
+                    "client_assertion",
+                    Zeroizing::new(client_assertion(
+                        c,
+                        req.client_id,
+                        req.endpoint,
+                        req.send_x5c,
+                    )?),
+                ));
+            }
+            ResolvedCredential::Secret(s) => {
+                form.push(("client_secret", Zeroizing::new(s.expose().into())))
+            }
+            ResolvedCredential::Assertion(a) => {
+                form.push((
+                    "client_assertion_type",
+                    Zeroizing::new(ASSERTION_TYPE.into()),
+                ));
+                form.push(("client_assertion", Zeroizing::new(a.expose().into())));
+            }
+        }
+    }
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    serde_urlencoded::to_string(&pairs)
+        .map(Zeroizing::new)
+        .map_err(|e| ClientError::Credential {
+            what: "token request".into(),
+            message: e.to_string(),
+        })
+}
+
+/// A private-key JWT client assertion (RFC 7523, SPEC §3.3): PS256 for RSA, ES256/ES384 for
+/// EC; `x5t#S256` and `x5t` headers; `x5c` when `send_x5c`; lifetime 10 minutes.
+pub fn client_assertion(
+    cert: &CertifiedKey,
+    client_id: &str,
+    audience: &str,
+    send_x5c: bool,
+) -> Result<String, ClientError> {
+    let key = cert.key();
+    let alg = key.default_jws_algorithm();
+    let mut h = JwsHeader::new(alg)
+        .typ("JWT")
+        .set("x5t#S256", Value::String(cert.thumbprint().to_base64url()))
+        .set("x5t", Value::String(cert.leaf().x5t_sha1()));
+    if send_x5c {
+        h = h.set("x5c", Value::from(cert.x5c()));
+    }
+    let now = certbound_core::now_unix();
+    let mut jti = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut jti).map_err(|_| ClientError::Credential {
+        what: "client assertion".into(),
+        message: "no randomness available".into(),
+    })?;
+    let claims = serde_json::json!({
+        "iss": client_id, "sub": client_id, "aud": audience,
+        "jti": certbound_core::b64::encode(jti), "iat": now, "nbf": now, "exp": now + 600,
+    });
+    sign_compact(&h, &claims, key).map_err(|e| ClientError::Credential {
+        what: format!("client assertion with {}", cert.leaf().subject()),
+        message: e.to_string(),
+    })
+}
+
+/// Sends the request with the retry rules of SPEC §3.4, then checks the answer.
+pub(crate) async fn request_token(
+    client: &reqwest::Client,
+    req: &TokenRequest<'_>,
+    policy: &RetryPolicy,
+    counter: &std::sync::atomic::AtomicU64,
+) -> Result<CachedToken, ClientError> {
+    let url = req.endpoint;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let body = build_form(req)?;
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sent = tokio::time::timeout(policy.request_timeout, async {
+            let resp = client
+                .post(url)
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .header(http::header::ACCEPT, "application/json")
+                .body(body.as_bytes().to_vec())
+                .send()
+                .await?;
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let bytes = resp.bytes().await?;
+            Ok::<_, reqwest::Error>((status, retry_after, bytes))
+        })
+        .await;
+        drop(body);
+        let (status, retry_after, bytes) = match sent {
+            Err(_) => {
+                if attempt == 1 {
+                    tracing::warn!(url, timeout = ?policy.request_timeout, "token request timed out; retrying once");
+                    tokio::time::sleep(policy.retry_delay).await;
+                    continue;
+                }
+                return Err(ClientError::Timeout {
+                    url: url.into(),
+                    timeout: policy.request_timeout,
+                });
+            }
+            Ok(Err(e)) => {
+                let retryable = e.is_timeout() || e.is_connect();
+                let message = describe_reqwest(&e);
+                if retryable && attempt == 1 {
+                    tracing::warn!(url, problem = %message, "token request failed; retrying once");
+                    tokio::time::sleep(policy.retry_delay).await;
+                    continue;
+                }
+                if e.is_timeout() {
+                    return Err(ClientError::Timeout {
+                        url: url.into(),
+                        timeout: policy.request_timeout,
+                    });
+                }
+                return Err(ClientError::Transport {
+                    url: url.into(),
+                    message,
+                });
+            }
+            Ok(Ok(x)) => x,
+        };
+        let code = status.as_u16();
+        if status.is_success() {
+            return parse_success(url, &bytes, req);
+        }
+        let throttling = code == 429 || status.is_server_error();
+        if throttling {
+            match retry_after {
+                Some(wait) => {
+                    let wait = wait.min(MAX_RETRY_AFTER);
+                    if attempt == 1 && wait <= policy.max_inline_wait {
+                        tracing::warn!(
+                            url,
+                            status = code,
+                            ?wait,
+                            "token endpoint asks to retry later; waiting"
+                        );
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Err(ClientError::Throttled {
+                        url: url.into(),
+                        retry_after: wait,
+                    });
+                }
+                None if status.is_server_error() && attempt == 1 => {
+                    tracing::warn!(url, status = code, "token endpoint error; retrying once");
+                    tokio::time::sleep(policy.retry_delay).await;
+                    continue;
+                }
+                None => {}
+            }
+        }
+        return Err(oauth_error(url, code, &bytes));
+    }
+}
+
+fn oauth_error(url: &str, status: u16, body: &[u8]) -> ClientError {
+    let v: Option<Value> = serde_json::from_slice(body).ok();
+    let get = |k: &str| {
+        v.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .map(|s| shorten(s, 300))
+    };
+    ClientError::TokenEndpoint {
+        url: url.into(),
+        status,
+        error: get("error"),
+        description: get("error_description"),
+    }
+}
+
+/// `Retry-After`: delta-seconds or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn num(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn parse_success(
+    url: &str,
+    body: &[u8],
+    req: &TokenRequest<'_>,
+) -> Result<CachedToken, ClientError> {
+    let invalid = |m: &str| ClientError::InvalidResponse {
+        url: url.into(),
+        message: m.into(),
+    };
+    let v: Value = serde_json::from_slice(body).map_err(|_| invalid("the body is not JSON"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| invalid("the body is not a JSON object"))?;
+    let token = obj
+        .get("access_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid("no access_token"))?;
+    if token.len() > 64 * 1024 || token.chars().any(|c| !c.is_ascii_graphic()) {
+        return Err(invalid(
+            "the access_token is too large or holds characters not allowed in an HTTP header",
+        ));
+    }
+    let requested = if req.bound.is_some() {
+        "mtls_pop"
+    } else {
+        "Bearer"
+    };
+    let token_type = match obj
+        .get("token_type")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(t) => t.to_string(),
+        None if req.bound.is_some() => {
+            return Err(ClientError::TokenTypeMissing {
+                requested: requested.into(),
+            });
+        }
+        None => "Bearer".to_string(),
+    };
+    let ok = if req.bound.is_some() {
+        token_type.eq_ignore_ascii_case("mtls_pop")
+            || (req.bearer_ok_for_bound && token_type.eq_ignore_ascii_case("bearer"))
+    } else {
+        token_type.eq_ignore_ascii_case("bearer")
+    };
+    if !ok {
+        return Err(ClientError::TokenTypeMismatch {
+            requested: requested.into(),
+            received: shorten(&token_type, 40),
+        });
+    }
+    let claims = certbound_core::jose::decode_unverified(token)
+        .ok()
+        .map(|(_, c)| c);
+    let mut binding = None;
+    if let Some(cert) = req.bound {
+        let expected = cert.thumbprint();
+        match &claims {
+            Some(c) => {
+                let got = c
+                    .get("cnf")
+                    .and_then(|c| c.get("x5t#S256"))
+                    .and_then(Value::as_str)
+                    .ok_or(ClientError::BindingMissing)?;
+                let matches = Thumbprint::from_base64url(got).is_some_and(|t| t.ct_eq(&expected));
+                if !matches {
+                    return Err(ClientError::BindingMismatch {
+                        expected: expected.to_base64url(),
+                        received: shorten(got, 60),
+                    });
+                }
+            }
+            None => tracing::debug!(
+                url,
+                "the bound token is not a JWT; its binding cannot be checked client-side"
+            ),
+        }
+        binding = Some(expected);
+    }
+    let now = certbound_core::now_unix();
+    let expires_in = num(obj.get("expires_in"))
+        .or_else(|| {
+            claims
+                .as_ref()
+                .and_then(|c| num(c.get("exp")))
+                .map(|exp| exp - now)
+        })
+        .unwrap_or(3600);
+    if expires_in <= 0 {
+        return Err(invalid("the token is already expired (expires_in ≤ 0)"));
+    }
+    let refresh_on = match num(obj.get("refresh_in")) {
+        Some(r) if r > 0 && r < expires_in => Some(now + r),
+        _ if expires_in >= 7200 => Some(now + expires_in / 2),
+        _ => None,
+    };
+    let mut t = CachedToken::new(
+        token_type,
+        Secret::new(token),
+        now + expires_in,
+        refresh_on,
+        binding.as_ref(),
+    );
+    t.acquired_on = now;
+    Ok(t)
+}
+
+/// Shares an `Arc<ClientError>` as a plain error.
+pub(crate) fn unshare(e: Arc<ClientError>) -> ClientError {
+    Arc::try_unwrap(e).unwrap_or_else(|a| (*a).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

@@ -1,0 +1,839 @@
+//! [`App`]: one object wiring configuration, credentials, authority, acquisition, cache and
+//! headers. Cheap to clone (`Arc` inside), `Send + Sync`, meant to be shared across tasks.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), certbound_client::ClientError> {
+//! use certbound_client::{App, HeaderOptions};
+//! let app = App::from_config_file("appsettings.json")?;
+//! let header = app.authorization_header_for_app(&["api://my-api/.default"], &HeaderOptions::mtls_pop()).await?;
+//! // Send `header.value()` as `Authorization`, over a TLS connection presenting `header.binding()`.
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use certbound_core::tls::TrustAnchors;
+use certbound_core::{Certificate, CertifiedKey, Thumbprint};
+use futures::FutureExt as _;
+use futures::future::Shared;
+
+use crate::acquire::{HttpClients, RetryPolicy, TokenRequest, request_token, unshare};
+use crate::authority::{Authority, DiscoveryCache};
+use crate::cache::{BoxFuture, CacheKey, CachedToken, MemoryTokenCache, TokenCache};
+use crate::config::{AppConfig, CredentialDescription};
+use crate::credential::{
+    self, CertificateCredential, ClientCredential, ResolvedCredential, SecretCredential,
+};
+use crate::error::ClientError;
+use crate::header::{
+    AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenOptions, TokenSource,
+};
+use crate::secret::Secret;
+
+/// An app-only access token.
+#[derive(Clone, Debug)]
+pub struct AppToken {
+    /// The token type the server returned (`mtls_pop`, `Bearer`).
+    pub token_type: String,
+    /// The access token (`Debug` redacts it).
+    pub access_token: Secret,
+    /// Expiry, Unix seconds.
+    pub expires_on: i64,
+    /// The `x5t#S256` the token is bound to, `None` when unbound.
+    pub binding_thumbprint: Option<Thumbprint>,
+    /// Where it came from.
+    pub source: TokenSource,
+}
+
+type Inflight = Shared<BoxFuture<'static, Result<CachedToken, Arc<ClientError>>>>;
+
+/// The client application. See the [module docs](self).
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client_id: String,
+    authority: Authority,
+    credential: Arc<dyn ClientCredential>,
+    send_x5c: bool,
+    allow_unbound_fallback: bool,
+    warned_fallback: AtomicBool,
+    http: HttpClients,
+    discovery: DiscoveryCache,
+    cache: Arc<dyn TokenCache>,
+    hot: HotCache,
+    inflight: Mutex<HashMap<CacheKey, Inflight>>,
+    throttled: Mutex<HashMap<CacheKey, i64>>,
+    policy: RetryPolicy,
+    margin: i64,
+    config: Option<AppConfig>,
+    requests: AtomicU64,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("client_id", &self.inner.client_id)
+            .field("authority", &self.inner.authority.url())
+            .field("credential", &self.inner.credential.describe())
+            .field("cache", &self.inner.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Reads an appsettings-style file (with environment overrides) and builds the app.
+    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        Self::from_config(AppConfig::from_file(path)?)
+    }
+    /// Builds the app from a parsed configuration.
+    pub fn from_config(config: AppConfig) -> Result<Self, ClientError> {
+        AppBuilder::from_config(config).build()
+    }
+    /// A builder for options in code.
+    pub fn builder() -> AppBuilder {
+        AppBuilder::default()
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+    /// The authority.
+    pub fn authority(&self) -> &Authority {
+        &self.inner.authority
+    }
+    /// The credential in use.
+    pub fn credential(&self) -> &Arc<dyn ClientCredential> {
+        &self.inner.credential
+    }
+    /// The configuration the app was built from, if any.
+    pub fn config(&self) -> Option<&AppConfig> {
+        self.inner.config.as_ref()
+    }
+    /// How many token requests this app has sent to the authority (attempts, including retries).
+    pub fn token_requests_sent(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// The `Authorization` header for an app token with `scopes`, and the certificate to
+    /// present when the token is bound. The cache-hit path takes no lock other than a shard
+    /// read lock and allocates nothing.
+    pub async fn authorization_header_for_app(
+        &self,
+        scopes: &[impl AsRef<str>],
+        options: &HeaderOptions,
+    ) -> Result<AuthorizationHeader, ClientError> {
+        let scheme = self.effective_scheme(options)?;
+        if !options.force_refresh {
+            if let Some(h) = self.hot_lookup(scopes, scheme, options.tenant.as_deref()) {
+                return Ok(h);
+            }
+        }
+        let (entry, source) = self.token_slow(scopes, scheme, options).await?;
+        let mut h = entry.header.clone();
+        h.source = source;
+        Ok(h)
+    }
+
+    /// An app token for `scopes` (`client_credentials`), from the cache when valid.
+    pub async fn acquire_token_for_app(
+        &self,
+        scopes: &[impl AsRef<str>],
+        options: &TokenOptions,
+    ) -> Result<AppToken, ClientError> {
+        let scheme = self.effective_scheme(options)?;
+        let (entry, source) = match (!options.force_refresh)
+            .then(|| self.hot_entry(scopes, scheme, options.tenant.as_deref()))
+            .flatten()
+        {
+            Some(e) => (e, TokenSource::Cache),
+            None => self.token_slow(scopes, scheme, options).await?,
+        };
+        Ok(AppToken {
+            token_type: entry.token.token_type.clone(),
+            access_token: entry.token.access_token.clone(),
+            expires_on: entry.token.expires_on,
+            binding_thumbprint: entry.header.binding_thumbprint,
+            source,
+        })
+    }
+
+    /// Applies the `MTLS_POP` rules: needs an app token and a certificate credential, unless
+    /// the unbound fallback is allowed (then Bearer, with a warning).
+    fn effective_scheme(&self, o: &HeaderOptions) -> Result<ProtocolScheme, ClientError> {
+        if !o.scheme.is_bound() {
+            return Ok(o.scheme);
+        }
+        let problem = if !o.request_app_token {
+            Some(
+                "MTLS_POP needs RequestAppToken: true (only app tokens can be certificate-bound)"
+                    .to_string(),
+            )
+        } else if !self.inner.credential.provides_certificate() {
+            Some(format!(
+                "MTLS_POP needs a certificate credential with its private key (SourceType Path or Base64Encoded); the loaded credential is a {}",
+                self.inner.credential.describe()
+            ))
+        } else {
+            None
+        };
+        match problem {
+            None => Ok(o.scheme),
+            Some(p)
+                if o.allow_unbound_fallback
+                    .unwrap_or(self.inner.allow_unbound_fallback) =>
+            {
+                if !self.inner.warned_fallback.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(problem = %p, "AllowUnboundFallback: using an UNBOUND bearer token instead of MTLS_POP");
+                }
+                Ok(ProtocolScheme::Bearer)
+            }
+            Some(p) => Err(ClientError::SchemeNotSatisfiable(format!(
+                "{p}; or opt in to AllowUnboundFallback to accept an unbound bearer token"
+            ))),
+        }
+    }
+
+    fn hot_entry(
+        &self,
+        scopes: &[impl AsRef<str>],
+        scheme: ProtocolScheme,
+        tenant: Option<&str>,
+    ) -> Option<Arc<HotEntry>> {
+        let fp = fingerprint(scopes, scheme, tenant);
+        let e = self.inner.hot.get(fp)?;
+        if !e.matches(scopes, scheme, tenant) {
+            return None;
+        }
+        let now = certbound_core::now_unix();
+        if now >= e.usable_until {
+            return None;
+        }
+        if let Some(r) = e.token.refresh_on {
+            if now >= r {
+                self.maybe_refresh(&e, now);
+            }
+        }
+        Some(e)
+    }
+
+    fn hot_lookup(
+        &self,
+        scopes: &[impl AsRef<str>],
+        scheme: ProtocolScheme,
+        tenant: Option<&str>,
+    ) -> Option<AuthorizationHeader> {
+        self.hot_entry(scopes, scheme, tenant)
+            .map(|e| e.header.clone())
+    }
+
+    /// Starts one background refresh for an entry past its `refresh_on` (at most one every 30 s).
+    fn maybe_refresh(&self, e: &Arc<HotEntry>, now: i64) {
+        let next = e.next_refresh_try.load(Ordering::Relaxed);
+        if now < next
+            || e.next_refresh_try
+                .compare_exchange(next, now + 30, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let app = self.clone();
+        let e = e.clone();
+        rt.spawn(async move {
+            let opts = HeaderOptions {
+                scheme: e.scheme,
+                request_app_token: true,
+                tenant: e.tenant.as_deref().map(str::to_owned),
+                force_refresh: true,
+                allow_unbound_fallback: None,
+            };
+            match app.token_slow(&e.scopes, e.scheme, &opts).await {
+                Ok(_) => tracing::debug!(key = %e.key, "proactive refresh done"),
+                Err(err) => tracing::warn!(key = %e.key, error = %err, "proactive refresh failed; serving the cached token"),
+            }
+        });
+    }
+
+    async fn token_slow(
+        &self,
+        scopes: &[impl AsRef<str>],
+        scheme: ProtocolScheme,
+        o: &HeaderOptions,
+    ) -> Result<(Arc<HotEntry>, TokenSource), ClientError> {
+        let mut sorted: Vec<String> = scopes
+            .iter()
+            .map(|s| s.as_ref().trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.is_empty() {
+            return Err(ClientError::NoScopes);
+        }
+        let authority = match &o.tenant {
+            Some(t) => self.inner.authority.with_tenant(t)?,
+            None => self.inner.authority.clone(),
+        };
+        let resolved = self.inner.credential.resolve().await?;
+        let cert = if scheme.is_bound() {
+            Some(resolved.certificate().cloned().ok_or_else(|| {
+                ClientError::SchemeNotSatisfiable(format!(
+                    "MTLS_POP needs a certificate; {} yielded none",
+                    self.inner.credential.describe()
+                ))
+            })?)
+        } else {
+            None
+        };
+        let tp = cert.as_ref().map(CertifiedKey::thumbprint);
+        let key = CacheKey::new(
+            &authority.url(),
+            authority.tenant(),
+            &self.inner.client_id,
+            &sorted,
+            scheme.token_type(),
+            tp.as_ref(),
+        );
+        let now = certbound_core::now_unix();
+        if !o.force_refresh {
+            match self.inner.cache.get(&key).await {
+                Ok(Some(t)) if self.usable(&t, tp.as_ref(), now) => {
+                    let e = self.remember(sorted, scheme, o.tenant.as_deref(), key, t, cert);
+                    if e.token.refresh_on.is_some_and(|r| now >= r) {
+                        self.maybe_refresh(&e, now);
+                    }
+                    return Ok((e, TokenSource::Cache));
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(key = %key, error = %err, "token cache lookup failed; asking the authority")
+                }
+            }
+        }
+        if let Some(until) = self
+            .inner
+            .throttled
+            .lock()
+            .ok()
+            .and_then(|g| g.get(&key).copied())
+        {
+            if now < until {
+                return Err(ClientError::Throttled {
+                    url: authority.url(),
+                    retry_after: Duration::from_secs((until - now) as u64),
+                });
+            }
+        }
+        let token = self
+            .single_flight(&key, &sorted, &authority, resolved, cert.clone())
+            .await?;
+        let e = self.remember(sorted, scheme, o.tenant.as_deref(), key, token, cert);
+        Ok((e, TokenSource::IdentityProvider))
+    }
+
+    fn usable(&self, t: &CachedToken, binding: Option<&Thumbprint>, now: i64) -> bool {
+        if now >= t.expires_on - self.inner.margin {
+            return false;
+        }
+        match (binding, &t.binding_thumbprint) {
+            (None, None) => true,
+            (Some(b), Some(tb)) => Thumbprint::from_base64url(tb).is_some_and(|x| x.ct_eq(b)),
+            _ => false,
+        }
+    }
+
+    fn remember(
+        &self,
+        scopes: Vec<String>,
+        scheme: ProtocolScheme,
+        tenant: Option<&str>,
+        key: CacheKey,
+        token: CachedToken,
+        cert: Option<CertifiedKey>,
+    ) -> Arc<HotEntry> {
+        let value: Arc<str> =
+            format!("{} {}", token.token_type, token.access_token.expose()).into();
+        let header = AuthorizationHeader {
+            value,
+            scheme_len: token.token_type.len(),
+            binding_thumbprint: cert.as_ref().map(CertifiedKey::thumbprint),
+            binding: cert,
+            expires_on: token.expires_on,
+            source: TokenSource::Cache,
+        };
+        let fp = fingerprint(&scopes, scheme, tenant);
+        let e = Arc::new(HotEntry {
+            scopes: scopes.into_iter().map(String::into_boxed_str).collect(),
+            scheme,
+            tenant: tenant.map(Into::into),
+            usable_until: token.expires_on - self.inner.margin,
+            next_refresh_try: AtomicI64::new(0),
+            header,
+            token,
+            key,
+        });
+        self.inner.hot.insert(fp, e.clone());
+        e
+    }
+
+    async fn single_flight(
+        &self,
+        key: &CacheKey,
+        scopes: &[String],
+        authority: &Authority,
+        resolved: ResolvedCredential,
+        cert: Option<CertifiedKey>,
+    ) -> Result<CachedToken, ClientError> {
+        let fut = {
+            let mut g = self
+                .inner
+                .inflight
+                .lock()
+                .map_err(|_| ClientError::Cache("in-flight table lock poisoned".into()))?;
+            match g.get(key) {
+                Some(f) => f.clone(),
+                None => {
+                    let app = self.clone();
+                    let (key2, scopes, authority) =
+                        (key.clone(), scopes.to_vec(), authority.clone());
+                    let handle = tokio::spawn(async move {
+                        let r = app
+                            .fetch(&key2, &scopes, &authority, &resolved, cert.as_ref())
+                            .await;
+                        if let Ok(t) = &r {
+                            if let Err(e) = app.inner.cache.set(&key2, t).await {
+                                tracing::warn!(key = %key2, error = %e, "token cache store failed");
+                            }
+                        }
+                        if let Err(ClientError::Throttled { retry_after, .. }) = &r {
+                            if let Ok(mut t) = app.inner.throttled.lock() {
+                                t.insert(
+                                    key2.clone(),
+                                    certbound_core::now_unix() + retry_after.as_secs() as i64,
+                                );
+                            }
+                        }
+                        if let Ok(mut g) = app.inner.inflight.lock() {
+                            g.remove(&key2);
+                        }
+                        r.map_err(Arc::new)
+                    });
+                    let f: BoxFuture<'static, Result<CachedToken, Arc<ClientError>>> =
+                        Box::pin(async move {
+                            handle
+                                .await
+                                .unwrap_or_else(|_| Err(Arc::new(ClientError::Cancelled)))
+                        });
+                    let f = f.shared();
+                    g.insert(key.clone(), f.clone());
+                    f
+                }
+            }
+        };
+        fut.await.map_err(unshare)
+    }
+
+    async fn fetch(
+        &self,
+        key: &CacheKey,
+        scopes: &[String],
+        authority: &Authority,
+        resolved: &ResolvedCredential,
+        cert: Option<&CertifiedKey>,
+    ) -> Result<CachedToken, ClientError> {
+        let inner = &self.inner;
+        let endpoint = if authority.is_entra() {
+            match cert {
+                Some(_) => authority.mtls_token_endpoint()?,
+                None => authority.entra_token_endpoint().unwrap_or_default(),
+            }
+        } else {
+            let plain = inner.http.get(None)?;
+            let ep = inner
+                .discovery
+                .get(authority, &plain, inner.policy.request_timeout)
+                .await?;
+            match cert {
+                Some(_) => ep.for_mtls().to_owned(),
+                None => ep.token_endpoint.clone(),
+            }
+        };
+        let client = inner.http.get(cert)?;
+        let req = TokenRequest {
+            endpoint: &endpoint,
+            client_id: &inner.client_id,
+            scopes,
+            bound: cert,
+            bearer_ok_for_bound: !authority.is_entra(),
+            credential: resolved,
+            send_x5c: inner.send_x5c,
+        };
+        tracing::debug!(key = %key, endpoint = %endpoint, bound = cert.is_some(), "requesting a token");
+        let counter = &inner.requests;
+        let r = request_token(&client, &req, &inner.policy, counter).await;
+        match &r {
+            Ok(t) => {
+                tracing::info!(key = %key, token_type = %t.token_type, expires_on = t.expires_on, bound = t.binding_thumbprint.is_some(), "token acquired")
+            }
+            Err(e) => tracing::warn!(key = %key, error = %e, "token request failed"),
+        }
+        r
+    }
+}
+
+/// The hot, header-ready cache entry.
+struct HotEntry {
+    scopes: Box<[Box<str>]>,
+    scheme: ProtocolScheme,
+    tenant: Option<Box<str>>,
+    usable_until: i64,
+    next_refresh_try: AtomicI64,
+    header: AuthorizationHeader,
+    token: CachedToken,
+    key: CacheKey,
+}
+
+impl HotEntry {
+    fn matches(
+        &self,
+        scopes: &[impl AsRef<str>],
+        scheme: ProtocolScheme,
+        tenant: Option<&str>,
+    ) -> bool {
+        if self.scheme != scheme || self.tenant.as_deref() != tenant {
+            return false;
+        }
+        let mut n = 0;
+        for s in scopes {
+            let s = s.as_ref().trim();
+            if s.is_empty() {
+                continue;
+            }
+            n += 1;
+            if self.scopes.binary_search_by(|x| (**x).cmp(s)).is_err() {
+                return false;
+            }
+        }
+        // Every requested scope is in the entry; with duplicates allowed in the request, the
+        // entry must also not hold scopes that were not requested.
+        n == self.scopes.len()
+            || self
+                .scopes
+                .iter()
+                .all(|x| scopes.iter().any(|s| s.as_ref().trim() == &**x))
+    }
+}
+
+/// Order-insensitive fingerprint of the request (scheme, tenant, scopes).
+fn fingerprint(scopes: &[impl AsRef<str>], scheme: ProtocolScheme, tenant: Option<&str>) -> u64 {
+    let mut acc: u64 = match scheme {
+        ProtocolScheme::Bearer => 0x9e37_79b9_7f4a_7c15,
+        ProtocolScheme::MtlsPop => 0xc2b2_ae3d_27d4_eb4f,
+    };
+    for s in scopes {
+        let s = s.as_ref().trim();
+        if !s.is_empty() {
+            acc = acc.wrapping_add(fx(s.as_bytes()));
+        }
+    }
+    if let Some(t) = tenant {
+        acc ^= fx(t.as_bytes()).rotate_left(17);
+    }
+    acc
+}
+
+/// FxHash-style mixing (fast; collisions are checked by `HotEntry::matches`).
+fn fx(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h: u64 = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    for &b in chunks.remainder() {
+        h = (h.rotate_left(5) ^ b as u64).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
+}
+
+#[derive(Default)]
+struct IdHasher(u64);
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = fx(bytes);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// Sharded map fingerprint → header-ready entry, bounded.
+struct HotCache {
+    shards: [RwLock<HashMap<u64, Arc<HotEntry>, BuildHasherDefault<IdHasher>>>; SHARDS],
+    per_shard: usize,
+}
+
+impl HotCache {
+    fn new(max_entries: u64) -> Self {
+        Self {
+            shards: std::array::from_fn(|_| RwLock::default()),
+            per_shard: ((max_entries as usize) / SHARDS).max(4),
+        }
+    }
+    fn shard(&self, fp: u64) -> &RwLock<HashMap<u64, Arc<HotEntry>, BuildHasherDefault<IdHasher>>> {
+        &self.shards[(fp >> 60) as usize % SHARDS]
+    }
+    fn get(&self, fp: u64) -> Option<Arc<HotEntry>> {
+        self.shard(fp).read().ok()?.get(&fp).cloned()
+    }
+    fn insert(&self, fp: u64, e: Arc<HotEntry>) {
+        let Ok(mut g) = self.shard(fp).write() else {
+            return;
+        };
+        if g.len() >= self.per_shard && !g.contains_key(&fp) {
+            let now = certbound_core::now_unix();
+            g.retain(|_, v| v.usable_until > now);
+            if g.len() >= self.per_shard {
+                if let Some(victim) = g
+                    .iter()
+                    .min_by_key(|(_, v)| v.usable_until)
+                    .map(|(k, _)| *k)
+                {
+                    g.remove(&victim);
+                }
+            }
+        }
+        g.insert(fp, e);
+    }
+}
+
+/// Builds an [`App`] in code (or from an [`AppConfig`] plus code).
+///
+/// ```
+/// use certbound_client::App;
+/// let app = App::builder()
+///     .client_id("my-app")
+///     .authority("https://login.microsoftonline.com/contoso.onmicrosoft.com")
+///     .client_secret("not-a-real-secret")
+///     .build()
+///     .unwrap();
+/// assert_eq!(app.client_id(), "my-app");
+/// ```
+#[derive(Default)]
+pub struct AppBuilder {
+    config: AppConfig,
+    credential: Option<Arc<dyn ClientCredential>>,
+    anchors: Option<TrustAnchors>,
+    ca_files: Vec<PathBuf>,
+    extra_anchors: Vec<Certificate>,
+    cache: Option<Arc<dyn TokenCache>>,
+    policy: Option<RetryPolicy>,
+    margin: Option<Duration>,
+}
+
+impl fmt::Debug for AppBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppBuilder {
+    /// Starts from a configuration.
+    pub fn from_config(config: AppConfig) -> Self {
+        Self {
+            config,
+            ..Default::default()
+        }
+    }
+    /// `AzureAd.ClientId`.
+    pub fn client_id(mut self, v: impl Into<String>) -> Self {
+        self.config.azure_ad.client_id = Some(v.into());
+        self
+    }
+    /// `AzureAd.Authority` (full URL; overrides instance + tenant).
+    pub fn authority(mut self, v: impl Into<String>) -> Self {
+        self.config.azure_ad.authority = Some(v.into());
+        self
+    }
+    /// `AzureAd.Instance`.
+    pub fn instance(mut self, v: impl Into<String>) -> Self {
+        self.config.azure_ad.instance = Some(v.into());
+        self
+    }
+    /// `AzureAd.TenantId`.
+    pub fn tenant_id(mut self, v: impl Into<String>) -> Self {
+        self.config.azure_ad.tenant_id = Some(v.into());
+        self
+    }
+    /// `AzureAd.AzureRegion`.
+    pub fn region(mut self, v: impl Into<String>) -> Self {
+        self.config.azure_ad.azure_region = Some(v.into());
+        self
+    }
+    /// `AzureAd.SendX5C`.
+    pub fn send_x5c(mut self, v: bool) -> Self {
+        self.config.azure_ad.send_x5c = v;
+        self
+    }
+    /// `AzureAd.AllowUnboundFallback`.
+    pub fn allow_unbound_fallback(mut self, v: bool) -> Self {
+        self.config.azure_ad.allow_unbound_fallback = v;
+        self
+    }
+    /// Uses a certificate with its key (overrides `ClientCredentials`).
+    pub fn certificate(mut self, cert: CertifiedKey) -> Self {
+        self.credential = Some(Arc::new(CertificateCredential::new(cert, "code")));
+        self
+    }
+    /// Uses a client secret (overrides `ClientCredentials`).
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.credential = Some(Arc::new(SecretCredential::new(Secret::new(secret))));
+        self
+    }
+    /// Uses any credential source (overrides `ClientCredentials`).
+    pub fn credential(mut self, c: Arc<dyn ClientCredential>) -> Self {
+        self.credential = Some(c);
+        self
+    }
+    /// Sets `ClientCredentials` (tried in order when the app is built).
+    pub fn client_credentials(mut self, d: Vec<CredentialDescription>) -> Self {
+        self.config.azure_ad.client_credentials = d;
+        self
+    }
+    /// Replaces the trust anchors (default: system roots, honouring `SSL_CERT_FILE`).
+    pub fn trust_anchors(mut self, a: TrustAnchors) -> Self {
+        self.anchors = Some(a);
+        self
+    }
+    /// Adds the certificates of a PEM file as trust anchors (`--ca-cert`).
+    pub fn add_ca_cert_file(mut self, p: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(p.into());
+        self
+    }
+    /// Adds one trust anchor.
+    pub fn add_trust_anchor(mut self, c: &Certificate) -> Self {
+        self.extra_anchors.push(c.clone());
+        self
+    }
+    /// Uses another token cache (e.g. a distributed one). Default: [`MemoryTokenCache`].
+    pub fn token_cache(mut self, c: Arc<dyn TokenCache>) -> Self {
+        self.cache = Some(c);
+        self
+    }
+    /// Bound on the in-memory caches (`TokenCache.MaxEntries`, default 10 000).
+    pub fn max_cache_entries(mut self, n: u64) -> Self {
+        self.config.token_cache.max_entries = Some(n);
+        self
+    }
+    /// A token counts as expired this long before `exp` (default 5 min).
+    pub fn expiry_margin(mut self, d: Duration) -> Self {
+        self.margin = Some(d);
+        self
+    }
+    /// Timeouts and retries.
+    pub fn retry_policy(mut self, p: RetryPolicy) -> Self {
+        self.policy = Some(p);
+        self
+    }
+
+    /// Loads the credential, checks the authority and builds the app (no network access).
+    pub fn build(self) -> Result<App, ClientError> {
+        let cfg = self.config;
+        let file = cfg.source_file.clone();
+        let ad = &cfg.azure_ad;
+        let client_id = ad
+            .client_id
+            .clone()
+            .ok_or_else(|| cfg.err("AzureAd.ClientId", "missing: the application (client) id"))?;
+        let authority = Authority::from_config(ad, file.as_deref())?;
+        let credential = match self.credential {
+            Some(c) => c,
+            None => credential::load_first(&ad.client_credentials)?,
+        };
+        let mut anchors = self.anchors.unwrap_or_else(TrustAnchors::system);
+        for f in &self.ca_files {
+            anchors
+                .add_pem_file(f)
+                .map_err(|e| ClientError::Tls(format!("trust anchor {e}")))?;
+        }
+        for c in &self.extra_anchors {
+            anchors.add(c);
+        }
+        let mut policy = self.policy.unwrap_or_default();
+        if let Some(s) = ad.http_timeout_seconds {
+            policy.request_timeout = Duration::from_secs(s.max(1));
+        }
+        let max = cfg.token_cache.max_entries.unwrap_or(10_000);
+        let margin = self
+            .margin
+            .map(|d| d.as_secs() as i64)
+            .or(cfg.token_cache.expiry_margin_seconds.map(|s| s as i64))
+            .unwrap_or(300);
+        Ok(App {
+            inner: Arc::new(Inner {
+                client_id,
+                authority,
+                credential,
+                send_x5c: ad.send_x5c,
+                allow_unbound_fallback: ad.allow_unbound_fallback,
+                warned_fallback: AtomicBool::new(false),
+                http: HttpClients::new(anchors, policy.request_timeout),
+                discovery: DiscoveryCache::default(),
+                cache: self
+                    .cache
+                    .unwrap_or_else(|| Arc::new(MemoryTokenCache::new(max))),
+                hot: HotCache::new(max),
+                inflight: Mutex::new(HashMap::new()),
+                throttled: Mutex::new(HashMap::new()),
+                policy,
+                margin,
+                config: Some(cfg),
+                requests: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_order_insensitive() {
+        let a = fingerprint(&["a", "b"], ProtocolScheme::Bearer, None);
+        assert_eq!(a, fingerprint(&["b", "a"], ProtocolScheme::Bearer, None));
+        assert_ne!(a, fingerprint(&["a", "b"], ProtocolScheme::MtlsPop, None));
+        assert_ne!(
+            a,
+            fingerprint(&["a", "b"], ProtocolScheme::Bearer, Some("t"))
+        );
+        assert_ne!(a, fingerprint(&["a"], ProtocolScheme::Bearer, None));
+    }
+
+    #[test]
+    fn app_is_send_sync_clone() {
+        fn f<T: Send + Sync + Clone + 'static>() {}
+        f::<App>();
+    }
+}
