@@ -1,13 +1,77 @@
 //! `certbound authority serve|register`.
 
+use anyhow::Context as _;
+use certbound_authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound_core::{Certificate, JwsAlgorithm};
+
 use super::{AuthorityRegisterArgs, AuthorityServeArgs};
 
-/// Serves the development authority.
-pub async fn serve(_args: AuthorityServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`authority serve` is being built in this change set")
+/// Serves the development authority until SIGINT/SIGTERM.
+pub async fn serve(args: AuthorityServeArgs) -> anyhow::Result<()> {
+    if args.imds_addr.is_some() {
+        anyhow::bail!(
+            "--imds-addr: the managed-identity (IMDS) emulator is not available in this build yet; run without --imds-addr"
+        );
+    }
+    let signing_alg: JwsAlgorithm = args
+        .signing_alg
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--signing-alg: {e}"))?;
+    if signing_alg == JwsAlgorithm::ES384 {
+        anyhow::bail!("--signing-alg: use ES256, RS256 or PS256");
+    }
+    let options = AuthorityOptions {
+        tenant: args.tenant.clone(),
+        signing_alg,
+        token_lifetime: std::time::Duration::from_secs(args.token_lifetime),
+    };
+    let authority = Authority::open_or_init(&args.dir, options)
+        .with_context(|| format!("authority directory {}", args.dir.display()))?;
+    let running = authority.spawn(args.addr).await?;
+    super::print_ready(&running.ready_json());
+    certbound_resource::transport::shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
 }
 
-/// Registers a client.
-pub async fn register(_args: AuthorityRegisterArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`authority register` is being built in this change set")
+/// Registers a client in DIR (a running authority picks it up on its next request).
+pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
+    let mut reg = match (&args.cert, &args.secret) {
+        (Some(path), None) => {
+            let method: CertAuthMethod = args
+                .auth
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--auth: {e}"))?;
+            let cert = Certificate::load_file(path)?;
+            ClientRegistration::with_certificate(&args.client_id, cert, method)
+        }
+        (None, Some(secret)) => ClientRegistration::with_secret(&args.client_id, secret.as_str()),
+        _ => anyhow::bail!("give exactly one of --cert PEM or --secret S"),
+    };
+    for a in &args.audience {
+        reg = reg.audience(a);
+    }
+    reg = reg.bound_tokens(!args.no_bound_tokens);
+    let (auth_method, thumbprint) = match &reg.credential {
+        certbound_authority::Credential::Secret(_) => ("client_secret_post".to_owned(), None),
+        certbound_authority::Credential::Certificate {
+            certificate,
+            method,
+        } => (
+            method.as_str().to_owned(),
+            Some(certificate.thumbprint().to_base64url()),
+        ),
+    };
+    Authority::register_client(&args.dir, reg)
+        .with_context(|| format!("authority directory {}", args.dir.display()))?;
+    let out = serde_json::json!({
+        "client_id": args.client_id,
+        "token_endpoint_auth_method": auth_method,
+        "x5t#S256": thumbprint,
+        "audiences": args.audience,
+        "tls_client_certificate_bound_access_tokens": !args.no_bound_tokens,
+        "registry": args.dir.join("authority.json").display().to_string(),
+    });
+    println!("{out}");
+    Ok(())
 }

@@ -129,6 +129,7 @@ impl Authority {
             ));
         }
         let loaded = state::open_or_init(&dir, options.tenant.as_deref(), options.signing_alg)?;
+        let dir = loaded.dir.clone();
         let jwk = loaded.signing_key.public_jwk();
         let kid = jwk
             .thumbprint()

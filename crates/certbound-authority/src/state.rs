@@ -41,6 +41,7 @@ const TLS_RENEW_BEFORE: i64 = 30 * 86400;
 
 /// Everything loaded from the directory.
 pub(crate) struct Loaded {
+    pub dir: PathBuf,
     pub ca: DevCa,
     pub tls: CertifiedKey,
     pub signing_key: PrivateKey,
@@ -155,6 +156,9 @@ pub(crate) fn open_or_init(
             .map_err(|e| AuthorityError::io(dir, "create the directory", e))?;
     }
 
+    // Absolute paths from here on: they end up in ready lines and messages.
+    let dir = &std::fs::canonicalize(dir).map_err(|e| AuthorityError::io(dir, "resolve", e))?;
+
     // Settings and registry.
     let reg_path = dir.join(REGISTRY);
     let file = match read_opt(&reg_path)? {
@@ -239,6 +243,7 @@ pub(crate) fn open_or_init(
     };
 
     Ok(Loaded {
+        dir: dir.clone(),
         ca,
         tls,
         signing_key,
@@ -277,22 +282,4 @@ fn load_or_issue_tls(dir: &Path, ca: &DevCa) -> Result<CertifiedKey, AuthorityEr
     let pem: String = id.chain().iter().map(|c| c.to_pem()).collect();
     write_atomic(&cert_path, pem.as_bytes(), false)?;
     Ok(id)
-}
-
-/// Paths of the files in a state directory.
-#[derive(Debug, Clone)]
-pub struct StatePaths {
-    /// The directory.
-    pub dir: PathBuf,
-}
-
-impl StatePaths {
-    /// `DIR/ca.pem`.
-    pub fn ca_cert(&self) -> PathBuf {
-        self.dir.join(CA_CERT)
-    }
-    /// `DIR/authority.json`.
-    pub fn registry(&self) -> PathBuf {
-        self.dir.join(REGISTRY)
-    }
 }
