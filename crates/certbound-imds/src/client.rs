@@ -285,9 +285,8 @@ impl Http {
                     let retryable =
                         s.is_server_error() || s == reqwest::StatusCode::TOO_MANY_REQUESTS;
                     if retryable && !last {
-                        let wait = retry_after(&resp)
-                            .map(|d| d.min(self.max_retry_after))
-                            .unwrap_or(self.retry_delay);
+                        let wait =
+                            retry_wait(retry_after(&resp), self.retry_delay, self.max_retry_after);
                         tracing::debug!(
                             endpoint,
                             status = s.as_u16(),
@@ -330,6 +329,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+/// The wait before the retry: the server's `Retry-After` capped at `cap`, else `default`.
+fn retry_wait(retry_after: Option<Duration>, default: Duration, cap: Duration) -> Duration {
+    retry_after.map_or(default, |d| d.min(cap))
 }
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
@@ -838,6 +842,18 @@ impl ManagedCertificateSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_honoured_up_to_the_cap() {
+        let (d, cap) = (Duration::from_millis(500), Duration::from_secs(10));
+        assert_eq!(retry_wait(None, d, cap), d);
+        assert_eq!(
+            retry_wait(Some(Duration::from_secs(3)), d, cap),
+            Duration::from_secs(3)
+        );
+        assert_eq!(retry_wait(Some(Duration::from_secs(3600)), d, cap), cap);
+        assert_eq!(retry_wait(Some(Duration::ZERO), d, cap), Duration::ZERO);
+    }
 
     #[test]
     fn identity_from_config() {

@@ -451,31 +451,29 @@ fn imds_error(status: StatusCode, error: &str, description: impl fmt::Display) -
 }
 
 /// IMDS refuses requests without `Metadata: true` (400), to stop SSRF.
-fn require_metadata(headers: &HeaderMap) -> Result<(), Response> {
+fn refuse_without_metadata(headers: &HeaderMap) -> Option<Response> {
     let ok = headers
         .get("metadata")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if ok {
-        Ok(())
-    } else {
-        Err(imds_error(
+    (!ok).then(|| {
+        imds_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "Required metadata header not specified",
-        ))
-    }
+        )
+    })
 }
 
-fn require_cred_api(q: &HashMap<String, String>) -> Result<(), Response> {
+fn refuse_bad_cred_api(q: &HashMap<String, String>) -> Option<Response> {
     match q.get("cred-api-version").map(String::as_str) {
-        Some("2.0") => Ok(()),
-        Some(other) => Err(imds_error(
+        Some("2.0") => None,
+        Some(other) => Some(imds_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             format!("unsupported cred-api-version `{other}`; use 2.0"),
         )),
-        None => Err(imds_error(
+        None => Some(imds_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "cred-api-version is required",
@@ -495,7 +493,7 @@ async fn platform_metadata(
             "The requested resource was not found",
         );
     }
-    if let Err(r) = require_metadata(&headers).and_then(|_| require_cred_api(&q)) {
+    if let Some(r) = refuse_without_metadata(&headers).or_else(|| refuse_bad_cred_api(&q)) {
         return r;
     }
     let (identity, _) = match cfg.select(&q) {
@@ -691,7 +689,7 @@ async fn issue_credential(
             "The requested resource was not found",
         );
     }
-    if let Err(r) = require_metadata(&headers).and_then(|_| require_cred_api(&q)) {
+    if let Some(r) = refuse_without_metadata(&headers).or_else(|| refuse_bad_cred_api(&q)) {
         return r;
     }
     let v: serde_json::Value = match serde_json::from_slice(&body) {
@@ -817,7 +815,7 @@ async fn imds_v1_token(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = require_metadata(&headers) {
+    if let Some(r) = refuse_without_metadata(&headers) {
         return r;
     }
     if q.get("api-version").is_none_or(|v| v.is_empty()) {
