@@ -1,8 +1,172 @@
-//! `certbound inspect`.
+//! `certbound inspect`: decode a token **without verifying its signature**, show its header
+//! and claims, its expiry in human terms, and with `--cert` whether its `cnf."x5t#S256"`
+//! matches the certificate (exit non-zero when it does not).
+
+use std::io::Read as _;
+
+use anyhow::{Context as _, bail};
+use certbound_core::{Certificate, Thumbprint, jose};
+use serde_json::{Value, json};
 
 use super::InspectArgs;
 
+/// Largest token read from standard input or the command line.
+const MAX_INPUT: usize = 256 * 1024;
+
 /// Runs the command.
-pub async fn run(_args: InspectArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`inspect` is being built in this change set")
+pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let raw = match args.token.as_deref() {
+        None | Some("-") => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .lock()
+                .take(MAX_INPUT as u64 + 1)
+                .read_to_end(&mut buf)
+                .context("cannot read the token from standard input")?;
+            if buf.len() > MAX_INPUT {
+                bail!("input is larger than {MAX_INPUT} bytes; that is not an access token");
+            }
+            String::from_utf8(buf).context("standard input is not UTF-8 text")?
+        }
+        Some(t) => t.to_owned(),
+    };
+    let token = strip_scheme(raw.trim());
+    if token.is_empty() {
+        bail!("no token given (pass it as an argument or on standard input)");
+    }
+    let (header, claims) =
+        jose::decode_unverified(token).map_err(|e| anyhow::anyhow!("not a decodable JWT: {e}"))?;
+
+    let now = certbound_core::now_unix();
+    let exp = claims.get("exp").and_then(Value::as_i64);
+    let cnf = claims
+        .get("cnf")
+        .and_then(|c| c.get("x5t#S256"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+
+    let binding = match &args.cert {
+        None => None,
+        Some(path) => {
+            let cert = Certificate::load_file(path)
+                .with_context(|| format!("cannot load --cert {}", path.display()))?;
+            let tp = cert.thumbprint();
+            let matches = cnf
+                .as_deref()
+                .and_then(Thumbprint::from_base64url)
+                .is_some_and(|c| c.ct_eq(&tp));
+            Some((path.display().to_string(), tp, matches))
+        }
+    };
+
+    if args.json {
+        let mut out = json!({
+            "signature_verified": false,
+            "header": header,
+            "claims": claims,
+            "expires_at": exp,
+            "expired": exp.map(|e| e <= now),
+            "expires_in": exp.map(|e| e - now),
+            "bound": cnf.is_some(),
+            "cnf_x5t#S256": cnf,
+        });
+        if let Some((path, tp, matches)) = &binding {
+            out["certificate"] = json!({"path": path, "x5t#S256": tp.to_base64url()});
+            out["binding_matches"] = json!(matches);
+        }
+        println!("{out}");
+    } else {
+        println!("NOTE: the signature was NOT verified — this only decodes the token.");
+        println!("header:");
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&header).unwrap_or_default()
+        );
+        println!("claims:");
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&claims).unwrap_or_default()
+        );
+        match exp {
+            Some(e) if e > now => println!(
+                "expires: {} (in {})",
+                certbound_core::cert::fmt_unix(e),
+                human(e - now)
+            ),
+            Some(e) => println!(
+                "expires: {} (EXPIRED {} ago)",
+                certbound_core::cert::fmt_unix(e),
+                human(now - e)
+            ),
+            None => println!("expires: no exp claim"),
+        }
+        match &cnf {
+            Some(t) => println!("bound to certificate: cnf.x5t#S256 = {t}"),
+            None => println!("not certificate-bound (no cnf.x5t#S256)"),
+        }
+        if let Some((path, tp, matches)) = &binding {
+            println!("certificate {path}: x5t#S256 = {tp}");
+            println!(
+                "binding: {}",
+                if *matches {
+                    "MATCHES"
+                } else if cnf.is_some() {
+                    "DOES NOT MATCH"
+                } else {
+                    "DOES NOT MATCH (the token is not bound)"
+                }
+            );
+        }
+    }
+    if let Some((path, _, false)) = binding {
+        bail!("the token's cnf.x5t#S256 does not match the certificate {path}");
+    }
+    Ok(())
+}
+
+/// Accepts a pasted `Authorization` value (`Bearer …`, `mtls_pop …`) as well as a bare token.
+fn strip_scheme(s: &str) -> &str {
+    for scheme in ["bearer ", "mtls_pop "] {
+        if s.len() > scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            return s[scheme.len()..].trim_start();
+        }
+    }
+    s
+}
+
+/// `1h 5m`, `42s`, `3d 2h`.
+fn human(secs: i64) -> String {
+    let s = secs.max(0);
+    let (d, h, m, sec) = (s / 86400, s % 86400 / 3600, s % 3600 / 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {sec}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_person_would_say_them() {
+        assert_eq!(human(42), "42s");
+        assert_eq!(human(3 * 60 + 5), "3m 5s");
+        assert_eq!(human(3600 + 5 * 60), "1h 5m");
+        assert_eq!(human(3 * 86400 + 2 * 3600), "3d 2h");
+        assert_eq!(human(-5), "0s");
+    }
+
+    #[test]
+    fn pasted_authorization_values_are_accepted() {
+        assert_eq!(strip_scheme("Bearer a.b.c"), "a.b.c");
+        assert_eq!(strip_scheme("MTLS_POP   a.b.c"), "a.b.c");
+        assert_eq!(strip_scheme("a.b.c"), "a.b.c");
+        assert_eq!(strip_scheme("bearer"), "bearer");
+    }
 }
