@@ -5,7 +5,8 @@
 //! crates and holds the `certbound` command line.
 //!
 //! - [`core`]: certificates, thumbprints, JOSE, TLS configuration.
-//! - [`client`]: token acquisition, cache, authorization headers, downstream calls.
+//! - [`client`]: token acquisition, cache, authorization headers.
+//! - [`downstream`]: downstream API calls over the mTLS transport pool.
 //! - [`resource`]: TLS accept, token validation, binding check, tower layer, axum extractor.
 //! - [`authority`]: the local development authority and IMDS emulator.
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@
 pub use certbound_authority as authority;
 pub use certbound_client as client;
 pub use certbound_core as core;
+pub use certbound_downstream as downstream;
 pub use certbound_resource as resource;
 
 #[doc(hidden)]
