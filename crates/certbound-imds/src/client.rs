@@ -539,8 +539,15 @@ impl ImdsClient {
                 self.http.client.get(url.clone()).header("Metadata", "true")
             })
             .await?;
-        if !resp.headers().contains_key(reqwest::header::SERVER) {
-            return Err(ImdsError::MissingServerHeader { endpoint });
+        // MSAL's check: a genuine IMDS names itself in `server` (e.g. `IMDS/150.870.65.1854`).
+        match resp.headers().get(reqwest::header::SERVER) {
+            None => return Err(ImdsError::MissingServerHeader { endpoint }),
+            Some(v) => {
+                let server = String::from_utf8_lossy(v.as_bytes()).to_string();
+                if !server.to_ascii_uppercase().contains("IMDS") {
+                    return Err(ImdsError::NotImds { endpoint, server });
+                }
+            }
         }
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(ImdsError::ImdsV1Only { endpoint });
@@ -562,15 +569,17 @@ impl ImdsClient {
 
     /// `POST /metadata/identity/issuecredential?cred-api-version=2.0` with the CSR; checks that
     /// the returned certificate is for the CSR's key and returns it with that key.
+    ///
+    /// `identity` adds the same user-assigned selector as `getplatformmetadata` (MSAL does).
     pub async fn issue_credential(
         &self,
+        identity: &ManagedIdentity,
         request: CertificateRequest,
         attestation_token: Option<&str>,
     ) -> Result<MintedCredential> {
-        let url = self.url(
-            "/metadata/identity/issuecredential",
-            &[("cred-api-version", CRED_API_VERSION)],
-        );
+        let mut query = vec![("cred-api-version", CRED_API_VERSION)];
+        query.extend(identity.imds_v2_param());
+        let url = self.url("/metadata/identity/issuecredential", &query);
         let endpoint = without_query(&url);
         let mut body = serde_json::json!({ "csr": request.to_base64() });
         if let Some(t) = attestation_token {
@@ -634,7 +643,7 @@ impl ImdsClient {
         })
         .await
         .map_err(|e| ImdsError::Csr(format!("key generation task failed: {e}")))??;
-        self.issue_credential(request, None).await
+        self.issue_credential(identity, request, None).await
     }
 
     /// An unbound token from IMDS v1:

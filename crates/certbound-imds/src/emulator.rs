@@ -724,12 +724,15 @@ async fn issue_credential(
         return csr_refused("unknown client id");
     };
     // A user-assigned selector in the query must name the same identity as the CSR.
-    if let Ok((selected, _)) = cfg.select(&q)
-        && !q.is_empty()
-        && q.keys().any(|k| k != "cred-api-version")
-        && selected.client_id != identity.client_id
-    {
-        return csr_refused("the CSR's CN does not match the identity selected in the query");
+    match cfg.select(&q) {
+        Err(e) => return imds_error(StatusCode::BAD_REQUEST, "invalid_request", e),
+        Ok((selected, _)) if selected.client_id != identity.client_id => {
+            return csr_refused(format!(
+                "the CSR's CN `{}` is not the identity selected by the query",
+                checked.client_id
+            ));
+        }
+        Ok(_) => {}
     }
     let mut spec = IssueSpec::client(&identity.client_id).valid_for(cfg.certificate_lifetime);
     spec.extra_subject

@@ -53,6 +53,16 @@ pub enum ImdsError {
         /// The URL that answered.
         endpoint: String,
     },
+    /// The `server` header does not name IMDS.
+    #[error(
+        "{endpoint} answered with `server: {server}`, which is not IMDS (a proxy or another service is listening on the IMDS address); refusing to use it"
+    )]
+    NotImds {
+        /// The URL that answered.
+        endpoint: String,
+        /// The `server` header it sent.
+        server: String,
+    },
     /// The endpoint answered with an error status.
     #[error("{endpoint} answered HTTP {status}: {detail}")]
     Status {

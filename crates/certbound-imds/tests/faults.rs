@@ -51,6 +51,50 @@ async fn answer_without_server_header_is_refused() {
 }
 
 #[tokio::test]
+async fn a_server_header_that_does_not_name_imds_is_refused() {
+    let app = Router::new().route(
+        "/metadata/identity/getplatformmetadata",
+        get(|| async {
+            (
+                [(header::SERVER, "nginx/1.25")],
+                axum::Json(metadata_body()),
+            )
+        }),
+    );
+    let addr = serve(app).await;
+    let err = client(addr)
+        .platform_metadata(&ManagedIdentity::SystemAssigned)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ImdsError::NotImds { .. }), "{err}");
+    assert!(err.to_string().contains("nginx/1.25"), "{err}");
+}
+
+#[tokio::test]
+async fn issuecredential_refuses_a_csr_for_another_identity_than_the_query_selects() {
+    let h = harness("https://127.0.0.1:1", |c| c).await;
+    let imds = h.imds();
+    let meta = imds
+        .platform_metadata(&ManagedIdentity::SystemAssigned)
+        .await
+        .unwrap();
+    let req = CertificateRequest::generate(&meta.client_id, &meta.tenant_id, &meta.cu_id).unwrap();
+    let err = imds
+        .issue_credential(&ManagedIdentity::ClientId(USER_CLIENT_ID.into()), req, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ImdsError::Status { status: 400, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("not the identity selected"),
+        "{err}"
+    );
+    assert!(h.registrations().is_empty());
+}
+
+#[tokio::test]
 async fn v1_only_host_is_a_clear_error_and_v1_tokens_still_work() {
     let h = harness("https://127.0.0.1:1", |c| c.v1_only(true)).await;
     let imds = h.imds();
