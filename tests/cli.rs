@@ -1,0 +1,315 @@
+//! Drives the `certbound` binary exactly as SPEC §7 describes (the stable contract).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_certbound"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// A server process; killed (SIGTERM first) on drop.
+struct Server {
+    child: Child,
+    ready: Value,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = bin()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn certbound");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ready line");
+        let ready: Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("ready line is not JSON ({e}): {line:?}"));
+        assert!(
+            ready["addr"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("127.0.0.1:")),
+            "{ready}"
+        );
+        Server { child, ready }
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait");
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = bin().args(args).output().expect("run certbound");
+    assert!(
+        out.status.success(),
+        "certbound {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+fn write_config(path: &Path, issuer: &str, cert: &Path, api_url: &str, scheme: &str) {
+    let cfg = serde_json::json!({
+        "AzureAd": {
+            "Authority": issuer,
+            "ClientId": "cli-app",
+            "ClientCredentials": [
+                { "SourceType": "Path", "CertificateDiskPath": cert }
+            ]
+        },
+        "DownstreamApis": {
+            "Whoami": {
+                "BaseUrl": api_url,
+                "RelativePath": "/whoami",
+                "ProtocolScheme": scheme,
+                "RequestAppToken": true,
+                "Scopes": ["api://cli-api/.default"]
+            }
+        }
+    });
+    std::fs::write(path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+}
+
+#[test]
+fn demo_json_reports_every_step() {
+    let out = bin().args(["demo", "--json"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["ok"], true, "{report}");
+    let steps = report["steps"].as_array().unwrap();
+    let names: Vec<_> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    for expected in [
+        "token",
+        "bound_call",
+        "another_certificate",
+        "no_certificate",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    let status = |n: &str| steps.iter().find(|s| s["name"] == n).unwrap()["status"].as_u64();
+    assert_eq!(status("bound_call"), Some(200));
+    assert_eq!(status("another_certificate"), Some(401));
+    assert_eq!(status("no_certificate"), Some(401));
+    // The demo never prints a token.
+    assert!(!stdout.contains("eyJ"), "a JWT leaked into the demo output");
+}
+
+#[test]
+fn full_cli_flow_authority_token_api_call_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| -> PathBuf { dir.path().join(p) };
+    let auth_dir = d("authority");
+    let auth_dir_s = auth_dir.to_str().unwrap();
+
+    let authority = Server::start(&[
+        "authority",
+        "serve",
+        "--dir",
+        auth_dir_s,
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    let issuer = authority.ready["issuer"].as_str().unwrap().to_string();
+    let ca = authority.ready["ca_cert"].as_str().unwrap().to_string();
+    assert!(Path::new(&ca).is_file(), "ca_cert path {ca}");
+    assert!(authority.ready["tenant"].as_str().is_some());
+
+    // A client certificate, registered while the authority runs.
+    let prefix = d("app");
+    run_ok(&[
+        "cert",
+        "new",
+        "--cn",
+        "cli-app",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    let cert = d("app.pem");
+    assert!(cert.is_file() && d("app.key").is_file());
+    run_ok(&[
+        "authority",
+        "register",
+        "--dir",
+        auth_dir_s,
+        "--client-id",
+        "cli-app",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--audience",
+        "api://cli-api",
+    ]);
+
+    // The protected API, requiring binding.
+    let api = Server::start(&[
+        "api",
+        "serve",
+        "--authority",
+        &issuer,
+        "--audience",
+        "api://cli-api",
+        "--addr",
+        "127.0.0.1:0",
+        "--ca-cert",
+        &ca,
+        "--require-binding",
+    ]);
+    let api_url = format!("https://{}", api.ready["addr"].as_str().unwrap());
+    let api_ca = api.ready["tls_cert"].as_str().map(str::to_owned);
+
+    // A bound token.
+    let config = d("appsettings.json");
+    write_config(&config, &issuer, &cert, &api_url, "MTLS_POP");
+    let out = run_ok(&[
+        "token",
+        "--config",
+        config.to_str().unwrap(),
+        "--scheme",
+        "mtls_pop",
+        "--ca-cert",
+        &ca,
+        "--json",
+    ]);
+    let token: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        token["token_type"]
+            .as_str()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("mtls_pop")
+    );
+    assert_eq!(token["source"], "identity_provider");
+    let thumb = token["binding_thumbprint"]
+        .as_str()
+        .expect("bound")
+        .to_string();
+    assert_eq!(thumb.len(), 43);
+    let access = token["access_token"].as_str().unwrap().to_string();
+
+    // inspect: the binding matches the certificate; another certificate does not.
+    let out = bin()
+        .args(["inspect", "-", "--cert", cert.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().unwrap().write_all(access.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase()
+        + &String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("not verified") || text.contains("not verify"),
+        "{text}"
+    );
+    assert!(text.contains(&thumb.to_lowercase()), "{text}");
+
+    // call: the API answers 200 over mTLS with the bound token (trusting the API's cert).
+    let mut call_args = vec![
+        "call".to_string(),
+        "--config".into(),
+        config.to_str().unwrap().into(),
+        "--api".into(),
+        "Whoami".into(),
+    ];
+    let api_trust = api_ca.clone().unwrap_or_else(|| ca.clone());
+    call_args.extend(["--ca-cert".to_string(), api_trust.clone()]);
+    // The authority's CA must be trusted too: point SSL_CERT_FILE at a bundle of both.
+    let bundle = d("bundle.pem");
+    let mut pem = std::fs::read_to_string(&ca).unwrap();
+    pem.push_str(&std::fs::read_to_string(&api_trust).unwrap());
+    std::fs::write(&bundle, pem).unwrap();
+    let out = bin()
+        .args(&call_args)
+        .env("SSL_CERT_FILE", &bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "call failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["cnf"]["x5t#S256"], thumb.as_str());
+
+    // call with the Bearer scheme (unbound token) on the binding-required API: 401, non-zero exit.
+    write_config(&config, &issuer, &cert, &api_url, "Bearer");
+    let out = bin()
+        .args(&call_args)
+        .env("SSL_CERT_FILE", &bundle)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("401") && err.contains("invalid_token"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    assert!(!err.contains("eyJ"), "no token in errors: {err}");
+
+    // Servers stop cleanly on SIGTERM.
+    assert!(api.terminate().success());
+    assert!(authority.terminate().success());
+}
+
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.json");
+    let out = bin()
+        .args(["token", "--config", missing.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope.json"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{ not json").unwrap();
+    let out = bin()
+        .args(["call", "--config", bad.to_str().unwrap(), "--api", "X"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.json"), "{err}");
+
+    let out = bin().args(["inspect", "not-a-token"]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1
+    );
+}
