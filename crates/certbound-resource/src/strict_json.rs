@@ -2,14 +2,19 @@
 //!
 //! `serde_json` keeps the *last* of duplicate members silently, so `{"aud":"a","aud":"b"}`
 //! would be read differently by two JSON parsers — a classic token-confusion vector
-//! (RFC 7515 §5.2 and RFC 8725 §3.12 call for rejecting such input). This module parses with
-//! `serde_json`'s own tokenizer but through a custom [`serde::de::Visitor`] that builds the
-//! [`serde_json::Value`] itself and fails on the first repeated key at **any** nesting level.
-//! It is one pass over the input with no extra allocation beyond the value being built
-//! (the visitor checks `Map::contains_key` before each insert), so it costs about the same as
-//! `serde_json::from_slice::<Value>`. Nesting depth stays bounded by `serde_json`'s
-//! recursion limit (128).
+//! (RFC 7515 §4 and RFC 8725 §3.12 call for rejecting such input).
+//!
+//! Approach: parse with `serde_json`'s own tokenizer, but through custom
+//! [`serde::de::Visitor`]s, in one pass. [`scan_object`] builds values only for the few
+//! members the validator needs (`alg`, `kid`, `typ`, `crit` / `iss`, `aud`, `exp`, `nbf`,
+//! `iat`, `cnf`); every other member is walked without being built, its name kept as a
+//! slice borrowed from the input. Each object's names are then sorted and checked for
+//! neighbours that are equal — at **every** nesting level, and after unescaping (so
+//! `"aud"` and `"\u0061ud"` collide). This costs less than `serde_json::from_slice::<Value>`
+//! (no `String`/`BTreeMap` allocation for unneeded members). Nesting depth stays bounded by
+//! `serde_json`'s recursion limit (128); token size is bounded before parsing.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -28,7 +33,9 @@ pub(crate) enum StrictJsonError {
 
 const DUPLICATE_MARK: &str = "\u{0}certbound-duplicate-member";
 
-/// Parses `bytes` as a JSON object, refusing duplicate members anywhere inside.
+/// Parses `bytes` into a full JSON object, refusing duplicate members anywhere inside
+/// (the reference behaviour [`scan_object`] is tested against).
+#[cfg(test)]
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match StrictSeed.deserialize(&mut de) {
@@ -45,6 +52,153 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJso
     match value {
         Value::Object(m) => Ok(m),
         _ => Err(StrictJsonError::NotObject),
+    }
+}
+
+/// Parses `bytes` as a JSON object in one pass, returning the values of the members named
+/// in `names` (in that order) and refusing duplicate members anywhere inside — without
+/// building the rest of the object: other members are walked (their nested objects checked
+/// for duplicates with borrowed keys) but not allocated. This is the validator's hot path;
+/// the full object is materialised later only if the application asks for it.
+pub(crate) fn scan_object<const N: usize>(
+    bytes: &[u8],
+    names: &[&str; N],
+) -> Result<[Option<Value>; N], StrictJsonError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let picked = match de::Deserializer::deserialize_map(&mut de, TopVisitor { names }) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(if e.to_string().starts_with(DUPLICATE_MARK) {
+                StrictJsonError::Duplicate
+            } else if e.is_data() {
+                StrictJsonError::NotObject
+            } else {
+                StrictJsonError::Syntax
+            });
+        }
+    };
+    de.end().map_err(|_| StrictJsonError::Syntax)?;
+    Ok(picked)
+}
+
+struct TopVisitor<'n, const N: usize> {
+    names: &'n [&'n str; N],
+}
+
+impl<'de, const N: usize> Visitor<'de> for TopVisitor<'_, N> {
+    type Value = [Option<Value>; N];
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out: [Option<Value>; N] = std::array::from_fn(|_| None);
+        let mut others: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match self.names.iter().position(|n| *n == key) {
+                Some(i) => {
+                    if out[i].is_some() {
+                        return Err(de::Error::custom(DUPLICATE_MARK));
+                    }
+                    out[i] = Some(map.next_value_seed(StrictSeed)?);
+                }
+                None => {
+                    others.push(key);
+                    map.next_value_seed(SkipSeed)?;
+                }
+            }
+        }
+        check_unique(others)?;
+        Ok(out)
+    }
+}
+
+fn check_unique<E: de::Error>(mut keys: Vec<Cow<'_, str>>) -> Result<(), E> {
+    if keys.len() > 1 {
+        keys.sort_unstable();
+        if keys.windows(2).any(|w| w[0] == w[1]) {
+            return Err(E::custom(DUPLICATE_MARK));
+        }
+    }
+    Ok(())
+}
+
+/// A member name, borrowed from the input unless it contains escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// Walks any JSON value without building it, refusing duplicate members.
+struct SkipSeed;
+
+impl<'de> DeserializeSeed<'de> for SkipSeed {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(SkipSeed)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            keys.push(key);
+            map.next_value_seed(SkipSeed)?;
+        }
+        check_unique(keys)
     }
 }
 
@@ -143,6 +297,35 @@ mod tests {
         assert_eq!(parse_object(b"{"), Err(StrictJsonError::Syntax));
         assert_eq!(parse_object(b""), Err(StrictJsonError::Syntax));
         assert_eq!(parse_object(b"\xff"), Err(StrictJsonError::Syntax));
+    }
+
+    #[test]
+    fn scan_picks_named_members_and_refuses_duplicates_anywhere() {
+        let [a, c, z] =
+            scan_object(br#"{"a":1,"b":{"x":[{"y":2}]},"c":"s"}"#, &["a", "c", "z"]).unwrap();
+        assert_eq!(
+            (a, c, z),
+            (Some(Value::from(1)), Some(Value::from("s")), None)
+        );
+        for t in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"b":1,"b":2}"#,
+            r#"{"b":{"x":1,"x":2}}"#,
+            r#"{"b":[{"x":1,"x":2}]}"#,
+            r#"{"a":{"x":1,"x":2}}"#,
+        ] {
+            assert_eq!(
+                scan_object(t.as_bytes(), &["a"]),
+                Err(StrictJsonError::Duplicate),
+                "{t}"
+            );
+        }
+        assert_eq!(scan_object(b"[1]", &["a"]), Err(StrictJsonError::NotObject));
+        assert_eq!(
+            scan_object(b"{\"a\":1} x", &["a"]),
+            Err(StrictJsonError::Syntax)
+        );
+        assert!(scan_object(b"{\"a\":", &["a"]).is_err());
     }
 
     #[test]

@@ -50,7 +50,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use certbound_core::tls::TrustAnchors;
@@ -77,30 +77,54 @@ pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 
 /// The claims of a validated token.
 ///
-/// All members are kept in [`Claims::all`]; the registered ones are also available typed.
-#[derive(Clone, Debug)]
+/// The registered claims are available typed; every member (as sent) through
+/// [`Claims::all`], which is materialised on first use (validation itself does not build the
+/// full JSON object — see the module docs).
+#[derive(Clone)]
 pub struct Claims {
-    header: Map<String, Value>,
-    payload: Map<String, Value>,
+    header_json: Box<[u8]>,
+    payload_json: Box<[u8]>,
+    header: OnceLock<Map<String, Value>>,
+    payload: OnceLock<Map<String, Value>>,
     alg: JwsAlgorithm,
+    kid: Option<String>,
     iss: String,
     aud: Vec<String>,
     exp: i64,
     cnf: Option<Confirmation>,
 }
 
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claims")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field("iss", &self.iss)
+            .field("aud", &self.aud)
+            .field("exp", &self.exp)
+            .field("sub", &self.sub())
+            .field("cnf", &self.cnf)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lazy_map<'a>(cell: &'a OnceLock<Map<String, Value>>, json: &[u8]) -> &'a Map<String, Value> {
+    // The bytes were already parsed strictly during validation, so this cannot fail.
+    cell.get_or_init(|| serde_json::from_slice(json).unwrap_or_default())
+}
+
 impl Claims {
     /// Every payload member, as sent.
     pub fn all(&self) -> &Map<String, Value> {
-        &self.payload
+        lazy_map(&self.payload, &self.payload_json)
     }
     /// The protected header.
     pub fn header(&self) -> &Map<String, Value> {
-        &self.header
+        lazy_map(&self.header, &self.header_json)
     }
     /// One payload member.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.payload.get(name)
+        self.all().get(name)
     }
     /// The algorithm that signed the token.
     pub fn alg(&self) -> JwsAlgorithm {
@@ -108,7 +132,7 @@ impl Claims {
     }
     /// `kid` of the signing key.
     pub fn kid(&self) -> Option<&str> {
-        self.header.get("kid").and_then(Value::as_str)
+        self.kid.as_deref()
     }
     /// `iss`.
     pub fn issuer(&self) -> &str {
@@ -124,26 +148,25 @@ impl Claims {
     }
     /// `sub`.
     pub fn sub(&self) -> Option<&str> {
-        self.payload.get("sub").and_then(Value::as_str)
+        self.get("sub").and_then(Value::as_str)
     }
     /// The client: `client_id` (RFC 9068), `azp` or Entra's `appid`.
     pub fn client_id(&self) -> Option<&str> {
         ["client_id", "azp", "appid"]
             .iter()
-            .find_map(|n| self.payload.get(*n).and_then(Value::as_str))
+            .find_map(|n| self.get(n).and_then(Value::as_str))
     }
     /// Scopes from `scope` (RFC 9068, space-separated) or Entra's `scp`.
     pub fn scopes(&self) -> Vec<&str> {
         ["scope", "scp"]
             .iter()
-            .find_map(|n| self.payload.get(*n).and_then(Value::as_str))
+            .find_map(|n| self.get(n).and_then(Value::as_str))
             .map(|s| s.split(' ').filter(|x| !x.is_empty()).collect())
             .unwrap_or_default()
     }
     /// App roles (`roles`, Entra app-only tokens).
     pub fn roles(&self) -> Vec<&str> {
-        self.payload
-            .get("roles")
+        self.get("roles")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default()
@@ -651,19 +674,22 @@ impl Validator {
         }
         let (h64, p64, s64) = tri!(split(token));
         // Header.
-        let header = tri!(decode_object(h64, "header"));
-        let alg = tri!(check_alg(&header, &cfg.algorithms));
-        tri!(check_crit(&header, &cfg.understood_crit));
-        tri!(check_typ(&header, &cfg.types, cfg.allow_missing_typ));
+        let header_json = tri!(b64::decode(h64).map_err(|_| TokenError::Base64("header")));
+        let [alg_v, kid_v, typ_v, crit_v] = tri!(scan(&header_json, &HEADER_MEMBERS, "header"));
+        let alg = tri!(check_alg(alg_v.as_ref(), &cfg.algorithms));
+        if let Some(crit) = &crit_v {
+            tri!(check_crit(crit, &header_json, &cfg.understood_crit));
+        }
+        tri!(check_typ(typ_v.as_ref(), &cfg.types, cfg.allow_missing_typ));
         // Key.
-        let key = match header.get("kid") {
-            Some(Value::String(kid)) => match keys.get(kid) {
-                Some(k) => k,
+        let (key, kid) = match kid_v {
+            Some(Value::String(kid)) => match keys.get(&kid) {
+                Some(k) => (k, Some(kid)),
                 None => return Outcome::UnknownKid(keys.clone()),
             },
             Some(_) => return Outcome::Done(Err(TokenError::KidMalformed)),
             None => match keys.sole_key_for(alg) {
-                Some(k) => k,
+                Some(k) => (k, None),
                 None => return Outcome::Done(Err(TokenError::KeyAmbiguous)),
             },
         };
@@ -677,39 +703,41 @@ impl Validator {
             return Outcome::Done(Err(TokenError::BadSignature));
         }
         // Claims.
-        let payload = tri!(decode_object(p64, "payload"));
+        let payload_json = tri!(b64::decode(p64).map_err(|_| TokenError::Base64("payload")));
+        let [iss_v, aud_v, exp_v, nbf_v, iat_v, cnf_v] =
+            tri!(scan(&payload_json, &PAYLOAD_MEMBERS, "payload"));
         let now = certbound_core::now_unix();
-        let iss = match payload.get("iss") {
+        let iss = match iss_v {
             Some(Value::String(s)) => s,
             Some(_) => return Outcome::Done(Err(TokenError::ClaimMalformed("iss"))),
             None => return Outcome::Done(Err(TokenError::ClaimMissing("iss"))),
         };
-        if !cfg.issuers.iter().any(|i| i == iss) {
+        if !cfg.issuers.iter().any(|i| *i == iss) {
             return Outcome::Done(Err(TokenError::IssuerNotAccepted));
         }
-        let aud = tri!(audiences(&payload));
+        let aud = tri!(audiences(aud_v));
         if !aud.iter().any(|a| cfg.audiences.contains(a)) {
             return Outcome::Done(Err(TokenError::AudienceNotAccepted));
         }
-        let exp = match tri!(numeric_date(&payload, "exp")) {
+        let exp = match tri!(numeric_date(exp_v.as_ref(), "exp")) {
             Some(e) => e,
             None => return Outcome::Done(Err(TokenError::ClaimMissing("exp"))),
         };
         if now.saturating_sub(cfg.skew) >= exp {
             return Outcome::Done(Err(TokenError::Expired));
         }
-        if let Some(nbf) = tri!(numeric_date(&payload, "nbf")) {
+        if let Some(nbf) = tri!(numeric_date(nbf_v.as_ref(), "nbf")) {
             if now.saturating_add(cfg.skew) < nbf {
                 return Outcome::Done(Err(TokenError::NotYetValid));
             }
         }
-        if let Some(iat) = tri!(numeric_date(&payload, "iat")) {
+        if let Some(iat) = tri!(numeric_date(iat_v.as_ref(), "iat")) {
             if now.saturating_add(cfg.skew) < iat {
                 return Outcome::Done(Err(TokenError::IssuedInFuture));
             }
         }
         // Binding.
-        let cnf = match payload.get("cnf") {
+        let cnf = match &cnf_v {
             Some(v) => Some(tri!(Confirmation::from_claim(v))),
             None => None,
         };
@@ -719,14 +747,16 @@ impl Validator {
             peer,
             cfg.require_binding
         ));
-        let iss = iss.clone();
         Outcome::Done(Ok(ValidatedToken {
             scheme,
             peer: peer.copied(),
             claims: Arc::new(Claims {
-                header,
-                payload,
+                header_json: header_json.into_boxed_slice(),
+                payload_json: payload_json.into_boxed_slice(),
+                header: OnceLock::new(),
+                payload: OnceLock::new(),
                 alg,
+                kid,
                 iss,
                 aud,
                 exp,
@@ -734,6 +764,20 @@ impl Validator {
             }),
         }))
     }
+}
+
+const HEADER_MEMBERS: [&str; 4] = ["alg", "kid", "typ", "crit"];
+const PAYLOAD_MEMBERS: [&str; 6] = ["iss", "aud", "exp", "nbf", "iat", "cnf"];
+
+fn scan<const N: usize>(
+    json: &[u8],
+    names: &[&str; N],
+    what: &'static str,
+) -> Result<[Option<Value>; N], TokenError> {
+    strict_json::scan_object(json, names).map_err(|e| match e {
+        StrictJsonError::Duplicate => TokenError::DuplicateMember(what),
+        StrictJsonError::Syntax | StrictJsonError::NotObject => TokenError::NotJsonObject(what),
+    })
 }
 
 /// Splits a compact JWS into its three non-empty parts.
@@ -747,19 +791,8 @@ fn split(token: &str) -> Result<(&str, &str, &str), TokenError> {
     }
 }
 
-fn decode_object(part: &str, what: &'static str) -> Result<Map<String, Value>, TokenError> {
-    let bytes = b64::decode(part).map_err(|_| TokenError::Base64(what))?;
-    strict_json::parse_object(&bytes).map_err(|e| match e {
-        StrictJsonError::Duplicate => TokenError::DuplicateMember(what),
-        StrictJsonError::Syntax | StrictJsonError::NotObject => TokenError::NotJsonObject(what),
-    })
-}
-
-fn check_alg(
-    header: &Map<String, Value>,
-    allowed: &[JwsAlgorithm],
-) -> Result<JwsAlgorithm, TokenError> {
-    let Some(Value::String(alg)) = header.get("alg") else {
+fn check_alg(alg: Option<&Value>, allowed: &[JwsAlgorithm]) -> Result<JwsAlgorithm, TokenError> {
+    let Some(Value::String(alg)) = alg else {
         return Err(TokenError::AlgMissing);
     };
     if alg.eq_ignore_ascii_case("none") {
@@ -775,10 +808,7 @@ fn check_alg(
         .ok_or(TokenError::AlgNotAllowed)
 }
 
-fn check_crit(header: &Map<String, Value>, understood: &[String]) -> Result<(), TokenError> {
-    let Some(crit) = header.get("crit") else {
-        return Ok(());
-    };
+fn check_crit(crit: &Value, header_json: &[u8], understood: &[String]) -> Result<(), TokenError> {
     // RFC 7515 §4.1.11: a non-empty array of names that are present in the header and are
     // not names defined by the JWS/JWA specifications.
     let Some(names) = crit.as_array() else {
@@ -787,23 +817,26 @@ fn check_crit(header: &Map<String, Value>, understood: &[String]) -> Result<(), 
     if names.is_empty() {
         return Err(TokenError::Crit);
     }
+    let mut header: Option<Map<String, Value>> = None;
     for n in names {
         let Some(n) = n.as_str() else {
             return Err(TokenError::Crit);
         };
-        if !understood.iter().any(|u| u == n) || !header.contains_key(n) {
+        if !understood.iter().any(|u| u == n) {
+            return Err(TokenError::Crit);
+        }
+        // Rare path (only with configured extensions): the named member must be present.
+        let h =
+            header.get_or_insert_with(|| serde_json::from_slice(header_json).unwrap_or_default());
+        if !h.contains_key(n) {
             return Err(TokenError::Crit);
         }
     }
     Ok(())
 }
 
-fn check_typ(
-    header: &Map<String, Value>,
-    types: &[String],
-    allow_missing: bool,
-) -> Result<(), TokenError> {
-    match header.get("typ") {
+fn check_typ(typ: Option<&Value>, types: &[String], allow_missing: bool) -> Result<(), TokenError> {
+    match typ {
         None if allow_missing => Ok(()),
         None => Err(TokenError::TypMissing),
         Some(Value::String(t)) => {
@@ -824,16 +857,15 @@ fn check_typ(
     }
 }
 
-fn audiences(payload: &Map<String, Value>) -> Result<Vec<String>, TokenError> {
-    match payload.get("aud") {
+fn audiences(aud: Option<Value>) -> Result<Vec<String>, TokenError> {
+    match aud {
         None => Err(TokenError::ClaimMissing("aud")),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::String(s)) => Ok(vec![s]),
         Some(Value::Array(a)) if !a.is_empty() => a
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or(TokenError::ClaimMalformed("aud"))
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(TokenError::ClaimMalformed("aud")),
             })
             .collect(),
         Some(_) => Err(TokenError::ClaimMalformed("aud")),
@@ -841,11 +873,8 @@ fn audiences(payload: &Map<String, Value>) -> Result<Vec<String>, TokenError> {
 }
 
 /// A NumericDate claim (RFC 7519 §2): a JSON number, possibly fractional; truncated.
-fn numeric_date(
-    payload: &Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<i64>, TokenError> {
-    match payload.get(name) {
+fn numeric_date(v: Option<&Value>, name: &'static str) -> Result<Option<i64>, TokenError> {
+    match v {
         None => Ok(None),
         Some(Value::Number(n)) => {
             if let Some(i) = n.as_i64() {
