@@ -395,3 +395,58 @@ async fn debug_output_is_redacted() {
     assert!(!all.contains("SECRET"), "{all}");
     assert!(!all.contains("[1, 1, 1"), "{all}");
 }
+
+#[tokio::test]
+async fn redis_cluster_shares_tokens_across_slots() {
+    if !redis_available() {
+        return;
+    }
+    let mut cluster = RedisCluster::start();
+    let config = certbound_redis::RedisCacheConfig::builder()
+        .connection_string(cluster.connection_string())
+        .key_prefix("test:")
+        .encryption_key(key(1))
+        .timeout(Duration::from_millis(500))
+        .retry_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    assert!(config.is_cluster());
+    let l2 = certbound_redis::RedisTokenCache::connect(config)
+        .await
+        .unwrap();
+    assert!(l2.is_available());
+    // Enough keys to land on every master.
+    let keys: Vec<_> = (0..30).map(|i| cache_key(&format!("scope-{i}"))).collect();
+    for (i, k) in keys.iter().enumerate() {
+        l2.set(k, &token(&format!("{TOKEN_TEXT}-{i}"), 3600))
+            .await
+            .unwrap();
+    }
+    let other_replica = TieredCache::new(MemoryTokenCache::new(100), l2.clone());
+    for (i, k) in keys.iter().enumerate() {
+        let t = other_replica.get(k).await.unwrap().expect("cluster hit");
+        assert_eq!(t.access_token.expose(), format!("{TOKEN_TEXT}-{i}"));
+    }
+    let stored = cluster.all_keys();
+    assert_eq!(stored.len(), 30);
+    assert!(
+        stored
+            .iter()
+            .all(|k| k.starts_with("test:") && !k.contains("scope"))
+    );
+    for p in &cluster.ports {
+        let n = std::process::Command::new("redis-cli")
+            .args(["-p", &p.to_string(), "DBSIZE"])
+            .output()
+            .unwrap();
+        let n: u32 = String::from_utf8_lossy(&n.stdout).trim().parse().unwrap();
+        assert!(n > 0, "every master holds entries");
+    }
+    // The whole cluster gone: calls still succeed (misses), no error.
+    cluster.kill_all();
+    let fresh = TieredCache::new(MemoryTokenCache::new(100), l2.clone());
+    for k in &keys {
+        assert!(fresh.get(k).await.unwrap().is_none());
+    }
+    assert!(!l2.is_available());
+}
