@@ -128,12 +128,16 @@ impl Counter {
     }
 }
 
+/// The client certificate's `x5t#S256`, as the TLS layer saw it.
+#[derive(Clone)]
+struct PeerThumbprint(Option<certbound_core::Thumbprint>);
+
 /// A real mTLS server (client certificate required) standing in for the authority's token
 /// endpoint: it answers with the presented certificate's thumbprint and the form fields.
 pub async fn mtls_token_endpoint(ca: &DevCa) -> (String, CertifiedKey) {
     use axum::Extension;
     use axum::routing::post;
-    use certbound_resource::TlsInfo;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
     let server_id = ca
         .issue_certified_key(
             &IssueSpec::server("localhost", &["127.0.0.1"]),
@@ -149,20 +153,40 @@ pub async fn mtls_token_endpoint(ca: &DevCa) -> (String, CertifiedKey) {
         "/{tenant}/oauth2/v2.0/token",
         post(
             |axum::extract::Path(tenant): axum::extract::Path<String>,
-             Extension(info): Extension<TlsInfo>,
+             Extension(peer): Extension<PeerThumbprint>,
              body: String| async move {
                 let form: std::collections::HashMap<String, String> = serde_urlencoded_parse(&body);
                 axum::Json(serde_json::json!({
                     "tenant": tenant,
-                    "x5t#S256": info.peer.map(|p| p.thumbprint.to_base64url()),
+                    "x5t#S256": peer.0.map(|t| t.to_base64url()),
                     "form": form,
                 }))
             },
         ),
     );
-    let server = certbound_resource::TlsServer::new(listener, tls);
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     tokio::spawn(async move {
-        let _ = server.serve(app, std::future::pending()).await;
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let peer = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| certbound_core::Thumbprint::of_der(c));
+                let svc = hyper_util::service::TowerToHyperService::new(
+                    app.layer(Extension(PeerThumbprint(peer))),
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
     });
     (format!("https://127.0.0.1:{}", addr.port()), server_id)
 }
