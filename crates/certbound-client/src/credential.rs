@@ -253,11 +253,15 @@ pub fn load_first(
         }
         match load_one(d) {
             Ok(c) => {
-                tracing::info!(credential = %d.key, source_type = d.source.source_type(), what = %c.describe(), "client credential loaded");
+                if tried.is_empty() {
+                    tracing::info!(credential = %d.key, source_type = d.source.source_type(), what = %c.describe(), "client credential loaded");
+                } else {
+                    tracing::warn!(credential = %d.key, source_type = d.source.source_type(), what = %c.describe(), skipped = %tried.join("; "), "client credential loaded after earlier entries failed");
+                }
                 return Ok(c);
             }
             Err(e) => {
-                tracing::warn!(credential = %d.key, source_type = d.source.source_type(), reason = %e, "client credential not usable; trying the next");
+                tracing::info!(credential = %d.key, source_type = d.source.source_type(), reason = %e, "client credential not usable; trying the next");
                 tried.push(format!("{} ({}): {e}", d.key, d.source.source_type()));
             }
         }
