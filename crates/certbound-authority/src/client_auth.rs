@@ -384,7 +384,11 @@ impl Verifier {
             let by_s256 = header
                 .get("x5t#S256")
                 .and_then(Value::as_str)
-                .map(|t| Thumbprint::from_base64url(t).ok_or(bad("x5t#S256 header is malformed")));
+                // MSAL Python pads its base64url thumbprints; tolerate that.
+                .map(|t| {
+                    Thumbprint::from_base64url(t.trim_end_matches('='))
+                        .ok_or(bad("x5t#S256 header is malformed"))
+                });
             let by_x5c = header
                 .get("x5c")
                 .and_then(Value::as_array)
@@ -395,7 +399,10 @@ impl Verifier {
                         .map(|der| Thumbprint::of_der(&der))
                         .map_err(|_| bad("x5c header is not base64"))
                 });
-            let sha1 = header.get("x5t").and_then(Value::as_str);
+            let sha1 = header
+                .get("x5t")
+                .and_then(Value::as_str)
+                .map(|t| t.trim_end_matches('='));
             let kid = header.get("kid").and_then(Value::as_str);
             let wanted: Option<Thumbprint> = match (by_s256, by_x5c) {
                 (Some(a), _) => Some(a?),
