@@ -46,6 +46,9 @@ pub const CRED_API_VERSION: &str = "2.0";
 pub const IMDS_V1_API_VERSION: &str = "2018-02-01";
 /// `api-version` of the App Service identity endpoint.
 pub const APP_SERVICE_API_VERSION: &str = "2019-08-01";
+/// A certificate past its refresh time is still used, when re-minting fails, while it has at
+/// least this many seconds left.
+const STALE_GRACE_SECS: i64 = 30;
 /// A minted certificate valid for less than this is never persisted (kept in memory only).
 pub const PERSIST_MIN_LIFETIME_SECS: i64 = 24 * 3600;
 
@@ -769,7 +772,8 @@ impl AppServiceClient {
 
 /// A managed-identity certificate credential: minted through IMDS v2 on first use, kept in
 /// memory (never written to disk) and re-minted when [`MintedCredential::refresh_at`] has
-/// passed. Concurrent callers share one mint (single-flight).
+/// passed. Concurrent callers share one mint (single-flight). If re-minting fails while the
+/// current certificate is still valid (30 s or more left), the current one keeps being used.
 pub struct ManagedCertificateSource {
     client: ImdsClient,
     identity: ManagedIdentity,
@@ -812,7 +816,21 @@ impl ManagedCertificateSource {
         {
             return Ok(c.clone());
         }
-        let minted = Arc::new(self.client.mint(&self.identity).await?);
+        let minted = match self.client.mint(&self.identity).await {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                // Past the refresh point but not yet expired: keep using the current
+                // certificate (with a little slack for the token request) and retry next time.
+                if let Some(c) = slot.as_ref()
+                    && now + STALE_GRACE_SECS < c.not_after()
+                {
+                    tracing::warn!(error = %e, not_after = c.not_after(),
+                        "re-minting the managed-identity certificate failed; using the current one until it expires");
+                    return Ok(c.clone());
+                }
+                return Err(e);
+            }
+        };
         self.mints.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             client_id = minted.client_id(),

@@ -258,3 +258,39 @@ async fn imds_address_honours_the_azure_sdk_override() {
     let default = certbound_imds::ImdsClient::from_env_with(|_| None).unwrap();
     assert_eq!(default.base_url().as_str(), "http://169.254.169.254/");
 }
+
+#[tokio::test]
+async fn keeps_the_current_certificate_when_re_minting_fails_until_it_expires() {
+    let h = harness("https://127.0.0.1:1", |c| {
+        c.with_certificate_lifetime(Duration::from_secs(20 * 60))
+    })
+    .await;
+    let now = Arc::new(AtomicI64::new(certbound_core::now_unix()));
+    let clock = now.clone();
+    let imds = h
+        .imds()
+        .with_retry_delay(Duration::from_millis(10))
+        .with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
+    let source = ManagedCertificateSource::new(imds, ManagedIdentity::SystemAssigned);
+    let first = source.credential().await.unwrap();
+
+    let Harness { emu, .. } = h;
+    emu.shutdown().await;
+
+    // Past the refresh point, IMDS gone: the still-valid certificate is kept.
+    now.store(first.refresh_at(), Ordering::SeqCst);
+    let kept = source.credential().await.unwrap();
+    assert_eq!(
+        kept.certified_key().thumbprint(),
+        first.certified_key().thumbprint()
+    );
+    assert_eq!(source.mints(), 1);
+
+    // Too close to expiry: the failure surfaces.
+    now.store(first.not_after() - 10, Ordering::SeqCst);
+    let err = source.credential().await.unwrap_err();
+    assert!(
+        matches!(err, certbound_imds::ImdsError::Unreachable { .. }),
+        "{err}"
+    );
+}
