@@ -339,7 +339,7 @@ pub(crate) enum KeySource {
     /// A fixed set (tests, offline deployments).
     Static(Arc<KeySet>),
     /// The issuer's `jwks_uri`.
-    Remote(RemoteKeys),
+    Remote(Box<RemoteKeys>),
 }
 
 pub(crate) struct RemoteKeys {

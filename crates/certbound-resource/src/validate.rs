@@ -438,7 +438,7 @@ impl ValidatorBuilder {
             if remote.snapshot().is_empty() {
                 return Err(BuildError::NoUsableKeys(alg_list()));
             }
-            KeySource::Remote(remote)
+            KeySource::Remote(Box::new(remote))
         };
         Ok(Validator {
             inner: Arc::new(Inner {
@@ -579,9 +579,20 @@ impl Validator {
         token: &str,
         peer: Option<&Thumbprint>,
     ) -> Result<ValidatedToken, Rejection> {
-        let span =
-            tracing::debug_span!("certbound.validate", %scheme, bound = tracing::field::Empty);
-        let _e = span.enter();
+        use tracing::Instrument as _;
+        // The span carries the scheme only: never the token.
+        let span = tracing::debug_span!("certbound.validate", %scheme);
+        self.validate_in_span(scheme, token, peer)
+            .instrument(span)
+            .await
+    }
+
+    async fn validate_in_span(
+        &self,
+        scheme: Scheme,
+        token: &str,
+        peer: Option<&Thumbprint>,
+    ) -> Result<ValidatedToken, Rejection> {
         let keys = match &self.inner.keys {
             KeySource::Static(s) => s.clone(),
             KeySource::Remote(r) => {
@@ -697,9 +708,14 @@ impl Validator {
             return Outcome::Done(Err(TokenError::KeyAlgMismatch));
         };
         // Signature.
-        let sig = tri!(b64::decode(s64).map_err(|_| TokenError::Base64("signature")));
+        // Signatures are at most 512 bytes (RSA-4096): decode on the stack.
+        let mut sig_buf = [0u8; 512];
+        let sig_len = tri!(decode_signature(s64, &mut sig_buf));
         let signing_input = &token[..h64.len() + 1 + p64.len()];
-        if parsed.verify_sig(signing_input.as_bytes(), &sig).is_err() {
+        if parsed
+            .verify_sig(signing_input.as_bytes(), &sig_buf[..sig_len])
+            .is_err()
+        {
             return Outcome::Done(Err(TokenError::BadSignature));
         }
         // Claims.
@@ -712,7 +728,7 @@ impl Validator {
             Some(_) => return Outcome::Done(Err(TokenError::ClaimMalformed("iss"))),
             None => return Outcome::Done(Err(TokenError::ClaimMissing("iss"))),
         };
-        if !cfg.issuers.iter().any(|i| *i == iss) {
+        if !cfg.issuers.contains(&iss) {
             return Outcome::Done(Err(TokenError::IssuerNotAccepted));
         }
         let aud = tri!(audiences(aud_v));
@@ -778,6 +794,18 @@ fn scan<const N: usize>(
         StrictJsonError::Duplicate => TokenError::DuplicateMember(what),
         StrictJsonError::Syntax | StrictJsonError::NotObject => TokenError::NotJsonObject(what),
     })
+}
+
+/// Decodes a strict base64url signature into `buf`.
+fn decode_signature(s64: &str, buf: &mut [u8; 512]) -> Result<usize, TokenError> {
+    use base64::Engine as _;
+    if s64.len() > 683 {
+        // More than 512 bytes: not a signature of any supported key.
+        return Err(TokenError::BadSignature);
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode_slice(s64, buf)
+        .map_err(|_| TokenError::Base64("signature"))
 }
 
 /// Splits a compact JWS into its three non-empty parts.

@@ -245,3 +245,44 @@ async fn extractor_without_any_validator_is_a_server_error() {
         .await;
     assert_eq!(s, 500);
 }
+
+#[tokio::test]
+async fn nothing_prints_the_token() {
+    let e = env().await;
+    let v = e.validator(false).await;
+    let t = e.token(Some(&e.cert));
+    let sig = t.rsplit_once('.').unwrap().1.to_owned();
+    let payload = t.split('.').nth(1).unwrap().to_owned();
+    let ok = v
+        .validate(
+            certbound_resource::Scheme::MtlsPop,
+            &t,
+            Some(&e.cert.thumbprint()),
+        )
+        .await
+        .unwrap();
+    let refused = v
+        .validate(
+            certbound_resource::Scheme::MtlsPop,
+            &t,
+            Some(&e.other.thumbprint()),
+        )
+        .await
+        .unwrap_err();
+    for text in [
+        format!("{ok:?}"),
+        format!("{refused:?}"),
+        refused.to_string(),
+        format!("{:?}", refused.challenges()),
+        format!("{v:?}"),
+    ] {
+        assert!(!text.contains(&sig), "{text}");
+        assert!(!text.contains(&payload), "{text}");
+    }
+    // The claims are still all there for the application.
+    assert_eq!(ok.claims().all()["jti"], "j-1");
+    assert_eq!(ok.claims().header()["kid"], "k1");
+    assert_eq!(ok.claims().kid(), Some("k1"));
+    assert_eq!(ok.claims().scopes(), vec!["orders.read"]);
+    assert_eq!(ok.claims().client_id(), Some("app-1"));
+}
