@@ -239,18 +239,18 @@ impl fmt::Debug for EmulatorConfig {
     }
 }
 
+/// `n` random bytes as hex, or an empty string if the system RNG fails (then the GUIDs
+/// below fall back to the clock, and [`spawn`] refuses an empty App Service secret).
 fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        // aws-lc-rs' RNG does not fail in practice; fall back to the clock rather than panic.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes = t.to_be_bytes().repeat(n.div_ceil(16))[..n].to_vec();
+        return String::new();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The shortest App Service secret [`spawn`] accepts.
+const MIN_IDENTITY_HEADER_LEN: usize = 16;
 
 impl EmulatorConfig {
     /// A configuration with a random system-assigned identity, no user-assigned ones, a
@@ -263,14 +263,22 @@ impl EmulatorConfig {
         on_register: RegistrationSink,
     ) -> Self {
         let guid = || {
-            let h = random_hex(16);
+            let mut h = random_hex(16);
+            if h.len() != 32 {
+                // Not secret, only distinct: the clock will do.
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                h = format!("{t:032x}");
+            }
             format!(
                 "{}-{}-{}-{}-{}",
                 &h[..8],
                 &h[8..12],
                 &h[12..16],
                 &h[16..20],
-                &h[20..]
+                &h[20..32]
             )
         };
         Self {
@@ -412,6 +420,14 @@ impl Drop for RunningEmulator {
 
 /// Binds `addr` and serves the emulator in a background task.
 pub async fn spawn(addr: SocketAddr, config: EmulatorConfig) -> std::io::Result<RunningEmulator> {
+    if config.identity_header.len() < MIN_IDENTITY_HEADER_LEN {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "the App Service identity header secret must be at least {MIN_IDENTITY_HEADER_LEN} characters (the system RNG may have failed)"
+            ),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let identity_header = config.identity_header.clone();

@@ -174,3 +174,24 @@ async fn secrets_never_appear_in_debug_or_errors() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_short_app_service_secret_is_refused_at_startup() {
+    let ca = std::sync::Arc::new(certbound_core::ca::DevCa::generate("CA").unwrap());
+    let config = certbound_imds::emulator::EmulatorConfig::new(
+        ca,
+        TENANT,
+        "https://127.0.0.1:1",
+        std::sync::Arc::new(RecordingIssuer::default()),
+        std::sync::Arc::new(|_| {}),
+    );
+    // The default secret is random and long enough.
+    assert!(config.identity_header.len() >= 32);
+    let err = certbound_imds::emulator::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        config.with_identity_header("short"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
