@@ -6,7 +6,7 @@
 //! throughput of both and their ratio (target ≥ 0.8).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::sync::OnceLock;

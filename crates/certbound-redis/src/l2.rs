@@ -5,8 +5,8 @@
 //! Redis value: the [`crate::crypto`] envelope. TTL: the token's remaining lifetime.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
@@ -15,7 +15,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisError};
-use tokio::sync::OnceCell;
 use zeroize::Zeroizing;
 
 use crate::config::{RedisCacheConfig, redact_url};
@@ -55,10 +54,20 @@ struct Counters {
 
 enum Backend {
     Single(ConnectionManager),
-    Cluster {
-        client: ClusterClient,
-        conn: OnceCell<ClusterConnection>,
-    },
+    Cluster(Box<ClusterBackend>),
+}
+
+struct ClusterBackend {
+    client: ClusterClient,
+    /// Built on first use; dropped after an outage so the next attempt rediscovers the
+    /// topology from the seed nodes.
+    conn: Mutex<Option<ClusterConnection>>,
+}
+
+impl ClusterBackend {
+    fn lock(&self) -> MutexGuard<'_, Option<ClusterConnection>> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 enum Conn {
@@ -160,10 +169,10 @@ impl RedisTokenCache {
                         format!("cannot be used for Redis Cluster ({:?})", e.kind()),
                     )
                 })?;
-            Backend::Cluster {
+            Backend::Cluster(Box::new(ClusterBackend {
                 client,
-                conn: OnceCell::new(),
-            }
+                conn: Mutex::new(None),
+            }))
         } else {
             let url = config.nodes.first().ok_or_else(|| {
                 ConfigError::missing("TokenCache:Redis:ConnectionString", "name a Redis node")
@@ -239,10 +248,20 @@ impl RedisTokenCache {
     async fn conn(&self) -> Result<Conn, RedisError> {
         match &self.inner.backend {
             Backend::Single(m) => Ok(Conn::Single(m.clone())),
-            Backend::Cluster { client, conn } => conn
-                .get_or_try_init(|| client.get_async_connection())
-                .await
-                .map(|c| Conn::Cluster(c.clone())),
+            Backend::Cluster(cluster) => {
+                if let Some(c) = cluster.lock().as_ref() {
+                    return Ok(Conn::Cluster(c.clone()));
+                }
+                let c = cluster.client.get_async_connection().await?;
+                *cluster.lock() = Some(c.clone());
+                Ok(Conn::Cluster(c))
+            }
+        }
+    }
+
+    fn forget_cluster_connection(&self) {
+        if let Backend::Cluster(cluster) = &self.inner.backend {
+            *cluster.lock() = None;
         }
     }
 
@@ -279,6 +298,7 @@ impl RedisTokenCache {
             }
             Err(Failure::Outage(e)) => {
                 self.inner.counters.failures.fetch_add(1, Ordering::Relaxed);
+                self.forget_cluster_connection();
                 self.inner.health.failure(admit, &e);
                 Ok(None)
             }

@@ -302,6 +302,10 @@ async fn frozen_redis_is_bounded_by_the_timeout() {
     for _ in 0..20 {
         assert!(cache.get(&k).await.unwrap().is_some());
         assert!(cache.get(&fresh).await.unwrap().is_none());
+        cache
+            .set(&cache_key("written"), &token(TOKEN_TEXT, 3600))
+            .await
+            .unwrap();
     }
     assert!(l2.stats().failures >= 1);
     assert!(!l2.is_available());
@@ -449,4 +453,17 @@ async fn redis_cluster_shares_tokens_across_slots() {
         assert!(fresh.get(k).await.unwrap().is_none());
     }
     assert!(!l2.is_available());
+    // …and it comes back: the topology is rediscovered, L2 used again.
+    cluster.restart_all();
+    let k = &keys[0];
+    eventually("cluster L2 written again after restart", async || {
+        l2.set(k, &token(TOKEN_TEXT, 3600)).await.unwrap();
+        l2.is_available() && fresh.get(k).await.unwrap().is_some()
+    })
+    .await;
+    let another = TieredCache::new(MemoryTokenCache::new(100), l2.clone());
+    assert!(
+        another.get(k).await.unwrap().is_some(),
+        "read from the restarted cluster"
+    );
 }

@@ -395,6 +395,47 @@ pub async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
+fn spawn_cluster_node(port: u16, base: &std::path::Path) -> Option<Child> {
+    let node_dir = base.join(port.to_string());
+    std::fs::create_dir_all(&node_dir).expect("node dir");
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args([
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ])
+        .arg("--dir")
+        .arg(&node_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        if ping(port) {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 /// A three-master Redis Cluster of private `redis-server` processes (killed on drop).
 pub struct RedisCluster {
     nodes: Vec<Child>,
@@ -482,6 +523,33 @@ impl RedisCluster {
             ports,
             _dir: dir,
         };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Restarts every node on its port; the cluster re-forms from its nodes.conf files.
+    pub fn restart_all(&mut self) {
+        self.kill_all();
+        self.nodes.clear();
+        for p in self.ports.clone() {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(c) = spawn_cluster_node(p, self._dir.path()) {
+                    self.nodes.push(c);
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "cluster node {p} did not restart"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        self.wait_ok();
+    }
+
+    fn wait_ok(&self) {
+        let cluster = self;
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if cluster.ports.iter().all(|p| {
@@ -490,7 +558,7 @@ impl RedisCluster {
                     .output()
                     .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
             }) {
-                return cluster;
+                return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
