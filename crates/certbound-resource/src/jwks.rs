@@ -115,6 +115,17 @@ impl VerifyingKey {
                     .map_err(|_| JwkError::Member("n"))?;
                 let e = b64::decode(jwk.e.as_deref().ok_or(JwkError::Member("e"))?)
                     .map_err(|_| JwkError::Member("e"))?;
+                // aws-lc-rs checks the modulus size only when verifying; refuse weak or
+                // absurd keys when loading, so they never count as usable.
+                let n_bits = n
+                    .iter()
+                    .position(|b| *b != 0)
+                    .map_or(0, |i| (n.len() - i) * 8);
+                if !(2048..=8192).contains(&n_bits) {
+                    return Err(JwkError::Rejected(format!(
+                        "RSA modulus of about {n_bits} bits (2048 to 8192 required)"
+                    )));
+                }
                 let comps = RsaPublicKeyComponents {
                     n: &n[..],
                     e: &e[..],
@@ -217,6 +228,24 @@ impl KeySet {
         set
     }
 
+    /// Parses a JWKS document leniently: each member of `keys` is read on its own, so one
+    /// key of an unexpected shape (another `kty`, odd members) does not hide the others.
+    pub fn from_document(doc: &JwksDocument, allowed: &[JwsAlgorithm]) -> Self {
+        let keys = doc
+            .keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| match serde_json::from_value::<Jwk>(v.clone()) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::debug!(index = i, error = %e, "skipping a JWKS entry that is not a JWK");
+                    None
+                }
+            })
+            .collect();
+        Self::from_jwks(&Jwks { keys }, allowed)
+    }
+
     /// Number of usable keys.
     pub fn len(&self) -> usize {
         self.all.len()
@@ -242,6 +271,13 @@ impl KeySet {
             Some(first)
         }
     }
+}
+
+/// A JWKS document as fetched: `keys` kept as raw JSON so each is parsed on its own.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct JwksDocument {
+    /// The entries.
+    pub keys: Vec<serde_json::Value>,
 }
 
 /// Errors fetching discovery documents or key sets.
@@ -362,8 +398,8 @@ impl RemoteKeys {
         min_refetch_interval: Duration,
         max_age: Duration,
     ) -> Result<Self, FetchError> {
-        let jwks: Jwks = get_json(&http, &jwks_uri).await?;
-        let set = KeySet::from_jwks(&jwks, &allowed);
+        let doc: JwksDocument = get_json(&http, &jwks_uri).await?;
+        let set = KeySet::from_document(&doc, &allowed);
         tracing::info!(jwks_uri = %jwks_uri, keys = set.len(), "loaded issuer signing keys");
         let now = Instant::now();
         Ok(Self {
@@ -408,8 +444,8 @@ impl RemoteKeys {
             return Ok(cur);
         }
         *last = Some(Instant::now());
-        let jwks: Jwks = get_json(&self.http, &self.jwks_uri).await?;
-        let mut set = KeySet::from_jwks(&jwks, &self.allowed);
+        let doc: JwksDocument = get_json(&self.http, &self.jwks_uri).await?;
+        let mut set = KeySet::from_document(&doc, &self.allowed);
         set.generation = cur.generation.wrapping_add(1);
         let set = Arc::new(set);
         tracing::info!(jwks_uri = %self.jwks_uri, keys = set.len(), "refreshed issuer signing keys");
@@ -472,4 +508,46 @@ pub async fn discover(
         )));
     }
     Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use certbound_core::{KeyKind, PrivateKey};
+
+    #[test]
+    fn odd_entries_do_not_hide_good_keys() {
+        let ec = PrivateKey::generate(KeyKind::EcP256).unwrap();
+        let good = serde_json::to_value(ec.public_jwk().with_kid("good")).unwrap();
+        let doc: JwksDocument = serde_json::from_value(serde_json::json!({"keys": [
+            {"kid": "no-kty"},
+            {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "ed"},
+            {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "kid": "short"},
+            {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "tiny-rsa"},
+            {"kty": "EC", "crv": "P-256", "x": 1, "kid": "wrong-type"},
+            {"kty": "EC", "use": "enc", "kid": "enc"},
+            good,
+        ]}))
+        .unwrap();
+        let set = KeySet::from_document(&doc, &[JwsAlgorithm::ES256, JwsAlgorithm::RS256]);
+        let kids: Vec<_> = set
+            .all
+            .iter()
+            .map(|k| k.kid().unwrap_or("").to_owned())
+            .collect();
+        assert_eq!(kids, vec!["good".to_owned()]);
+        assert!(set.get("good").is_some());
+        assert!(set.get("tiny-rsa").is_none());
+    }
+
+    #[test]
+    fn declared_alg_restricts_the_key() {
+        let rsa = PrivateKey::generate(KeyKind::Rsa2048).unwrap();
+        let jwk = rsa.public_jwk().with_kid("r").with_alg(JwsAlgorithm::PS256);
+        let k = VerifyingKey::from_jwk(&jwk, &[JwsAlgorithm::RS256, JwsAlgorithm::PS256]).unwrap();
+        assert!(k.for_alg(JwsAlgorithm::PS256).is_some());
+        assert!(k.for_alg(JwsAlgorithm::RS256).is_none());
+        assert!(k.for_alg(JwsAlgorithm::ES256).is_none());
+        assert!(format!("{k:?}").contains("RSA"));
+    }
 }
