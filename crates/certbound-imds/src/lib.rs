@@ -11,6 +11,34 @@
 //! - [`csr`]: the RSASSA-PSS-signed PKCS#10 request with the `cuId` attribute.
 //! - [`emulator`]: an axum router and [`emulator::spawn`].
 //!
+//! ```
+//! use std::sync::Arc;
+//! use certbound_core::ca::DevCa;
+//! use certbound_imds::emulator::{self, EmulatorConfig, IssuedToken, TokenIssuer, UnboundTokenRequest};
+//! use certbound_imds::{ImdsClient, ManagedCertificateSource, ManagedIdentity};
+//!
+//! struct Tokens;
+//! impl TokenIssuer for Tokens {
+//!     fn issue_token(&self, r: &UnboundTokenRequest) -> Result<IssuedToken, String> {
+//!         Ok(IssuedToken::bearer(format!("unbound-{}", r.client_id), 3600))
+//!     }
+//! }
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // An emulated IMDS whose certificates come from a dev CA.
+//! let ca = Arc::new(DevCa::generate("dev CA")?);
+//! let config = EmulatorConfig::new(ca, "my-tenant", "https://127.0.0.1:8443", Arc::new(Tokens),
+//!     Arc::new(|reg| println!("authority: accept {} for {}", reg.thumbprint, reg.client_id)));
+//! let imds = emulator::spawn("127.0.0.1:0".parse()?, config).await?;
+//!
+//! // The client side: mint once, then reuse from memory.
+//! let source = ManagedCertificateSource::new(ImdsClient::new(&imds.imds_base())?, ManagedIdentity::SystemAssigned);
+//! let minted = source.credential().await?;
+//! assert_eq!(minted.token_endpoint(), "https://127.0.0.1:8443/my-tenant/oauth2/v2.0/token");
+//! assert_eq!(minted.certified_key().key().describe(), "RSA-2048");
+//! assert_eq!(source.credential().await?.certified_key().thumbprint(), minted.certified_key().thumbprint());
+//! # Ok(()) }
+//! ```
+//!
 //! ## Wiring into the client crate (`SourceType: ManagedCertificate`)
 //!
 //! A credential description `{"SourceType": "ManagedCertificate", "ManagedIdentityClientId":
