@@ -18,23 +18,28 @@ fn azure_identity_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn run_driver(endpoint: &str, header: &str, scope: &str, client_id: &str) -> serde_json::Value {
+fn driver(endpoint: &str, header: &str, scope: &str, client_id: &str) -> std::process::Output {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/azure_identity_mi.py"
     );
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(scope)
-        .arg(client_id)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .env("IDENTITY_ENDPOINT", endpoint)
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).arg(scope).arg(client_id).env_clear();
+    // Keep what Python needs to find its packages; drop any Azure/proxy configuration.
+    for var in ["PATH", "HOME", "PYTHONPATH", "VIRTUAL_ENV", "LANG"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd.env("IDENTITY_ENDPOINT", endpoint)
         .env("IDENTITY_HEADER", header)
         .env("NO_PROXY", "*")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn run_driver(endpoint: &str, header: &str, scope: &str, client_id: &str) -> serde_json::Value {
+    let out = driver(endpoint, header, scope, client_id);
     assert!(
         out.status.success(),
         "azure-identity failed:\nstdout: {}\nstderr: {}",
@@ -86,25 +91,24 @@ async fn azure_identity_managed_identity_credential_gets_a_token() {
     let now = certbound_core::now_unix();
     assert!(sys["expires_on"].as_i64().unwrap() > now);
 
-    // With the wrong secret header the SDK gets no token.
+    // With the wrong secret header the SDK gets no token (and says why).
     let e = endpoint.clone();
     let out = tokio::task::spawn_blocking(move || {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/azure_identity_mi.py"
-        );
-        Command::new("python3")
-            .arg(script)
-            .arg("https://management.azure.com/.default")
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("IDENTITY_ENDPOINT", e)
-            .env("IDENTITY_HEADER", "not-the-secret")
-            .output()
-            .unwrap()
+        driver(
+            &e,
+            "not-the-secret",
+            "https://management.azure.com/.default",
+            "",
+        )
     })
     .await
     .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
+    assert!(!stderr.contains("ModuleNotFoundError"), "{stderr}");
+    assert!(
+        stderr.contains("401") || stderr.contains("Unauthorized"),
+        "{stderr}"
+    );
     assert_eq!(h.issuer.seen.lock().unwrap().len(), 2);
 }
