@@ -149,6 +149,21 @@ impl RedisTokenCache {
     /// is logged, not an error: the cache starts in the "unavailable" state and recovers by
     /// itself. Must be called inside a Tokio runtime.
     pub async fn connect(config: RedisCacheConfig) -> Result<Self, ConfigError> {
+        let cache = Self::new(config)?;
+        let _: Option<String> = cache.run(&redis::cmd("PING")).await.ok().flatten();
+        Ok(cache)
+    }
+
+    /// Builds the cache without contacting Redis (the first call connects). For synchronous
+    /// set-up code; it must run inside a Tokio runtime (the connection task is spawned on it),
+    /// otherwise an error says so.
+    pub fn new(config: RedisCacheConfig) -> Result<Self, ConfigError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::invalid(
+                "TokenCache:Redis",
+                "needs a Tokio runtime: build the token cache (or the app) from within one",
+            ));
+        }
         let target = config
             .nodes
             .iter()
@@ -198,7 +213,7 @@ impl RedisTokenCache {
                 })?;
             Backend::Single(manager)
         };
-        let cache = Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 backend,
                 health: Health::new(
@@ -212,9 +227,7 @@ impl RedisTokenCache {
                 counters: Counters::default(),
                 target,
             }),
-        };
-        let _: Option<String> = cache.run(&redis::cmd("PING")).await.ok().flatten();
-        Ok(cache)
+        })
     }
 
     /// The Redis key name of a cache key: the prefix and the hex SHA-256 of the key string.

@@ -80,6 +80,34 @@ impl TieredCache {
             l2,
         )))
     }
+
+    /// Synchronous form of [`from_json`](Self::from_json) for set-up code such as
+    /// `App::from_config_file`: Redis is contacted on first use. `l1_max_entries` bounds the
+    /// L1 (e.g. `TokenCache:MaxEntries`). Must run inside a Tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use certbound_redis::TieredCache;
+    /// let doc = serde_json::json!({ "TokenCache": { "Redis": {
+    ///     "ConnectionString": "redis://127.0.0.1:1",
+    ///     "EncryptionKey": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" } } });
+    /// let cache = TieredCache::from_json_lazy(&doc, std::iter::empty(), 10_000).unwrap();
+    /// assert!(cache.is_some());
+    /// let none = TieredCache::from_json_lazy(&serde_json::json!({}), std::iter::empty(), 10).unwrap();
+    /// assert!(none.is_none());
+    /// # }
+    /// ```
+    pub fn from_json_lazy(
+        document: &serde_json::Value,
+        vars: impl IntoIterator<Item = (String, String)>,
+        l1_max_entries: u64,
+    ) -> Result<Option<Self>, ConfigError> {
+        let Some(config) = RedisCacheConfig::from_json_with_env(document, vars)? else {
+            return Ok(None);
+        };
+        let l2 = RedisTokenCache::new(config)?;
+        Ok(Some(Self::new(MemoryTokenCache::new(l1_max_entries), l2)))
+    }
 }
 
 /// Whether an L1 token is fresh enough to serve without asking L2 for a newer one.

@@ -467,3 +467,43 @@ async fn redis_cluster_shares_tokens_across_slots() {
         "read from the restarted cluster"
     );
 }
+
+#[test]
+fn lazy_construction_outside_a_runtime_is_a_clear_error() {
+    let config = certbound_redis::RedisCacheConfig::builder()
+        .connection_string("redis://127.0.0.1:1")
+        .encryption_key(key(1))
+        .build()
+        .unwrap();
+    let e = certbound_redis::RedisTokenCache::new(config)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Tokio runtime"), "{e}");
+}
+
+#[tokio::test]
+async fn lazy_construction_connects_on_first_use() {
+    if !redis_available() {
+        return;
+    }
+    let server = RedisServer::start();
+    let doc = serde_json::json!({ "TokenCache": { "Redis": {
+        "ConnectionString": server.url(), "KeyPrefix": "lazy:",
+        "EncryptionKey": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" } } });
+    let cache = TieredCache::from_json_lazy(&doc, std::iter::empty(), 100)
+        .unwrap()
+        .expect("configured");
+    let k = cache_key("lazy");
+    cache.set(&k, &token(TOKEN_TEXT, 3600)).await.unwrap();
+    let keys = server.cli(&["KEYS", "*"]);
+    assert!(keys.trim().starts_with("lazy:"), "{keys}");
+    // A second, independent cache from the same configuration reads it from Redis.
+    let other = TieredCache::from_json(&doc, std::iter::empty())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        other.get(&k).await.unwrap().unwrap().access_token.expose(),
+        TOKEN_TEXT
+    );
+}
