@@ -185,6 +185,22 @@ impl MintedCredential {
             self.tenant_id
         )
     }
+    /// The form of the mTLS token request (SPEC §4 step 4) for `resource` (an App ID URI or
+    /// a scope already ending in `/.default`): `client_id`, `grant_type=client_credentials`,
+    /// `scope={resource}/.default`, `token_type=mtls_pop`.
+    pub fn token_request_form(&self, resource: &str) -> Vec<(&'static str, String)> {
+        let scope = if resource.ends_with("/.default") {
+            resource.to_string()
+        } else {
+            format!("{}/.default", resource.trim_end_matches('/'))
+        };
+        vec![
+            ("client_id", self.client_id.clone()),
+            ("grant_type", "client_credentials".into()),
+            ("scope", scope),
+            ("token_type", "mtls_pop".into()),
+        ]
+    }
     /// The certificate's end of validity (Unix seconds).
     pub fn not_after(&self) -> i64 {
         self.certified_key.leaf().not_after()

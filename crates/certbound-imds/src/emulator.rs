@@ -189,7 +189,9 @@ pub trait TokenIssuer: Send + Sync {
     fn issue_token(&self, request: &UnboundTokenRequest) -> Result<IssuedToken, String>;
 }
 
-/// Called for every certificate minted by `issuecredential`.
+/// Called for every certificate minted by `issuecredential`, before the answer is sent, so
+/// the authority knows the certificate before the client can present it. Keep it quick (it
+/// runs on the request path).
 pub type RegistrationSink = Arc<dyn Fn(ManagedIdentityRegistration) + Send + Sync>;
 
 /// The emulator's configuration.

@@ -47,7 +47,8 @@
 //! For each token request the client calls [`client::ManagedCertificateSource::credential`] and
 //! uses the returned [`client::MintedCredential`]: its `certified_key()` as the mTLS client
 //! certificate, `token_endpoint()` as the token URL and `client_id()` as `client_id`, with
-//! `grant_type=client_credentials`, `scope=<resource>/.default`, `token_type=mtls_pop`.
+//! `grant_type=client_credentials`, `scope=<resource>/.default`, `token_type=mtls_pop`
+//! (exactly [`client::MintedCredential::token_request_form`]).
 //! Cache bound tokens under the certificate's thumbprint (a re-mint changes it), never persist
 //! a certificate whose `is_persistable()` is false, and call `invalidate()` if the token
 //! endpoint rejects the certificate. An [`ImdsError::ImdsV1Only`] means binding is

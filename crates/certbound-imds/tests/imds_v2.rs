@@ -53,12 +53,7 @@ async fn end_to_end_mint_then_mtls_token_request() {
     let http = mtls_client(&ca, minted.certified_key());
     let resp: serde_json::Value = http
         .post(minted.token_endpoint())
-        .form(&[
-            ("client_id", minted.client_id()),
-            ("grant_type", "client_credentials"),
-            ("scope", "https://management.azure.com/.default"),
-            ("token_type", "mtls_pop"),
-        ])
+        .form(&minted.token_request_form("https://management.azure.com/"))
         .send()
         .await
         .unwrap()
@@ -69,6 +64,13 @@ async fn end_to_end_mint_then_mtls_token_request() {
     assert_eq!(resp["x5t#S256"], regs[0].thumbprint.to_base64url());
     assert_eq!(resp["form"]["client_id"], SYSTEM_CLIENT_ID);
     assert_eq!(resp["form"]["token_type"], "mtls_pop");
+    assert_eq!(resp["form"]["grant_type"], "client_credentials");
+    assert_eq!(
+        resp["form"]["scope"],
+        "https://management.azure.com/.default"
+    );
+    let same_scope = minted.token_request_form("api://x/.default");
+    assert_eq!(same_scope[2], ("scope", "api://x/.default".to_string()));
 
     // Second use: served from memory, no new mint.
     let again = source.credential().await.unwrap();
