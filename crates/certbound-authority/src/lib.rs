@@ -30,6 +30,21 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Which token a request gets
+//! | request | token |
+//! |---|---|
+//! | `token_type=mtls_pop` over TLS with a certificate that authenticates the client | `token_type: "mtls_pop"`, `cnf."x5t#S256"` of that certificate (Entra mTLS PoP) |
+//! | authenticated by its TLS certificate (`self_signed_tls_client_auth`, `tls_client_auth`), registered for bound tokens (the default) | `Bearer` with `cnf` (RFC 8705 §3) |
+//! | anything else (secret, `private_key_jwt`, or `--no-bound-tokens`) | unbound `Bearer` |
+//! | `token_type=mtls_pop` without a certificate, or with one that does not authenticate the client | `401 invalid_client` |
+//!
+//! Errors follow RFC 6749 §5.2: `invalid_request` (missing/repeated parameters,
+//! malformed body, several authentication methods), `invalid_client` (401; with
+//! `WWW-Authenticate: Basic` when Basic was tried), `unsupported_grant_type` (only
+//! `client_credentials`), `invalid_scope` (no resource, several resources, an audience the
+//! client may not request). Bodies over 64 KiB get `413 invalid_request`. How scopes map
+//! to `aud` is described in [`issue`].
+//!
 //! Other in-process services (such as a managed-identity emulator) can use
 //! [`Authority::ca`] to mint certificates and [`Authority::register`] to register the
 //! identities they hand out; the running authority sees them on its next request.
