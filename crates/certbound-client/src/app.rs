@@ -419,6 +419,10 @@ impl App {
                         }
                         if let Err(ClientError::Throttled { retry_after, .. }) = &r {
                             if let Ok(mut t) = app.inner.throttled.lock() {
+                                if t.len() >= 1024 {
+                                    let now = certbound_core::now_unix();
+                                    t.retain(|_, until| *until > now);
+                                }
                                 t.insert(
                                     key2.clone(),
                                     certbound_core::now_unix() + retry_after.as_secs() as i64,
@@ -526,10 +530,10 @@ impl HotEntry {
                 return false;
             }
         }
-        // Every requested scope is in the entry; with duplicates allowed in the request, the
-        // entry must also not hold scopes that were not requested.
-        n == self.scopes.len()
-            || self
+        // Set equality without allocating: every requested scope is in the (sorted) entry, and
+        // every entry scope was requested (a request may repeat or reorder scopes).
+        n >= self.scopes.len()
+            && self
                 .scopes
                 .iter()
                 .all(|x| scopes.iter().any(|s| s.as_ref().trim() == &**x))
@@ -586,9 +590,11 @@ impl Hasher for IdHasher {
 
 const SHARDS: usize = 16;
 
+type Shard = RwLock<HashMap<u64, Arc<HotEntry>, BuildHasherDefault<IdHasher>>>;
+
 /// Sharded map fingerprint → header-ready entry, bounded.
 struct HotCache {
-    shards: [RwLock<HashMap<u64, Arc<HotEntry>, BuildHasherDefault<IdHasher>>>; SHARDS],
+    shards: [Shard; SHARDS],
     per_shard: usize,
 }
 
@@ -599,7 +605,7 @@ impl HotCache {
             per_shard: ((max_entries as usize) / SHARDS).max(4),
         }
     }
-    fn shard(&self, fp: u64) -> &RwLock<HashMap<u64, Arc<HotEntry>, BuildHasherDefault<IdHasher>>> {
+    fn shard(&self, fp: u64) -> &Shard {
         &self.shards[(fp >> 60) as usize % SHARDS]
     }
     fn get(&self, fp: u64) -> Option<Arc<HotEntry>> {
@@ -829,6 +835,46 @@ mod tests {
             fingerprint(&["a", "b"], ProtocolScheme::Bearer, Some("t"))
         );
         assert_ne!(a, fingerprint(&["a"], ProtocolScheme::Bearer, None));
+    }
+
+    #[test]
+    fn hot_entry_matches_sets_not_lists() {
+        let app = App::builder()
+            .client_id("c")
+            .authority("https://idp.example/t")
+            .client_secret("x")
+            .build()
+            .unwrap();
+        let key = CacheKey::new(
+            "https://idp.example/t",
+            "t",
+            "c",
+            &["a", "b"],
+            "bearer",
+            None,
+        );
+        let tok = CachedToken::new(
+            "Bearer",
+            Secret::new("t"),
+            certbound_core::now_unix() + 3600,
+            None,
+            None,
+        );
+        let e = app.remember(
+            vec!["a".into(), "b".into()],
+            ProtocolScheme::Bearer,
+            None,
+            key,
+            tok,
+            None,
+        );
+        assert!(e.matches(&["b", "a"], ProtocolScheme::Bearer, None));
+        assert!(e.matches(&["a", "b", "a", " "], ProtocolScheme::Bearer, None));
+        assert!(!e.matches(&["a", "a"], ProtocolScheme::Bearer, None));
+        assert!(!e.matches(&["a"], ProtocolScheme::Bearer, None));
+        assert!(!e.matches(&["a", "b", "c"], ProtocolScheme::Bearer, None));
+        assert!(!e.matches(&["a", "b"], ProtocolScheme::MtlsPop, None));
+        assert!(!e.matches(&["a", "b"], ProtocolScheme::Bearer, Some("t2")));
     }
 
     #[test]
