@@ -82,12 +82,12 @@ pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 /// full JSON object — see the module docs).
 #[derive(Clone)]
 pub struct Claims {
-    header_json: Box<[u8]>,
-    payload_json: Box<[u8]>,
+    header_json: Arc<[u8]>,
+    payload_json: Vec<u8>,
     header: OnceLock<Map<String, Value>>,
     payload: OnceLock<Map<String, Value>>,
     alg: JwsAlgorithm,
-    kid: Option<String>,
+    kid: Option<Arc<str>>,
     iss: String,
     aud: Vec<String>,
     exp: i64,
@@ -454,6 +454,7 @@ impl ValidatorBuilder {
                     understood_crit: self.understood_crit,
                 },
                 keys,
+                header_cache: std::sync::RwLock::new(Vec::new()),
             }),
         })
     }
@@ -491,9 +492,20 @@ struct Config {
     understood_crit: Vec<String>,
 }
 
+/// Distinct protected headers remembered (an issuer uses one per signing key and type).
+const HEADER_CACHE_SIZE: usize = 16;
+
+#[derive(Clone)]
+struct CheckedHeader {
+    alg: JwsAlgorithm,
+    kid: Option<Arc<str>>,
+    json: Arc<[u8]>,
+}
+
 struct Inner {
     cfg: Config,
     keys: KeySource,
+    header_cache: std::sync::RwLock<Vec<(Box<str>, CheckedHeader)>>,
 }
 
 /// Validates access tokens and their certificate binding. Cheap to clone (shared state).
@@ -663,6 +675,49 @@ impl Validator {
         }
     }
 
+    /// Decodes and checks the protected header, or returns the cached result for the same
+    /// header text. Only headers that passed every rule are cached (exact-text key, so an
+    /// entry can only ever answer for the bytes it was computed from); the cache is small and
+    /// stops growing when full, so hostile headers cannot evict or bloat it.
+    fn checked_header(&self, h64: &str) -> Result<CheckedHeader, TokenError> {
+        let cache = &self.inner.header_cache;
+        {
+            let guard = match cache.read() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if let Some((_, h)) = guard.iter().find(|(text, _)| **text == *h64) {
+                return Ok(h.clone());
+            }
+        }
+        let cfg = &self.inner.cfg;
+        let json = b64::decode(h64).map_err(|_| TokenError::Base64("header"))?;
+        let [alg_v, kid_v, typ_v, crit_v] = scan(&json, &HEADER_MEMBERS, "header")?;
+        let alg = check_alg(alg_v.as_ref(), &cfg.algorithms)?;
+        if let Some(crit) = &crit_v {
+            check_crit(crit, &json, &cfg.understood_crit)?;
+        }
+        check_typ(typ_v.as_ref(), &cfg.types, cfg.allow_missing_typ)?;
+        let kid = match kid_v {
+            Some(Value::String(k)) => Some(Arc::<str>::from(k)),
+            Some(_) => return Err(TokenError::KidMalformed),
+            None => None,
+        };
+        let checked = CheckedHeader {
+            alg,
+            kid,
+            json: Arc::from(json),
+        };
+        let mut guard = match cache.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if guard.len() < HEADER_CACHE_SIZE && !guard.iter().any(|(t, _)| **t == *h64) {
+            guard.push((Box::from(h64), checked.clone()));
+        }
+        Ok(checked)
+    }
+
     fn check(
         &self,
         scheme: Scheme,
@@ -684,23 +739,20 @@ impl Validator {
             return Outcome::Done(Err(TokenError::TooLarge));
         }
         let (h64, p64, s64) = tri!(split(token));
-        // Header.
-        let header_json = tri!(b64::decode(h64).map_err(|_| TokenError::Base64("header")));
-        let [alg_v, kid_v, typ_v, crit_v] = tri!(scan(&header_json, &HEADER_MEMBERS, "header"));
-        let alg = tri!(check_alg(alg_v.as_ref(), &cfg.algorithms));
-        if let Some(crit) = &crit_v {
-            tri!(check_crit(crit, &header_json, &cfg.understood_crit));
-        }
-        tri!(check_typ(typ_v.as_ref(), &cfg.types, cfg.allow_missing_typ));
+        // Header (cached by its exact text once it has passed every header rule).
+        let CheckedHeader {
+            alg,
+            kid,
+            json: header_json,
+        } = tri!(self.checked_header(h64));
         // Key.
-        let (key, kid) = match kid_v {
-            Some(Value::String(kid)) => match keys.get(&kid) {
-                Some(k) => (k, Some(kid)),
+        let key = match &kid {
+            Some(kid) => match keys.get(kid) {
+                Some(k) => k,
                 None => return Outcome::UnknownKid(keys.clone()),
             },
-            Some(_) => return Outcome::Done(Err(TokenError::KidMalformed)),
             None => match keys.sole_key_for(alg) {
-                Some(k) => (k, None),
+                Some(k) => k,
                 None => return Outcome::Done(Err(TokenError::KeyAmbiguous)),
             },
         };
@@ -767,8 +819,8 @@ impl Validator {
             scheme,
             peer: peer.copied(),
             claims: Arc::new(Claims {
-                header_json: header_json.into_boxed_slice(),
-                payload_json: payload_json.into_boxed_slice(),
+                header_json,
+                payload_json,
                 header: OnceLock::new(),
                 payload: OnceLock::new(),
                 alg,
