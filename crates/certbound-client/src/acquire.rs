@@ -121,14 +121,34 @@ impl HttpClients {
     }
 }
 
-/// A reqwest error as text, with its causes (never contains the request body).
+/// A reqwest error as text, with its causes and a hint for untrusted server certificates
+/// (never contains the request body).
 pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
+    let mut parts: Vec<String> = Vec::new();
     let mut src = std::error::Error::source(e);
     while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let t = c.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
         src = c.source();
+    }
+    let kind = if e.is_connect() {
+        "cannot connect"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_body() || e.is_decode() {
+        "cannot read the response"
+    } else {
+        "request failed"
+    };
+    let mut s = if parts.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {}", parts.join(": "))
+    };
+    if s.contains("UnknownIssuer") || s.contains("invalid peer certificate") {
+        s.push_str(" (the server's TLS certificate is not trusted: pass its CA with --ca-cert / AppBuilder::add_ca_cert_file, or set SSL_CERT_FILE)");
     }
     s
 }
@@ -265,7 +285,7 @@ pub(crate) async fn request_token(
         let (status, retry_after, bytes) = match sent {
             Err(_) => {
                 if attempt == 1 {
-                    tracing::warn!(url, timeout = ?policy.request_timeout, "token request timed out; retrying once");
+                    tracing::info!(url, timeout = ?policy.request_timeout, "token request timed out; retrying once");
                     tokio::time::sleep(policy.retry_delay).await;
                     continue;
                 }
@@ -278,7 +298,7 @@ pub(crate) async fn request_token(
                 let retryable = e.is_timeout() || e.is_connect();
                 let message = describe_reqwest(&e);
                 if retryable && attempt == 1 {
-                    tracing::warn!(url, problem = %message, "token request failed; retrying once");
+                    tracing::info!(url, problem = %message, "token request failed; retrying once");
                     tokio::time::sleep(policy.retry_delay).await;
                     continue;
                 }
@@ -305,7 +325,7 @@ pub(crate) async fn request_token(
                 Some(wait) => {
                     let wait = wait.min(MAX_RETRY_AFTER);
                     if attempt == 1 && wait <= policy.max_inline_wait {
-                        tracing::warn!(
+                        tracing::info!(
                             url,
                             status = code,
                             ?wait,
@@ -320,7 +340,7 @@ pub(crate) async fn request_token(
                     });
                 }
                 None if status.is_server_error() && attempt == 1 => {
-                    tracing::warn!(url, status = code, "token endpoint error; retrying once");
+                    tracing::info!(url, status = code, "token endpoint error; retrying once");
                     tokio::time::sleep(policy.retry_delay).await;
                     continue;
                 }

@@ -491,7 +491,7 @@ impl App {
             Ok(t) => {
                 tracing::info!(key = %key, token_type = %t.token_type, expires_on = t.expires_on, bound = t.binding_thumbprint.is_some(), "token acquired")
             }
-            Err(e) => tracing::warn!(key = %key, error = %e, "token request failed"),
+            Err(e) => tracing::debug!(key = %key, error = %e, "token request failed"),
         }
         r
     }

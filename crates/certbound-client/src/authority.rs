@@ -414,7 +414,14 @@ async fn discover(
                     mtls_token_endpoint: mtls,
                 });
             }
-            Err(e) => problems.push(format!("{u}: {e}")),
+            Err((e, fatal)) => {
+                problems.push(format!("{u}: {e}"));
+                if fatal {
+                    // A transport failure (TLS trust, connection refused) is the same for every
+                    // metadata URL on this host: report it once.
+                    break;
+                }
+            }
         }
     }
     Err(ClientError::Discovery {
@@ -431,12 +438,14 @@ fn check_https(u: &str) -> Result<(), String> {
     }
 }
 
+/// Fetches one metadata document (one retry on 5xx/timeout). The error's flag says whether
+/// the failure is about the host (transport, TLS) rather than this URL.
 async fn fetch_metadata(
     client: &reqwest::Client,
     url: &str,
     timeout: Duration,
-) -> Result<Metadata, String> {
-    let mut last = String::new();
+) -> Result<Metadata, (String, bool)> {
+    let mut last = (String::new(), false);
     for attempt in 0..2 {
         let r = tokio::time::timeout(timeout, async {
             let resp = client
@@ -450,19 +459,23 @@ async fn fetch_metadata(
         })
         .await;
         match r {
-            Err(_) => last = format!("timed out after {timeout:?}"),
+            Err(_) => last = (format!("timed out after {timeout:?}"), true),
             Ok(Err(e)) => {
-                last = format!("request failed: {}", crate::acquire::describe_reqwest(&e))
+                let fatal = e.is_connect() || e.is_timeout();
+                last = (crate::acquire::describe_reqwest(&e), fatal);
+                if !fatal {
+                    return Err(last);
+                }
             }
             Ok(Ok((s, body))) if s.is_success() => {
                 return serde_json::from_slice(&body)
-                    .map_err(|e| format!("not valid metadata JSON: {e}"));
+                    .map_err(|e| (format!("not valid metadata JSON: {e}"), false));
             }
-            Ok(Ok((s, _))) if s.is_server_error() => last = format!("HTTP {s}"),
-            Ok(Ok((s, _))) => return Err(format!("HTTP {s}")),
+            Ok(Ok((s, _))) if s.is_server_error() => last = (format!("HTTP {s}"), false),
+            Ok(Ok((s, _))) => return Err((format!("HTTP {s}"), false)),
         }
         if attempt == 0 {
-            tracing::debug!(url, problem = %last, "discovery failed; retrying once");
+            tracing::debug!(url, problem = %last.0, "discovery failed; retrying once");
         }
     }
     Err(last)

@@ -452,7 +452,7 @@ impl AppConfig {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(
                 Some(path),
-                "(file)",
+                "",
                 format!("cannot read the configuration file: {e}"),
             )
         })?;
@@ -481,7 +481,7 @@ impl AppConfig {
         let mut root: Node = serde_json::from_str(text).map_err(|e| {
             ConfigError::new(
                 file,
-                "(file)",
+                "",
                 format!(
                     "not valid JSON at line {} column {}: {}",
                     e.line(),
@@ -491,7 +491,7 @@ impl AppConfig {
             )
         })?;
         if !matches!(root, Node::Object(_)) {
-            return Err(ConfigError::new(file, "(root)", "expected a JSON object"));
+            return Err(ConfigError::new(file, "", "expected a JSON object"));
         }
         let mut overrides: Vec<(String, String)> = env
             .into_iter()
