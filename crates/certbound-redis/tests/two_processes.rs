@@ -24,8 +24,31 @@ fn main() {
         println!("{NAME}: test");
         return;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+    // libtest-style filters: positional substrings, `--skip PATTERN`.
+    let mut filters = Vec::new();
+    let mut skips = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--skip" {
+            skips.extend(it.next());
+        } else if [
+            "--test-threads",
+            "--format",
+            "--color",
+            "--logfile",
+            "-Z",
+            "--shuffle-seed",
+        ]
+        .contains(&a.as_str())
+        {
+            it.next();
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
+    let selected = (filters.is_empty() || filters.iter().any(|f| NAME.contains(f.as_str())))
+        && !skips.iter().any(|s| NAME.contains(s.as_str()));
+    if !selected {
         println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
         return;
     }
