@@ -96,9 +96,10 @@ impl RedisServer {
 
     /// Sends SIGSTOP / SIGCONT (a Redis that hangs without closing connections).
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
+        // The shell's builtin `kill`: no procps needed.
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -{sig} {}", self.pid()))
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "kill -{sig} failed");
