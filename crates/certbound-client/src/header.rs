@@ -84,6 +84,7 @@ pub struct HeaderOptions {
     /// The scheme (default Bearer).
     pub scheme: ProtocolScheme,
     /// Whether an app token is requested (`RequestAppToken`); `MTLS_POP` needs it. Default true.
+    /// (certbound acquires app tokens only; for `Bearer` this flag is not consulted.)
     pub request_app_token: bool,
     /// Another tenant than the configured one.
     pub tenant: Option<String>,

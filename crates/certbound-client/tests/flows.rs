@@ -664,3 +664,126 @@ async fn untrusted_server_certificate_is_a_clear_error() {
         .unwrap_err();
     assert_eq!(e.code(), "discovery_failed", "{e}");
 }
+
+#[derive(Debug)]
+struct BrokenCache;
+
+impl certbound_client::TokenCache for BrokenCache {
+    fn get<'a>(
+        &'a self,
+        _k: &'a certbound_client::CacheKey,
+    ) -> certbound_client::cache::BoxFuture<
+        'a,
+        Result<Option<certbound_client::CachedToken>, certbound_client::cache::CacheError>,
+    > {
+        Box::pin(async { Err(certbound_client::cache::CacheError("backend down".into())) })
+    }
+    fn set<'a>(
+        &'a self,
+        _k: &'a certbound_client::CacheKey,
+        _t: &'a certbound_client::CachedToken,
+    ) -> certbound_client::cache::BoxFuture<'a, Result<(), certbound_client::cache::CacheError>>
+    {
+        Box::pin(async { Err(certbound_client::cache::CacheError("backend down".into())) })
+    }
+    fn remove<'a>(
+        &'a self,
+        _k: &'a certbound_client::CacheKey,
+    ) -> certbound_client::cache::BoxFuture<'a, Result<(), certbound_client::cache::CacheError>>
+    {
+        Box::pin(async { Err(certbound_client::cache::CacheError("backend down".into())) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pluggable_cache_is_shared_between_apps_and_its_failures_are_not_fatal() {
+    let s = start(Mode::Generic).await;
+    let cert = client_cert(KeyKind::EcP256);
+    let shared = Arc::new(certbound_client::MemoryTokenCache::new(100));
+    let app1 = s
+        .builder()
+        .certificate(cert.clone())
+        .token_cache(shared.clone())
+        .build()
+        .unwrap();
+    let app2 = s
+        .builder()
+        .certificate(cert.clone())
+        .token_cache(shared.clone())
+        .build()
+        .unwrap();
+    let t1 = app1
+        .acquire_token_for_app(&[SCOPE], &bound())
+        .await
+        .unwrap();
+    let t2 = app2
+        .acquire_token_for_app(&[SCOPE], &bound())
+        .await
+        .unwrap();
+    assert_eq!(
+        t2.source,
+        TokenSource::Cache,
+        "a second process-like app finds the token in the shared cache"
+    );
+    assert_eq!(t1.access_token, t2.access_token);
+    assert_eq!(s.requests(), 1);
+    // Another certificate never gets that token.
+    let app3 = s
+        .builder()
+        .certificate(client_cert(KeyKind::EcP256))
+        .token_cache(shared)
+        .build()
+        .unwrap();
+    let t3 = app3
+        .acquire_token_for_app(&[SCOPE], &bound())
+        .await
+        .unwrap();
+    assert_eq!(t3.source, TokenSource::IdentityProvider);
+    assert_ne!(t3.access_token, t1.access_token);
+
+    // A failing cache backend: tokens still flow (and the hot path still serves hits).
+    let broken = s
+        .builder()
+        .certificate(cert)
+        .token_cache(Arc::new(BrokenCache))
+        .build()
+        .unwrap();
+    let a = broken
+        .acquire_token_for_app(&["b1"], &bound())
+        .await
+        .unwrap();
+    assert_eq!(a.source, TokenSource::IdentityProvider);
+    let b = broken
+        .acquire_token_for_app(&["b1"], &bound())
+        .await
+        .unwrap();
+    assert_eq!(b.source, TokenSource::Cache);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_is_fetched_once_for_concurrent_cold_requests_on_many_keys() {
+    let s = start(Mode::Generic).await;
+    let (app, _) = bound_app(&s).await;
+    s.state
+        .delay_ms
+        .store(100, std::sync::atomic::Ordering::SeqCst);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.authorization_header_for_app(&[format!("scope-{i}")], &HeaderOptions::mtls_pop())
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(s.requests(), 20, "one token request per key");
+    assert_eq!(
+        s.state
+            .discovery_requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "discovery is single-flight and cached"
+    );
+}
