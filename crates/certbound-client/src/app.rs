@@ -373,12 +373,19 @@ impl App {
             expires_on: token.expires_on,
             source: TokenSource::Cache,
         };
+        // A bound header is only useful while its certificate can still be presented (rotating
+        // sources such as managed identity mint a new one before the old expires).
+        let cert_until = header
+            .binding
+            .as_ref()
+            .map_or(i64::MAX, |c| c.leaf().not_after() - 60);
+        let usable_until = (token.expires_on - self.inner.margin).min(cert_until);
         let fp = fingerprint(&scopes, scheme, tenant);
         let e = Arc::new(HotEntry {
             scopes: scopes.into_iter().map(String::into_boxed_str).collect(),
             scheme,
             tenant: tenant.map(Into::into),
-            usable_until: token.expires_on - self.inner.margin,
+            usable_until,
             next_refresh_try: AtomicI64::new(0),
             header,
             token,

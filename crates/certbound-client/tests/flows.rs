@@ -787,3 +787,44 @@ async fn discovery_is_fetched_once_for_concurrent_cold_requests_on_many_keys() {
         "discovery is single-flight and cached"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_override_uses_that_tenants_discovery_and_its_own_cache_entry() {
+    let s = start(Mode::Generic).await;
+    let cert = client_cert(KeyKind::EcP256);
+    let app = App::builder()
+        .client_id(CLIENT_ID)
+        .instance(format!("{}/", s.base))
+        .tenant_id(TENANT)
+        .certificate(cert)
+        .add_trust_anchor(&s.ca)
+        .retry_policy(fast_policy())
+        .build()
+        .unwrap();
+    let home = app.acquire_token_for_app(&[SCOPE], &bound()).await.unwrap();
+    let other = app
+        .acquire_token_for_app(&[SCOPE], &bound().tenant("tenant-2"))
+        .await
+        .unwrap();
+    assert_ne!(home.access_token, other.access_token);
+    assert_eq!(other.source, TokenSource::IdentityProvider);
+    let (_, claims) = certbound_core::jose::decode_unverified(other.access_token.expose()).unwrap();
+    assert_eq!(claims["iss"], format!("{}/tenant-2/v2.0", s.base));
+    let again = app
+        .acquire_token_for_app(&[SCOPE], &bound().tenant("tenant-2"))
+        .await
+        .unwrap();
+    assert_eq!(again.source, TokenSource::Cache);
+    assert_eq!(again.access_token, other.access_token);
+    assert_eq!(
+        s.state
+            .discovery_requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    let e = app
+        .acquire_token_for_app(&[SCOPE], &bound().tenant("bad/tenant"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_authority");
+}
