@@ -18,7 +18,9 @@
 //! `ConnectionString` is a `redis://`/`rediss://` URL, several of them separated by commas (a
 //! Redis Cluster's seed nodes), or a StackExchange.Redis-style string
 //! (`host:6379,password=…,ssl=true,defaultDatabase=0`) as found in .NET configurations.
-//! `Cluster: true` (or more than one node) selects Redis Cluster.
+//! `Cluster: true` (or more than one node) selects Redis Cluster. `TlsCaCertificatePath`
+//! (optional) names a PEM file of CA certificates trusted for `rediss://` instead of the
+//! system roots.
 //! `Timeout` bounds every Redis command: a number of milliseconds, `"250ms"`, `"1.5s"` or a
 //! .NET `TimeSpan` (`"00:00:00.250"`).
 
@@ -51,6 +53,8 @@ pub struct RedisCacheConfig {
     pub(crate) timeout: Duration,
     pub(crate) retry_interval: Duration,
     pub(crate) max_retry_interval: Duration,
+    /// PEM of the CA certificate(s) trusted for `rediss://` instead of the system roots.
+    pub(crate) tls_ca_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for RedisCacheConfig {
@@ -64,6 +68,13 @@ impl fmt::Debug for RedisCacheConfig {
             .field("timeout", &self.timeout)
             .field("retry_interval", &self.retry_interval)
             .field("max_retry_interval", &self.max_retry_interval)
+            .field(
+                "tls_ca",
+                &self
+                    .tls_ca_pem
+                    .as_ref()
+                    .map(|p| format!("{} bytes of PEM", p.len())),
+            )
             .finish()
     }
 }
@@ -211,6 +222,16 @@ impl RedisCacheConfig {
         if let Some(v) = get_ci(section, "Timeout") {
             b = b.timeout(parse_duration(v, &path("Timeout"))?);
         }
+        match get_ci(section, "TlsCaCertificatePath") {
+            Some(Value::String(s)) if !s.trim().is_empty() => b = b.tls_ca_certificate_path(s),
+            Some(Value::String(_)) | Some(Value::Null) | None => {}
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    path("TlsCaCertificatePath"),
+                    "must be a file path",
+                ));
+            }
+        }
         if let Some(v) = get_ci(section, "RetryInterval") {
             b = b.retry_interval(parse_duration(v, &path("RetryInterval"))?);
         }
@@ -253,6 +274,7 @@ pub struct RedisCacheConfigBuilder {
     timeout: Option<Duration>,
     retry_interval: Option<Duration>,
     max_retry_interval: Option<Duration>,
+    tls_ca: Option<Result<Vec<u8>, ConfigError>>,
 }
 
 impl fmt::Debug for RedisCacheConfigBuilder {
@@ -317,6 +339,38 @@ impl RedisCacheConfigBuilder {
         self
     }
 
+    /// Trusts the CA certificate(s) in this PEM file for `rediss://` connections, instead of
+    /// the system roots (`TlsCaCertificatePath`).
+    pub fn tls_ca_certificate_path(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        let p = path.as_ref();
+        self.tls_ca = Some(
+            std::fs::read(p)
+                .map_err(|e| {
+                    ConfigError::invalid(
+                        "TokenCache:Redis:TlsCaCertificatePath",
+                        format!("cannot read {}: {e}", p.display()),
+                    )
+                })
+                .and_then(|pem| {
+                    if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                        Ok(pem)
+                    } else {
+                        Err(ConfigError::invalid(
+                            "TokenCache:Redis:TlsCaCertificatePath",
+                            format!("{} holds no PEM certificate", p.display()),
+                        ))
+                    }
+                }),
+        );
+        self
+    }
+
+    /// Trusts the CA certificate(s) in this PEM text for `rediss://` connections.
+    pub fn tls_ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca = Some(Ok(pem.into()));
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<RedisCacheConfig, ConfigError> {
         let cs = self.connection_string.ok_or_else(|| {
@@ -357,6 +411,7 @@ impl RedisCacheConfigBuilder {
             timeout,
             retry_interval,
             max_retry_interval,
+            tls_ca_pem: self.tls_ca.transpose()?,
         })
     }
 }

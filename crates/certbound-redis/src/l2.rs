@@ -171,7 +171,14 @@ impl RedisTokenCache {
             .collect::<Vec<_>>()
             .join(",");
         let backend = if config.cluster {
-            let client = ClusterClient::builder(config.nodes.clone())
+            let mut builder = ClusterClient::builder(config.nodes.clone());
+            if let Some(pem) = &config.tls_ca_pem {
+                builder = builder.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                });
+            }
+            let client = builder
                 .connection_timeout(config.timeout)
                 .response_timeout(config.timeout)
                 .retries(1)
@@ -192,7 +199,17 @@ impl RedisTokenCache {
             let url = config.nodes.first().ok_or_else(|| {
                 ConfigError::missing("TokenCache:Redis:ConnectionString", "name a Redis node")
             })?;
-            let client = redis::Client::open(url.as_str()).map_err(|e| {
+            let client = match &config.tls_ca_pem {
+                Some(pem) => redis::Client::build_with_tls(
+                    url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    },
+                ),
+                None => redis::Client::open(url.as_str()),
+            }
+            .map_err(|e| {
                 ConfigError::invalid(
                     "TokenCache:Redis:ConnectionString",
                     format!("is not a usable Redis URL ({:?})", e.kind()),

@@ -64,6 +64,77 @@ impl RedisServer {
         panic!("could not start redis-server on any free port");
     }
 
+    /// Starts one that speaks TLS only (`--port 0 --tls-port N`), with a server certificate
+    /// for `localhost` issued by a fresh development CA. Returns it and the CA's PEM.
+    pub fn start_tls() -> (Self, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = DevCa::generate("redis-tls-test-ca").expect("ca");
+        let server = ca
+            .issue_certified_key(
+                &IssueSpec::server("localhost", &["localhost", "127.0.0.1"]),
+                KeyKind::EcP256,
+            )
+            .expect("server cert");
+        let cert = dir.path().join("server.pem");
+        let key = dir.path().join("server.key");
+        let ca_pem = ca.cert().to_pem();
+        std::fs::write(&cert, server.leaf().to_pem()).expect("write cert");
+        std::fs::write(&key, server.key().to_pkcs8_pem().as_str()).expect("write key");
+        std::fs::write(dir.path().join("ca.pem"), &ca_pem).expect("write ca");
+        for _ in 0..20 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                ])
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(&cert)
+                .arg("--tls-key-file")
+                .arg(&key)
+                .arg("--tls-ca-cert-file")
+                .arg(dir.path().join("ca.pem"))
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return (
+                        Self {
+                            child: Some(child),
+                            port,
+                            dir,
+                        },
+                        ca_pem,
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start a TLS redis-server");
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
