@@ -507,3 +507,43 @@ async fn lazy_construction_connects_on_first_use() {
         TOKEN_TEXT
     );
 }
+
+#[tokio::test]
+async fn wrong_password_is_an_outage_logged_once_without_the_password() {
+    if !redis_available() {
+        return;
+    }
+    let server = RedisServer::start();
+    let _ = server.cli(&["CONFIG", "SET", "requirepass", "right-pw-123"]);
+    let sink = LogSink::default();
+    let _guard = tracing::subscriber::set_default(sink.subscriber());
+    let config = certbound_redis::RedisCacheConfig::builder()
+        .connection_string(format!("redis://:wrong-pw-456@127.0.0.1:{}", server.port))
+        .encryption_key(key(1))
+        .retry_interval(Duration::from_millis(10))
+        .max_retry_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let l2 = certbound_redis::RedisTokenCache::connect(config)
+        .await
+        .unwrap();
+    let cache = TieredCache::new(MemoryTokenCache::new(10), l2.clone());
+    let k = cache_key("pw");
+    for _ in 0..20 {
+        cache.set(&k, &token(TOKEN_TEXT, 3600)).await.unwrap();
+        assert!(cache.get(&k).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!l2.is_available());
+    let log = sink.text();
+    assert_eq!(
+        log.matches("Redis token cache unavailable").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        !log.contains("wrong-pw-456") && !log.contains("right-pw-123"),
+        "{log}"
+    );
+    assert!(!format!("{l2:?}").contains("wrong-pw-456"));
+}
