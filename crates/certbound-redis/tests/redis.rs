@@ -410,7 +410,7 @@ async fn redis_cluster_shares_tokens_across_slots() {
         .connection_string(cluster.connection_string())
         .key_prefix("test:")
         .encryption_key(key(1))
-        .timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(1))
         .retry_interval(Duration::from_millis(50))
         .build()
         .unwrap();

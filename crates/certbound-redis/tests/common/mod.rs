@@ -258,16 +258,36 @@ pub fn key(fill: u8) -> EncryptionKey {
     EncryptionKey::from_bytes(&key_bytes(fill)).expect("key")
 }
 
+/// An L2 with a generous command timeout (1 s), so a loaded CI machine does not turn a
+/// slow-but-healthy local Redis into an outage.
 pub async fn l2(url: &str, current: u8, older: &[u8]) -> RedisTokenCache {
-    l2_with(url, current, older, Duration::from_millis(50)).await
+    l2_timeouts(
+        url,
+        current,
+        older,
+        Duration::from_millis(50),
+        Duration::from_secs(1),
+    )
+    .await
 }
 
+/// An L2 with the production default timeout (250 ms) and the given retry interval.
 pub async fn l2_with(url: &str, current: u8, older: &[u8], retry: Duration) -> RedisTokenCache {
+    l2_timeouts(url, current, older, retry, Duration::from_millis(250)).await
+}
+
+pub async fn l2_timeouts(
+    url: &str,
+    current: u8,
+    older: &[u8],
+    retry: Duration,
+    timeout: Duration,
+) -> RedisTokenCache {
     let mut b = RedisCacheConfig::builder()
         .connection_string(url)
         .key_prefix("test:")
         .encryption_key(key(current))
-        .timeout(Duration::from_millis(250))
+        .timeout(timeout)
         .retry_interval(retry)
         .max_retry_interval(retry);
     for o in older {
