@@ -180,17 +180,15 @@ async fn no_secret_in_logs_debug_display_or_errors() {
     );
     let shown = shown.join("\n");
     assert!(shown.contains("redacted"));
-    for secret in &secrets {
+    for (i, secret) in secrets.iter().enumerate() {
         assert!(!secret.is_empty());
         assert!(
             !logs.contains(secret.as_str()),
-            "a secret appears in the logs: {}…",
-            &secret[..8.min(secret.len())]
+            "secret #{i} of the list above appears in the logs"
         );
         assert!(
             !shown.contains(secret.as_str()),
-            "a secret appears in Debug/Display/errors: {}…",
-            &secret[..8.min(secret.len())]
+            "secret #{i} of the list above appears in Debug/Display/errors"
         );
     }
 }
