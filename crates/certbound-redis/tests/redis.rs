@@ -295,7 +295,10 @@ async fn frozen_redis_is_bounded_by_the_timeout() {
     let l2 = l2_with(&server.url(), 1, &[], Duration::from_millis(100)).await;
     let cache = TieredCache::new(MemoryTokenCache::new(100), l2.clone());
     let k = cache_key("frozen");
-    cache.set(&k, &token(TOKEN_TEXT, 3600)).await.unwrap();
+    let tok = token(TOKEN_TEXT, 3600);
+    // Written through a patient connection too, so the entry is surely in Redis.
+    l2(&server.url(), 1, &[]).await.set(&k, &tok).await.unwrap();
+    cache.set(&k, &tok).await.unwrap();
     server.signal("STOP");
     // Neither reads nor writes hang: every call returns (through L1) while Redis is frozen.
     let fresh = cache_key("fresh");
