@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod api;
 pub mod authority;
+pub mod bench;
 pub mod call;
 pub mod cert;
 pub mod demo;
@@ -44,6 +45,22 @@ pub enum Command {
     Api(ApiCommand),
     /// Decode a token (without verifying it) and check its binding against a certificate.
     Inspect(InspectArgs),
+    /// Load the sample protected API over N concurrent mTLS connections (in process).
+    Bench(BenchArgs),
+}
+
+/// `certbound bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Concurrent mTLS connections, each kept busy.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `certbound demo`.
@@ -257,5 +274,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Call(a) => call::run(a).await,
         Command::Api(ApiCommand::Serve(a)) => api::serve(a).await,
         Command::Inspect(a) => inspect::run(a).await,
+        Command::Bench(a) => bench::run(a).await,
     }
 }
