@@ -297,7 +297,11 @@ async fn frozen_redis_is_bounded_by_the_timeout() {
     let k = cache_key("frozen");
     let tok = token(TOKEN_TEXT, 3600);
     // Written through a patient connection too, so the entry is surely in Redis.
-    l2(&server.url(), 1, &[]).await.set(&k, &tok).await.unwrap();
+    common::l2(&server.url(), 1, &[])
+        .await
+        .set(&k, &tok)
+        .await
+        .unwrap();
     cache.set(&k, &tok).await.unwrap();
     server.signal("STOP");
     // Neither reads nor writes hang: every call returns (through L1) while Redis is frozen.
