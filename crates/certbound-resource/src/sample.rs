@@ -27,6 +27,25 @@ pub fn router(validator: Validator) -> Router {
         .layer(CertboundLayer::new(validator))
 }
 
+/// Serves the sample API on `listener` over TLS with `identity`, asking for (not requiring)
+/// a client certificate, until `shutdown` completes — what `certbound api serve` runs, for
+/// embedding (e.g. `certbound demo`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    identity: &certbound_core::CertifiedKey,
+    validator: Validator,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let tls =
+        certbound_core::tls::server_config(identity, certbound_core::tls::ClientAuth::Optional)
+            .map_err(|e| {
+                std::io::Error::other(format!("TLS configuration for the sample API: {e}"))
+            })?;
+    crate::transport::TlsServer::new(listener, tls)
+        .serve(router(validator), shutdown)
+        .await
+}
+
 /// The `/whoami` body for a validated token.
 pub fn whoami_body(token: &ValidatedToken) -> Value {
     let mut body = token.claims().all().clone();

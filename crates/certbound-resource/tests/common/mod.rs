@@ -132,14 +132,15 @@ async fn keys(State(s): State<IssuerState>) -> Json<Jwks> {
     Json(s.jwks.lock().unwrap().clone())
 }
 
-/// Serves the sample API with `validator` on loopback TLS (client certificate optional).
+/// Serves the sample API with `validator` on loopback TLS (client certificate optional),
+/// through `sample::serve` (what `certbound api serve` and the demo run).
 pub async fn serve_api(pki: &Pki, validator: Validator) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let cfg = tls::server_config(&pki.server, ClientAuth::Optional).unwrap();
-    tokio::spawn(
-        TlsServer::new(listener, cfg).serve(sample::router(validator), std::future::pending()),
-    );
+    let identity = pki.server.clone();
+    tokio::spawn(async move {
+        sample::serve(listener, &identity, validator, std::future::pending()).await
+    });
     addr
 }
 
