@@ -53,12 +53,19 @@ else
   peer oidc-provider 0 "npm oidc-provider" "npm install failed or interop/oidc-provider missing (see $WORK/npm.log)" "$OIDC"
 fi
 
-# Release builds: the certbound binary, the drivers, the azure_identity peer.
+# Release builds of the committed tree (HEAD, exported to bench/.work/src: the checkout is shared
+# and may hold other people's half-done edits); BENCH_SOURCE=worktree builds the working tree.
+SRC="$ROOT"
+if [ "${BENCH_SOURCE:-head}" = head ] && git -C "$ROOT" rev-parse HEAD >/dev/null 2>&1; then
+  SRC="$WORK/src"
+  rm -rf "$SRC" && mkdir -p "$SRC" && git -C "$ROOT" archive HEAD | tar -x -C "$SRC"
+  log "building commit $(git -C "$ROOT" rev-parse --short HEAD)"
+fi
 log "cargo build --release (certbound, bench drivers, azure_identity peer)"
-(cd "$ROOT" && cargo build --release -q -p certbound) || { log "building certbound failed"; exit 1; }
-cargo build --release -q --manifest-path "$ROOT/bench/rust/Cargo.toml" || { log "building bench/rust failed"; exit 1; }
-if cargo build --release -q --manifest-path "$ROOT/bench/peers/azure-identity/Cargo.toml" >"$WORK/azure-build.log" 2>&1; then
-  v=$(grep -A1 'name = "azure_identity"' "$ROOT/bench/peers/azure-identity/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p')
+(cd "$SRC" && cargo build --release -q -p certbound) || { log "building certbound failed"; exit 1; }
+cargo build --release -q --manifest-path "$SRC/bench/rust/Cargo.toml" || { log "building bench/rust failed"; exit 1; }
+if cargo build --release -q --manifest-path "$SRC/bench/peers/azure-identity/Cargo.toml" >"$WORK/azure-build.log" 2>&1; then
+  v=$(grep -A1 'name = "azure_identity"' "$SRC/bench/peers/azure-identity/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p')
   peer azure_identity 1 "crates.io azure_identity" "$v"
 else
   peer azure_identity 0 "crates.io azure_identity" "cargo build failed (see $WORK/azure-build.log)"
