@@ -8,11 +8,6 @@ use super::{AuthorityRegisterArgs, AuthorityServeArgs};
 
 /// Serves the development authority until SIGINT/SIGTERM.
 pub async fn serve(args: AuthorityServeArgs) -> anyhow::Result<()> {
-    if args.imds_addr.is_some() {
-        anyhow::bail!(
-            "--imds-addr: the managed-identity (IMDS) emulator is not available in this build yet; run without --imds-addr"
-        );
-    }
     let signing_alg: JwsAlgorithm = args
         .signing_alg
         .parse()
@@ -28,8 +23,22 @@ pub async fn serve(args: AuthorityServeArgs) -> anyhow::Result<()> {
     let authority = Authority::open_or_init(&args.dir, options)
         .with_context(|| format!("authority directory {}", args.dir.display()))?;
     let running = authority.spawn(args.addr).await?;
-    super::print_ready(&running.ready_json());
+    let emulator = match args.imds_addr {
+        Some(addr) => Some(
+            certbound_authority::imds::spawn_emulator(&running, addr)
+                .await
+                .context("--imds-addr: cannot start the managed-identity (IMDS) emulator")?,
+        ),
+        None => None,
+    };
+    match &emulator {
+        Some(e) => super::print_ready(&certbound_authority::imds::ready_json(&running, e)),
+        None => super::print_ready(&running.ready_json()),
+    }
     certbound_resource::transport::shutdown_signal().await;
+    if let Some(e) = emulator {
+        e.shutdown().await;
+    }
     running.shutdown().await;
     Ok(())
 }

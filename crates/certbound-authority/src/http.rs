@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::client_auth::{AuthInput, Verifier};
 use crate::error::{ErrorCode, OAuthError};
-use crate::issue::{TokenIssuer, resolve_audience};
+use crate::issue::{Subject, TokenIssuer, resolve_audience};
 use crate::registry::Registry;
 
 /// Largest accepted token-request body.
@@ -49,7 +49,7 @@ impl Endpoints {
 
 /// Everything the handlers share.
 pub(crate) struct Service {
-    pub issuer: TokenIssuer,
+    pub issuer: Arc<TokenIssuer>,
     pub verifier: Verifier,
     pub registry: Arc<Registry>,
     pub discovery: Value,
@@ -305,9 +305,12 @@ async fn handle_token(
             "this client is not allowed to request tokens for that resource",
         ));
     }
-    let issued = svc
-        .issuer
-        .issue(&auth.client, &audience, auth.method, cnf)?;
+    let subject = Subject {
+        client_id: &auth.client.client_id,
+        azpacr: auth.method.azpacr(),
+        object_id: None,
+    };
+    let issued = svc.issuer.issue(&subject, &audience, cnf)?;
     tracing::info!(
         client_id = %auth.client.client_id,
         method = ?auth.method,

@@ -19,9 +19,7 @@ use certbound_core::jose::{JwsHeader, sign_compact};
 use certbound_core::{JwsAlgorithm, PrivateKey, Thumbprint, b64, now_unix};
 use serde_json::{Value, json};
 
-use crate::client_auth::AuthMethod;
 use crate::error::OAuthError;
-use crate::registry::Client;
 
 /// The audience and named scopes a request resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,25 +158,39 @@ pub(crate) struct Issued {
     pub expires_in: i64,
 }
 
+/// Who a token is for, beyond the audience.
+pub(crate) struct Subject<'a> {
+    pub client_id: &'a str,
+    /// Entra's `azpacr`: `1` secret, `2` certificate, assertion or managed identity.
+    pub azpacr: &'a str,
+    /// The `oid` claim (managed identities carry their object id).
+    pub object_id: Option<&'a str>,
+}
+
 impl TokenIssuer {
     pub(crate) fn issue(
         &self,
-        client: &Client,
+        subject: &Subject<'_>,
         audience: &Audience,
-        method: AuthMethod,
         cnf: Option<Thumbprint>,
     ) -> Result<Issued, OAuthError> {
         let now = now_unix();
         let mut jti = [0u8; 16];
-        let _ = aws_lc_rs::rand::fill(&mut jti);
+        aws_lc_rs::rand::fill(&mut jti).map_err(|_| {
+            OAuthError::new(
+                crate::error::ErrorCode::ServerError,
+                "the system random number generator failed",
+            )
+        })?;
+        let client_id = subject.client_id;
         let mut claims = json!({
             "iss": self.issuer,
             "aud": audience.aud,
-            "sub": client.client_id,
-            "client_id": client.client_id,
-            "azp": client.client_id,
-            "appid": client.client_id,
-            "azpacr": method.azpacr(),
+            "sub": client_id,
+            "client_id": client_id,
+            "azp": client_id,
+            "appid": client_id,
+            "azpacr": subject.azpacr,
             "idtyp": "app",
             "tid": self.tenant,
             "ver": "2.0",
@@ -187,15 +199,16 @@ impl TokenIssuer {
             "exp": now + self.lifetime,
             "jti": b64::encode(jti),
         });
-        if !audience.scopes.is_empty()
-            && let Some(m) = claims.as_object_mut()
-        {
-            m.insert("scp".into(), Value::String(audience.scopes.join(" ")));
-        }
-        if let Some(t) = cnf
-            && let Some(m) = claims.as_object_mut()
-        {
-            m.insert("cnf".into(), json!({ "x5t#S256": t.to_base64url() }));
+        if let Some(m) = claims.as_object_mut() {
+            if !audience.scopes.is_empty() {
+                m.insert("scp".into(), Value::String(audience.scopes.join(" ")));
+            }
+            if let Some(oid) = subject.object_id {
+                m.insert("oid".into(), Value::String(oid.to_owned()));
+            }
+            if let Some(t) = cnf {
+                m.insert("cnf".into(), json!({ "x5t#S256": t.to_base64url() }));
+            }
         }
         let header = JwsHeader::new(self.alg).typ("at+jwt").kid(&self.kid);
         let access_token = sign_compact(&header, &claims, &self.key).map_err(|_| {
@@ -205,6 +218,173 @@ impl TokenIssuer {
             access_token,
             expires_in: self.lifetime,
         })
+    }
+}
+
+/// A token to issue in process, without a token request: the caller (such as the
+/// managed-identity emulator) has already established who the client is.
+///
+/// ```
+/// use certbound_authority::issue::IssueRequest;
+/// let req = IssueRequest::new("mi-client", "https://management.azure.com/").object_id("obj-1");
+/// assert_eq!(req.resource, "https://management.azure.com/");
+/// assert!(req.cnf.is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueRequest {
+    /// The client id (`sub`, `client_id`, `azp`, `appid`).
+    pub client_id: String,
+    /// The audience: an absolute URI (RFC 8707 `resource`, as IMDS and App Service take
+    /// it; kept verbatim, trailing `/` included) or a `RESOURCE/.default` scope.
+    pub resource: String,
+    /// Bind the token to this certificate thumbprint (`cnf."x5t#S256"`).
+    pub cnf: Option<Thumbprint>,
+    /// The `oid` claim (a managed identity's object id).
+    pub object_id: Option<String>,
+}
+
+impl IssueRequest {
+    /// An unbound token for `client_id` with audience `resource`.
+    pub fn new(client_id: impl Into<String>, resource: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            resource: resource.into(),
+            cnf: None,
+            object_id: None,
+        }
+    }
+    /// Binds the token to a certificate thumbprint.
+    pub fn bound_to(mut self, thumbprint: Thumbprint) -> Self {
+        self.cnf = Some(thumbprint);
+        self
+    }
+    /// Sets the `oid` claim.
+    pub fn object_id(mut self, object_id: impl Into<String>) -> Self {
+        self.object_id = Some(object_id.into());
+        self
+    }
+}
+
+/// A token issued in process. `Debug` never shows the token; it is zeroized on drop.
+#[derive(Clone)]
+pub struct IssuedAccessToken {
+    access_token: zeroize::Zeroizing<String>,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+    /// Expiry (Unix seconds, the `exp` claim).
+    pub expires_on: i64,
+    /// The binding, when the token is bound.
+    pub cnf: Option<Thumbprint>,
+}
+
+impl IssuedAccessToken {
+    /// The signed JWT (a secret: do not log it).
+    pub fn access_token(&self) -> &str {
+        &self.access_token
+    }
+}
+
+impl std::fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAccessToken")
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field("expires_on", &self.expires_on)
+            .field("cnf", &self.cnf.map(|t| t.to_base64url()))
+            .finish()
+    }
+}
+
+/// Issues tokens in process for a running authority (see
+/// [`RunningAuthority::local_issuer`](crate::RunningAuthority::local_issuer)): same issuer,
+/// signing key, lifetime and claims as its token endpoint. Cheap to clone; stays usable
+/// (tokens keep validating against the JWKS) as long as the authority's keys do.
+#[derive(Clone)]
+pub struct LocalIssuer {
+    pub(crate) issuer: std::sync::Arc<TokenIssuer>,
+    pub(crate) registry: std::sync::Arc<crate::registry::Registry>,
+}
+
+impl std::fmt::Debug for LocalIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalIssuer")
+            .field("issuer", &self.issuer.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalIssuer {
+    /// The `iss` of the tokens.
+    pub fn issuer(&self) -> &str {
+        &self.issuer.issuer
+    }
+
+    /// Signs a token for `request`.
+    ///
+    /// No client authentication happens here: the caller vouches for `client_id`. When the
+    /// client id is registered with the authority, its allowed audiences still apply.
+    /// Errors are RFC 6749 §5.2 errors: `invalid_request` for a malformed client id or
+    /// resource, `invalid_scope` for a resource the client may not have.
+    pub fn issue_token(&self, request: &IssueRequest) -> Result<IssuedAccessToken, OAuthError> {
+        if crate::registry::check_client_id(&request.client_id).is_err() {
+            return Err(OAuthError::invalid_request(
+                "client_id must be 1 to 256 printable ASCII characters without spaces",
+            ));
+        }
+        if let Some(oid) = &request.object_id
+            && (oid.is_empty() || oid.len() > 256 || oid.chars().any(char::is_control))
+        {
+            return Err(OAuthError::invalid_request(
+                "object_id must be 1 to 256 characters without control characters",
+            ));
+        }
+        let registered = self.registry.clients().get(&request.client_id);
+        let allowed: &[String] = registered.as_ref().map_or(&[], |c| &c.audiences);
+        let audience = resolve_request_audience(&request.resource, allowed)?;
+        if let Some(c) = &registered
+            && !c.allows_audience(&audience.aud)
+        {
+            return Err(OAuthError::invalid_scope(
+                "this client is not allowed to request tokens for that resource",
+            ));
+        }
+        let subject = Subject {
+            client_id: &request.client_id,
+            azpacr: "2",
+            object_id: request.object_id.as_deref(),
+        };
+        let issued = self.issuer.issue(&subject, &audience, request.cnf)?;
+        let expires_in = u64::try_from(issued.expires_in).unwrap_or(0);
+        tracing::info!(
+            client_id = %request.client_id,
+            bound = request.cnf.is_some(),
+            aud = %audience.aud,
+            "token issued in process"
+        );
+        Ok(IssuedAccessToken {
+            access_token: zeroize::Zeroizing::new(issued.access_token),
+            expires_in,
+            expires_on: now_unix() + issued.expires_in,
+            cnf: request.cnf,
+        })
+    }
+}
+
+/// Resolves an [`IssueRequest`]'s `resource` to the audience.
+pub(crate) fn resolve_request_audience(
+    resource: &str,
+    client_audiences: &[String],
+) -> Result<Audience, OAuthError> {
+    let resource = resource.trim();
+    if resource.contains(char::is_whitespace) {
+        return Err(OAuthError::invalid_scope(
+            "name exactly one resource (no spaces)",
+        ));
+    }
+    if resource.ends_with("/.default") {
+        resolve_audience(Some(resource), None, client_audiences)
+    } else {
+        resolve_audience(None, Some(resource), client_audiences)
     }
 }
 
@@ -242,6 +422,30 @@ mod tests {
         assert_eq!(a.aud, "api://one");
         let a = resolve_audience(Some("read"), Some("https://rs.example"), &[]).unwrap();
         assert_eq!((a.aud.as_str(), a.scopes.len()), ("https://rs.example", 1));
+    }
+
+    #[test]
+    fn in_process_requests_resolve_like_imds_resources() {
+        let a = resolve_request_audience("https://management.azure.com/", &[]).unwrap();
+        assert_eq!(a.aud, "https://management.azure.com/");
+        let a = resolve_request_audience("api://orders/.default", &[]).unwrap();
+        assert_eq!(a.aud, "api://orders");
+        assert!(resolve_request_audience("", &[]).is_err());
+        assert!(resolve_request_audience("not-a-uri", &[]).is_err());
+        assert!(resolve_request_audience("api://a api://b", &[]).is_err());
+    }
+
+    #[test]
+    fn issued_tokens_do_not_debug_their_secret() {
+        let t = IssuedAccessToken {
+            access_token: zeroize::Zeroizing::new("eyJ.secret.token".into()),
+            expires_in: 60,
+            expires_on: 1,
+            cnf: None,
+        };
+        let d = format!("{t:?}");
+        assert!(!d.contains("secret"), "{d}");
+        assert!(d.contains("<redacted>"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`client_auth`]: client authentication (secret, `private_key_jwt`, mTLS);
 //! - [`issue`]: scope → audience, and signing the access token;
 //! - [`http`]: discovery, JWKS and the token endpoint;
+//! - [`imds`]: the managed-identity emulator backed by this authority;
 //! - [`error`]: RFC 6749 §5.2 error responses and setup errors.
 //!
 //! ```no_run
@@ -45,15 +46,18 @@
 //! client may not request). Bodies over 64 KiB get `413 invalid_request`. How scopes map
 //! to `aud` is described in [`issue`].
 //!
-//! Other in-process services (such as a managed-identity emulator) can use
-//! [`Authority::ca`] to mint certificates and [`Authority::register`] to register the
-//! identities they hand out; the running authority sees them on its next request.
+//! Other in-process services can use [`Authority::ca`] to mint certificates,
+//! [`Authority::register`] to register the identities they hand out (the running authority
+//! sees them on its next request) and [`RunningAuthority::issue_token`] to sign tokens
+//! exactly as the token endpoint does. [`imds`] wires the managed-identity (IMDS v2, IMDS v1,
+//! App Service) emulator to the authority that way (`certbound authority serve --imds-addr`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client_auth;
 pub mod error;
 pub mod http;
+pub mod imds;
 pub mod issue;
 pub mod registry;
 pub mod state;
@@ -72,6 +76,7 @@ use tokio::sync::oneshot;
 pub use client_auth::AuthMethod;
 pub use error::{AuthorityError, ErrorCode, OAuthError};
 pub use http::Endpoints;
+pub use issue::{IssueRequest, IssuedAccessToken, LocalIssuer};
 pub use registry::{CertAuthMethod, ClientRegistration, ClientSecret, Credential};
 
 /// Options for opening (and, the first time, initialising) an authority directory.
@@ -99,7 +104,7 @@ impl Default for AuthorityOptions {
 
 struct Inner {
     dir: PathBuf,
-    ca: DevCa,
+    ca: Arc<DevCa>,
     tls: CertifiedKey,
     signing_key: Arc<PrivateKey>,
     signing_alg: JwsAlgorithm,
@@ -156,7 +161,7 @@ impl Authority {
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
-                ca: loaded.ca,
+                ca: Arc::new(loaded.ca),
                 tls: loaded.tls,
                 signing_key: Arc::new(loaded.signing_key),
                 signing_alg: loaded.file.signing_alg,
@@ -194,6 +199,11 @@ impl Authority {
     /// The development CA (to issue client certificates that chain to `ca.pem`).
     pub fn ca(&self) -> &DevCa {
         &self.inner.ca
+    }
+    /// The development CA, shared (for services such as the IMDS emulator that issue
+    /// certificates from it).
+    pub fn shared_ca(&self) -> Arc<DevCa> {
+        self.inner.ca.clone()
     }
     /// The CA certificate (the trust anchor for the authority's TLS).
     pub fn ca_cert(&self) -> Certificate {
@@ -254,20 +264,25 @@ impl Authority {
             .public_jwk()
             .with_kid(self.inner.kid.clone())
             .with_alg(self.inner.signing_alg);
+        let token_issuer = Arc::new(issue::TokenIssuer {
+            key: self.inner.signing_key.clone(),
+            alg: self.inner.signing_alg,
+            kid: self.inner.kid.clone(),
+            issuer: endpoints.issuer.clone(),
+            tenant: self.inner.tenant.clone(),
+            lifetime: self.inner.lifetime.as_secs() as i64,
+        });
+        let local_issuer = issue::LocalIssuer {
+            issuer: token_issuer.clone(),
+            registry: self.inner.registry.clone(),
+        };
         let svc = Arc::new(http::Service {
             discovery: http::Service::discovery_document(
                 &endpoints,
                 self.inner.signing_alg.as_str(),
             ),
             jwks: serde_json::json!({ "keys": [jwk] }),
-            issuer: issue::TokenIssuer {
-                key: self.inner.signing_key.clone(),
-                alg: self.inner.signing_alg,
-                kid: self.inner.kid.clone(),
-                issuer: endpoints.issuer.clone(),
-                tenant: self.inner.tenant.clone(),
-                lifetime: self.inner.lifetime.as_secs() as i64,
-            },
+            issuer: token_issuer.clone(),
             verifier,
             registry: self.inner.registry.clone(),
         });
@@ -291,6 +306,7 @@ impl Authority {
             authority: self.clone(),
             addr: local,
             endpoints,
+            local_issuer,
             stop: Some(tx),
             task: Some(task),
         })
@@ -303,6 +319,7 @@ pub struct RunningAuthority {
     authority: Authority,
     addr: SocketAddr,
     endpoints: Endpoints,
+    local_issuer: issue::LocalIssuer,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -360,6 +377,24 @@ impl RunningAuthority {
     /// Registers (or replaces) a client; effective for the next request.
     pub fn register(&self, registration: ClientRegistration) -> Result<(), AuthorityError> {
         self.authority.register(registration)
+    }
+    /// Issues a token in process, exactly as the token endpoint would sign it (same
+    /// issuer, key, lifetime and claims), for a client the caller vouches for — the
+    /// managed-identity emulator uses it for IMDS v1 and App Service tokens.
+    ///
+    /// ```no_run
+    /// # async fn run(running: certbound_authority::RunningAuthority) -> Result<(), certbound_authority::OAuthError> {
+    /// use certbound_authority::IssueRequest;
+    /// let t = running.issue_token(&IssueRequest::new("mi-client", "https://management.azure.com/"))?;
+    /// assert!(t.expires_in > 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn issue_token(&self, request: &IssueRequest) -> Result<IssuedAccessToken, OAuthError> {
+        self.local_issuer.issue_token(request)
+    }
+    /// A cloneable handle for [`RunningAuthority::issue_token`] (for other services).
+    pub fn local_issuer(&self) -> LocalIssuer {
+        self.local_issuer.clone()
     }
     /// The ready line `certbound authority serve` prints.
     pub fn ready_json(&self) -> serde_json::Value {
