@@ -37,6 +37,7 @@ struct Peer {
     issuer: String,
     client_id: String,
     scope: String,
+    resource: String,
     ca: certbound_core::Certificate,
 }
 
@@ -83,6 +84,7 @@ async fn start_peer(dir: &std::path::Path, client: &certbound_core::CertifiedKey
         issuer: ready["issuer"].as_str().unwrap().to_owned(),
         client_id: ready["client_id"].as_str().unwrap().to_owned(),
         scope: ready["scope"].as_str().unwrap().to_owned(),
+        resource: ready["resource"].as_str().unwrap().to_owned(),
         ca: ca.cert().clone(),
     }
 }
@@ -146,5 +148,90 @@ async fn oidc_provider_issues_a_bound_token_to_certbound() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), "invalid_client", "{e}");
+    let _ = peer.child.kill().await;
+}
+
+/// The other direction: a token issued by oidc-provider is validated by certbound's resource
+/// server — signature from the peer's JWKS (found through its discovery document), issuer,
+/// audience, `typ`, lifetime — and its RFC 8705 binding is enforced against the connection's
+/// client certificate.
+#[tokio::test(flavor = "multi_thread")]
+async fn certbound_resource_server_validates_oidc_provider_tokens_with_binding() {
+    use certbound_core::tls::TrustAnchors;
+    use certbound_resource::{Scheme, Validator};
+
+    if let Some(reason) = unavailable() {
+        if std::env::var_os("CI").is_some() {
+            panic!("interop peer unavailable in CI: {reason}");
+        }
+        eprintln!("SKIPPED oidc-provider interop: {reason}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let client =
+        ca::self_signed_certified_key(&IssueSpec::client("certbound interop"), KeyKind::EcP256)
+            .unwrap();
+    let mut peer = start_peer(dir.path(), &client).await;
+    let app = App::builder()
+        .client_id(&peer.client_id)
+        .authority(&peer.issuer)
+        .certificate(client.clone())
+        .add_trust_anchor(&peer.ca)
+        .build()
+        .unwrap();
+    let h = app
+        .authorization_header_for_app(&[&peer.scope], &HeaderOptions::mtls_pop())
+        .await
+        .unwrap();
+    let token = h.value().strip_prefix("Bearer ").unwrap().to_owned();
+
+    let mut anchors = TrustAnchors::default();
+    anchors.add(&peer.ca);
+    let validator = Validator::builder()
+        .issuer(&peer.issuer)
+        .audience(&peer.resource)
+        .trust_anchors(anchors)
+        .build()
+        .await
+        .expect("validator from oidc-provider's discovery document");
+    let right = client.thumbprint();
+    let ok = validator
+        .validate(Scheme::Bearer, &token, Some(&right))
+        .await
+        .expect("oidc-provider's bound token with the bound certificate");
+    assert!(ok.is_bound());
+    assert_eq!(ok.claims().issuer(), peer.issuer.as_str());
+
+    let wrong = ca::self_signed_certified_key(&IssueSpec::client("other"), KeyKind::EcP256)
+        .unwrap()
+        .thumbprint();
+    for peer_cert in [Some(&wrong), None] {
+        let e = validator
+            .validate(Scheme::Bearer, &token, peer_cert)
+            .await
+            .expect_err("bound token without its certificate");
+        assert!(
+            format!("{e}").contains("cnf") || format!("{e}").contains("certificate"),
+            "{e}"
+        );
+    }
+    // A different audience configuration refuses the same token.
+    let strict = Validator::builder()
+        .issuer(&peer.issuer)
+        .audience("urn:someone-else")
+        .trust_anchors({
+            let mut a = TrustAnchors::default();
+            a.add(&peer.ca);
+            a
+        })
+        .build()
+        .await
+        .unwrap();
+    assert!(
+        strict
+            .validate(Scheme::Bearer, &token, Some(&right))
+            .await
+            .is_err()
+    );
     let _ = peer.child.kill().await;
 }
