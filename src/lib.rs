@@ -9,13 +9,22 @@
 //! - [`downstream`]: downstream API calls over the mTLS transport pool.
 //! - [`resource`]: TLS accept, token validation, binding check, tower layer, axum extractor.
 //! - [`authority`]: the local development authority and IMDS emulator.
+//! - [`redis`]: the encrypted Redis L2 token cache.
+//!
+//! One line: [`app_from_config_file`] wires credentials, authority, acquisition and
+//! cache (Redis L2 included when configured) from an `appsettings.json`.
 #![forbid(unsafe_code)]
 
 pub use certbound_authority as authority;
 pub use certbound_client as client;
 pub use certbound_core as core;
 pub use certbound_downstream as downstream;
+pub use certbound_redis as redis;
 pub use certbound_resource as resource;
 
 #[doc(hidden)]
 pub mod cli;
+mod setup;
+
+pub use certbound_client::{App, AppBuilder, AppConfig, HeaderOptions, ProtocolScheme};
+pub use setup::{SetupError, app_builder, app_from_config_file};

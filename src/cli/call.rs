@@ -5,7 +5,7 @@
 use std::io::Write as _;
 
 use anyhow::{Context as _, bail};
-use certbound_client::{AppBuilder, AppConfig, ProtocolScheme};
+use certbound_client::{AppConfig, ProtocolScheme};
 use certbound_core::tls::TrustAnchors;
 use certbound_downstream::{CallOptions, Downstream};
 
@@ -32,7 +32,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
         );
     }
     let mut anchors = TrustAnchors::system();
-    let mut builder = AppBuilder::from_config(cfg);
+    let mut builder = crate::app_builder(cfg)?;
     if let Some(ca) = &args.ca_cert {
         anchors
             .add_pem_file(ca)

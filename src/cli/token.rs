@@ -4,7 +4,7 @@
 //! that entry's `ProtocolScheme` (MTLS_POP when it says so), else Bearer.
 
 use anyhow::{Context as _, bail};
-use certbound_client::{AppBuilder, AppConfig, HeaderOptions, ProtocolScheme, TokenSource};
+use certbound_client::{AppConfig, HeaderOptions, ProtocolScheme, TokenSource};
 use serde_json::json;
 
 use super::TokenArgs;
@@ -50,7 +50,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         options.request_app_token = true;
     }
     options.force_refresh |= args.force_refresh;
-    let mut builder = AppBuilder::from_config(cfg);
+    let mut builder = crate::app_builder(cfg)?;
     if let Some(ca) = &args.ca_cert {
         builder = builder.add_ca_cert_file(ca);
     }
