@@ -62,6 +62,13 @@ class Server:
                 self.proc.wait()
 
 
+def pin(cpu):
+    """`taskset -c CPU` prefix (issuance only: server on CPU 0, load generator on CPU 1)."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)]
+    return []
+
+
 def stats(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
@@ -113,7 +120,7 @@ def main():
     s = run_json([cb, "setup", "--dir", d])
     ca, ccert, ckey = d / "ca.pem", d / "client.pem", d / "client.key"
     log("starting the certbound authority")
-    auth = Server([certbound, "authority", "serve", "--dir", d / "authority"])
+    auth = Server([*pin(0), certbound, "authority", "serve", "--dir", d / "authority"])
     servers = [auth]
     try:
         issuer, token_ep = auth.ready["issuer"], auth.ready["token_endpoint"]
@@ -123,7 +130,7 @@ def main():
         oidc = None
         if peers.get("oidc-provider", {}).get("ok"):
             try:
-                oidc = Server(["node", "server.mjs", "--tls-cert", d / "server.pem", "--tls-key", d / "server.key",
+                oidc = Server([*pin(0), "node", "server.mjs", "--tls-cert", d / "server.pem", "--tls-key", d / "server.key",
                                "--client-cert", ccert, "--client-id", "bench"],
                               cwd=peers["oidc-provider"]["dir"], env={"NODE_ENV": "production"})
                 servers.append(oidc)
@@ -131,17 +138,21 @@ def main():
                 notes.append(f"oidc-provider did not start: {e}")
         common = ["--cert", ccert, "--key", ckey, "--ca", ca, "--concurrency", CONCURRENCY,
                   "--seconds", LOAD_SECONDS, "--warmup", "1"]
-        variants = {"certbound authority": [cb, "loadgen", "--url", token_ep, *common,
+        variants = {"certbound authority": [*pin(1), cb, "loadgen", "--url", token_ep, *common,
                                             "--form", "grant_type=client_credentials", "--form", "client_id=bench",
                                             "--form", f"scope={SCOPE}", "--form", "token_type=mtls_pop"]}
         if oidc:
-            variants["oidc-provider (npm)"] = [cb, "loadgen", "--url", oidc.ready["issuer"] + "/token", *common,
+            variants["oidc-provider (npm)"] = [*pin(1), cb, "loadgen", "--url", oidc.ready["issuer"] + "/token", *common,
                                                "--form", "grant_type=client_credentials", "--form", "client_id=bench",
                                                "--form", "scope=" + oidc.ready["scope"],
                                                "--form", "resource=" + oidc.ready["resource"]]
-        res["comparisons"]["issuance"] = interleave("token issuance", variants, "per_s")
+        res["comparisons"]["issuance"] = interleave("token issuance", variants, "per_s", warmup_rounds=1)
         if oidc:
             oidc.stop()
+        # The authority keeps serving the cache-hit clients' first requests: unpin it.
+        if pin(0):
+            subprocess.run(["taskset", "-pc", "0-%d" % ((os.cpu_count() or 1) - 1), str(auth.proc.pid)],
+                           capture_output=True)
 
         # 2. Cache-hit token retrieval.
         variants = {"certbound App::authorization_header_for_app": [cb, "cachehit", "--issuer", issuer, "--ca", ca,
@@ -207,12 +218,13 @@ def main():
     report.write(res, root)
 
 
-def interleave(title, variants, metric, envs=None):
-    """A, B, C, A, B, C, … ROUNDS times; a failing variant is reported and dropped."""
+def interleave(title, variants, metric, envs=None, warmup_rounds=0):
+    """A, B, C, A, B, C, … ROUNDS times (after `warmup_rounds` discarded ones: JIT, pools);
+    a failing variant is reported and dropped."""
     envs = envs or {}
     values = {k: [] for k in variants}
     errors = {}
-    for r in range(ROUNDS):
+    for r in range(-warmup_rounds, ROUNDS):
         for name, cmd in variants.items():
             if name in errors:
                 continue
@@ -220,6 +232,8 @@ def interleave(title, variants, metric, envs=None):
                 out = run_json(cmd, env=envs.get(name))
                 if out.get("errors"):
                     raise RuntimeError(f"{out['errors']} failed requests (first: {out.get('first_error')})")
+                if r < 0:
+                    continue
                 values[name].append(out[metric])
                 if r == 0:
                     log(f"{title}: {name}: {out}")
