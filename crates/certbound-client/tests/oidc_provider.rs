@@ -32,6 +32,29 @@ fn unavailable() -> Option<String> {
     }
 }
 
+/// Whether to skip: only outside CI, and only when the peer is not installed.
+fn skip() -> bool {
+    let Some(reason) = unavailable() else {
+        return false;
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("interop peer unavailable in CI: {reason}");
+    }
+    eprintln!("SKIPPED oidc-provider interop: {reason}");
+    true
+}
+
+/// A certbound app for the peer's registered client, presenting `cert`.
+fn app_for(peer: &Peer, cert: &certbound_core::CertifiedKey) -> App {
+    App::builder()
+        .client_id(&peer.client_id)
+        .authority(&peer.issuer)
+        .certificate(cert.clone())
+        .add_trust_anchor(&peer.ca)
+        .build()
+        .unwrap()
+}
+
 struct Peer {
     child: tokio::process::Child,
     issuer: String,
@@ -91,11 +114,7 @@ async fn start_peer(dir: &std::path::Path, client: &certbound_core::CertifiedKey
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oidc_provider_issues_a_bound_token_to_certbound() {
-    if let Some(reason) = unavailable() {
-        if std::env::var_os("CI").is_some() {
-            panic!("interop peer unavailable in CI: {reason}");
-        }
-        eprintln!("SKIPPED oidc-provider interop: {reason}");
+    if skip() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -104,13 +123,7 @@ async fn oidc_provider_issues_a_bound_token_to_certbound() {
             .unwrap();
     let mut peer = start_peer(dir.path(), &client).await;
 
-    let app = App::builder()
-        .client_id(&peer.client_id)
-        .authority(&peer.issuer)
-        .certificate(client.clone())
-        .add_trust_anchor(&peer.ca)
-        .build()
-        .unwrap();
+    let app = app_for(&peer, &client);
     let h = app
         .authorization_header_for_app(&[&peer.scope], &HeaderOptions::mtls_pop())
         .await
@@ -136,13 +149,7 @@ async fn oidc_provider_issues_a_bound_token_to_certbound() {
     // Another certificate is not the registered one: invalid_client, no token.
     let stranger =
         ca::self_signed_certified_key(&IssueSpec::client("stranger"), KeyKind::EcP256).unwrap();
-    let other = App::builder()
-        .client_id(&peer.client_id)
-        .authority(&peer.issuer)
-        .certificate(stranger)
-        .add_trust_anchor(&peer.ca)
-        .build()
-        .unwrap();
+    let other = app_for(&peer, &stranger);
     let e = other
         .authorization_header_for_app(&[&peer.scope], &HeaderOptions::mtls_pop())
         .await
@@ -160,11 +167,7 @@ async fn certbound_resource_server_validates_oidc_provider_tokens_with_binding()
     use certbound_core::tls::TrustAnchors;
     use certbound_resource::{Scheme, Validator};
 
-    if let Some(reason) = unavailable() {
-        if std::env::var_os("CI").is_some() {
-            panic!("interop peer unavailable in CI: {reason}");
-        }
-        eprintln!("SKIPPED oidc-provider interop: {reason}");
+    if skip() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -172,13 +175,7 @@ async fn certbound_resource_server_validates_oidc_provider_tokens_with_binding()
         ca::self_signed_certified_key(&IssueSpec::client("certbound interop"), KeyKind::EcP256)
             .unwrap();
     let mut peer = start_peer(dir.path(), &client).await;
-    let app = App::builder()
-        .client_id(&peer.client_id)
-        .authority(&peer.issuer)
-        .certificate(client.clone())
-        .add_trust_anchor(&peer.ca)
-        .build()
-        .unwrap();
+    let app = app_for(&peer, &client);
     let h = app
         .authorization_header_for_app(&[&peer.scope], &HeaderOptions::mtls_pop())
         .await

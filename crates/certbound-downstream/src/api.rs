@@ -368,15 +368,7 @@ impl Downstream {
         path: &str,
         body: &I,
     ) -> Result<T, DownstreamError> {
-        self.call(
-            name,
-            CallOptions::default()
-                .method(Method::POST)
-                .path(path)
-                .json(body)?,
-        )
-        .await?
-        .json()
+        self.json_call(Method::POST, name, path, body).await
     }
 
     /// `PUT` JSON to `path`, returning the JSON answer.
@@ -386,15 +378,7 @@ impl Downstream {
         path: &str,
         body: &I,
     ) -> Result<T, DownstreamError> {
-        self.call(
-            name,
-            CallOptions::default()
-                .method(Method::PUT)
-                .path(path)
-                .json(body)?,
-        )
-        .await?
-        .json()
+        self.json_call(Method::PUT, name, path, body).await
     }
 
     /// `PATCH` JSON to `path`, returning the JSON answer.
@@ -404,15 +388,21 @@ impl Downstream {
         path: &str,
         body: &I,
     ) -> Result<T, DownstreamError> {
-        self.call(
-            name,
-            CallOptions::default()
-                .method(Method::PATCH)
-                .path(path)
-                .json(body)?,
-        )
-        .await?
-        .json()
+        self.json_call(Method::PATCH, name, path, body).await
+    }
+
+    async fn json_call<I: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        name: &str,
+        path: &str,
+        body: &I,
+    ) -> Result<T, DownstreamError> {
+        let options = CallOptions::default()
+            .method(method)
+            .path(path)
+            .json(body)?;
+        self.call(name, options).await?.json()
     }
 
     /// `DELETE` `path`; succeeds on any 2xx.
