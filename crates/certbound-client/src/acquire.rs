@@ -40,6 +40,27 @@ pub struct RetryPolicy {
     pub max_inline_wait: Duration,
 }
 
+/// The most bytes read from a token-endpoint or discovery response; a larger body is an
+/// error (a misbehaving or hostile server cannot make the client buffer without bound).
+pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Reads at most `limit + 1` bytes of a body (so the caller can tell "too large" apart),
+/// then stops reading and drops the connection.
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<bytes::Bytes, reqwest::Error> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = (limit + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() > limit {
+            break;
+        }
+    }
+    Ok(buf.freeze())
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
@@ -277,7 +298,7 @@ pub(crate) async fn request_token(
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
-            let bytes = resp.bytes().await?;
+            let bytes = read_capped(resp, MAX_RESPONSE_BYTES).await?;
             Ok::<_, reqwest::Error>((status, retry_after, bytes))
         })
         .await;
@@ -316,6 +337,14 @@ pub(crate) async fn request_token(
             Ok(Ok(x)) => x,
         };
         let code = status.as_u16();
+        if bytes.len() > MAX_RESPONSE_BYTES {
+            return Err(ClientError::InvalidResponse {
+                url: url.into(),
+                message: format!(
+                    "HTTP {code} with a body larger than {MAX_RESPONSE_BYTES} bytes; refusing to read it"
+                ),
+            });
+        }
         if status.is_success() {
             return parse_success(url, &bytes, req);
         }

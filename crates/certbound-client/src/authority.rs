@@ -454,7 +454,8 @@ async fn fetch_metadata(
                 .send()
                 .await?;
             let status = resp.status();
-            let body = resp.bytes().await?;
+            let body =
+                crate::acquire::read_capped(resp, crate::acquire::MAX_RESPONSE_BYTES).await?;
             Ok::<_, reqwest::Error>((status, body))
         })
         .await;
@@ -466,6 +467,15 @@ async fn fetch_metadata(
                 if !fatal {
                     return Err(last);
                 }
+            }
+            Ok(Ok((_, body))) if body.len() > crate::acquire::MAX_RESPONSE_BYTES => {
+                return Err((
+                    format!(
+                        "metadata larger than {} bytes",
+                        crate::acquire::MAX_RESPONSE_BYTES
+                    ),
+                    false,
+                ));
             }
             Ok(Ok((s, body))) if s.is_success() => {
                 return serde_json::from_slice(&body)
