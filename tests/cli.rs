@@ -316,10 +316,24 @@ fn bad_input_gives_one_clear_line() {
 
 #[test]
 fn bench_drives_many_mtls_connections_without_errors() {
-    let out = run_ok(&["bench", "--connections", "24", "--duration", "1", "--json"]);
-    let r: Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(r["errors"], 0, "{r}");
-    assert_eq!(r["connections"], 24);
-    assert!(r["requests"].as_u64().unwrap() >= 24, "{r}");
-    assert!(r["latency_ms"]["p99"].as_f64().unwrap() >= r["latency_ms"]["p50"].as_f64().unwrap());
+    for target in ["api", "authority"] {
+        let out = run_ok(&[
+            "bench",
+            "--target",
+            target,
+            "--connections",
+            "24",
+            "--duration",
+            "1",
+            "--json",
+        ]);
+        let r: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(r["target"], target);
+        assert_eq!(r["errors"], 0, "{r}");
+        assert_eq!(r["connections"], 24);
+        assert!(r["requests"].as_u64().unwrap() >= 24, "{r}");
+        assert!(
+            r["latency_ms"]["p99"].as_f64().unwrap() >= r["latency_ms"]["p50"].as_f64().unwrap()
+        );
+    }
 }

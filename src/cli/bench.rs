@@ -3,7 +3,9 @@
 //! Starts, in this process, a development authority and the sample protected API (binding
 //! required), acquires one certificate-bound token, then opens `--connections` separate mTLS
 //! connections (each its own client, each presenting the bound certificate) and keeps every
-//! one busy with `GET /whoami` for `--duration` seconds. Reports requests/s, latency
+//! one busy for `--duration` seconds: with `GET /whoami` (`--target api`), or with `mtls_pop`
+//! token requests to the authority (`--target authority`, each response checked for the
+//! right `cnf`). Reports requests/s, latency
 //! percentiles, errors and the process's peak resident memory. Every response is checked
 //! (status 200 and the API saw the bound certificate), so a fast wrong answer counts as an
 //! error, not as throughput.
@@ -23,6 +25,11 @@ use super::BenchArgs;
 
 /// Runs the command.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let target = match args.target.to_ascii_lowercase().as_str() {
+        "api" => Target::Api,
+        "authority" => Target::Authority,
+        other => anyhow::bail!("--target `{other}`: expected api or authority"),
+    };
     let connections = args.connections.max(1);
     let duration = Duration::from_secs_f64(args.duration.max(0.1));
     let state = tempfile::tempdir()?;
@@ -93,6 +100,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .build()?,
         );
     }
+    let token_endpoint = running.token_endpoint().to_string();
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(connections);
@@ -143,6 +151,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         latencies[i] as f64 / 1000.0
     };
     let report = json!({
+        "target": match target { Target::Api => "api", Target::Authority => "authority" },
         "connections": connections,
         "duration_s": elapsed,
         "requests": latencies.len(),
@@ -158,7 +167,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{report}");
     } else {
         println!(
-            "{} mTLS connections for {:.1} s: {} requests ({:.0}/s), {} errors; latency p50 {:.2} ms, p99 {:.2} ms; peak RSS {} MiB",
+            "{} ({}): {} mTLS connections for {:.1} s: {} requests ({:.0}/s), {} errors; latency p50 {:.2} ms, p99 {:.2} ms; peak RSS {} MiB",
+            url_or(target, &url, &token_endpoint),
+            report["target"].as_str().unwrap_or_default(),
             connections,
             elapsed,
             latencies.len(),
@@ -173,6 +184,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("{errors} requests failed");
     }
     Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Api,
+    Authority,
+}
+
+fn url_or<'a>(target: Target, api: &'a str, token: &'a str) -> &'a str {
+    match target {
+        Target::Api => api,
+        Target::Authority => token,
+    }
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB; `null` where /proc is absent.

@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// Seconds to run.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
+    /// What to load: `api` (GET /whoami with a bound token) or `authority` (mTLS PoP token
+    /// requests to the development authority).
+    #[arg(long, default_value = "api")]
+    pub target: String,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
