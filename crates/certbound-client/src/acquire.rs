@@ -532,6 +532,28 @@ pub(crate) fn unshare(e: Arc<ClientError>) -> ClientError {
     Arc::try_unwrap(e).unwrap_or_else(|a| (*a).clone())
 }
 
+/// Parses a token-endpoint success body as the client does for a request bound to `bound`
+/// (or unbound). For fuzzing and property tests of the response checks; not a stable API.
+#[doc(hidden)]
+pub fn check_token_response(
+    body: &[u8],
+    bound: Option<&CertifiedKey>,
+    bearer_ok_for_bound: bool,
+) -> Result<(), ClientError> {
+    let credential = ResolvedCredential::Secret(crate::secret::Secret::new("fuzz"));
+    let scopes = ["api://fuzz/.default".to_string()];
+    let req = TokenRequest {
+        endpoint: "https://fuzz.invalid/token",
+        client_id: "fuzz",
+        scopes: &scopes,
+        bound,
+        bearer_ok_for_bound,
+        credential: &credential,
+        send_x5c: false,
+    };
+    parse_success(req.endpoint, body, &req).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
