@@ -224,6 +224,11 @@ fn build_form(req: &TokenRequest<'_>) -> Result<Zeroizing<String>, ClientError> 
                 ));
                 form.push(("client_assertion", Zeroizing::new(a.expose().into())));
             }
+            ResolvedCredential::Minted(_) => {
+                return Err(ClientError::SchemeNotSatisfiable(
+                    "a managed-identity certificate authenticates only over mTLS (token_type=mtls_pop); unbound managed-identity tokens come from IMDS v1 or App Service".into(),
+                ));
+            }
         }
     }
     let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -34,6 +34,7 @@ use crate::error::ClientError;
 use crate::header::{
     AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenOptions, TokenSource,
 };
+use crate::managed::{ManagedIdentityCredential, MintedCredential};
 use crate::secret::Secret;
 
 /// An app-only access token.
@@ -180,7 +181,7 @@ impl App {
             )
         } else if !self.inner.credential.provides_certificate() {
             Some(format!(
-                "MTLS_POP needs a certificate credential with its private key (SourceType Path or Base64Encoded); the loaded credential is a {}",
+                "MTLS_POP needs a certificate credential with its private key (SourceType Path, Base64Encoded or ManagedCertificate); the loaded credential is a {}",
                 self.inner.credential.describe()
             ))
         } else {
@@ -211,7 +212,8 @@ impl App {
     ) -> Option<Arc<HotEntry>> {
         let fp = fingerprint(scopes, scheme, tenant);
         let e = self.inner.hot.get(fp)?;
-        if !e.matches(scopes, scheme, tenant) {
+        if !e.matches(scopes, scheme, tenant) || e.generation != self.inner.credential.generation()
+        {
             return None;
         }
         let now = certbound_core::now_unix();
@@ -282,30 +284,36 @@ impl App {
         if sorted.is_empty() {
             return Err(ClientError::NoScopes);
         }
-        let authority = match &o.tenant {
-            Some(t) => self.inner.authority.with_tenant(t)?,
-            None => self.inner.authority.clone(),
-        };
-        let resolved = self.inner.credential.resolve().await?;
-        let cert = if scheme.is_bound() {
-            Some(resolved.certificate().cloned().ok_or_else(|| {
-                ClientError::SchemeNotSatisfiable(format!(
-                    "MTLS_POP needs a certificate; {} yielded none",
-                    self.inner.credential.describe()
-                ))
-            })?)
-        } else {
-            None
+        let (route, resolved, cert, key) = match self.inner.credential.managed_identity() {
+            Some(mi) => managed_route(mi, &sorted, scheme, o).await?,
+            None => {
+                let authority = match &o.tenant {
+                    Some(t) => self.inner.authority.with_tenant(t)?,
+                    None => self.inner.authority.clone(),
+                };
+                let resolved = self.inner.credential.resolve().await?;
+                let cert = if scheme.is_bound() {
+                    Some(resolved.certificate().cloned().ok_or_else(|| {
+                        ClientError::SchemeNotSatisfiable(format!(
+                            "MTLS_POP needs a certificate; {} yielded none",
+                            self.inner.credential.describe()
+                        ))
+                    })?)
+                } else {
+                    None
+                };
+                let key = CacheKey::new(
+                    &authority.url(),
+                    authority.tenant(),
+                    &self.inner.client_id,
+                    &sorted,
+                    scheme.token_type(),
+                    cert.as_ref().map(CertifiedKey::thumbprint).as_ref(),
+                );
+                (Route::Authority(authority), Some(resolved), cert, key)
+            }
         };
         let tp = cert.as_ref().map(CertifiedKey::thumbprint);
-        let key = CacheKey::new(
-            &authority.url(),
-            authority.tenant(),
-            &self.inner.client_id,
-            &sorted,
-            scheme.token_type(),
-            tp.as_ref(),
-        );
         let now = certbound_core::now_unix();
         if !o.force_refresh {
             match self.inner.cache.get(&key).await {
@@ -331,13 +339,13 @@ impl App {
         {
             if now < until {
                 return Err(ClientError::Throttled {
-                    url: authority.url(),
+                    url: self.route_url(&route),
                     retry_after: Duration::from_secs((until - now) as u64),
                 });
             }
         }
         let token = self
-            .single_flight(&key, &sorted, &authority, resolved, cert.clone())
+            .single_flight(&key, &sorted, route, resolved, cert.clone())
             .await?;
         let e = self.remember(sorted, scheme, o.tenant.as_deref(), key, token, cert);
         Ok((e, TokenSource::IdentityProvider))
@@ -375,10 +383,17 @@ impl App {
         };
         // A bound header is only useful while its certificate can still be presented (rotating
         // sources such as managed identity mint a new one before the old expires).
-        let cert_until = header
-            .binding
-            .as_ref()
-            .map_or(i64::MAX, |c| c.leaf().not_after() - 60);
+        let minted = self.inner.credential.managed_identity().is_some();
+        let cert_until = header.binding.as_ref().map_or(i64::MAX, |c| {
+            let until = c.leaf().not_after() - 60;
+            // A minted certificate is re-minted from its refresh point on: stop serving the
+            // header then, so the next request picks up the new certificate (and token).
+            if minted {
+                until.min(crate::managed::refresh_at(c))
+            } else {
+                until
+            }
+        });
         let usable_until = (token.expires_on - self.inner.margin).min(cert_until);
         let fp = fingerprint(&scopes, scheme, tenant);
         let e = Arc::new(HotEntry {
@@ -387,6 +402,7 @@ impl App {
             tenant: tenant.map(Into::into),
             usable_until,
             next_refresh_try: AtomicI64::new(0),
+            generation: self.inner.credential.generation(),
             header,
             token,
             key,
@@ -399,8 +415,8 @@ impl App {
         &self,
         key: &CacheKey,
         scopes: &[String],
-        authority: &Authority,
-        resolved: ResolvedCredential,
+        route: Route,
+        resolved: Option<ResolvedCredential>,
         cert: Option<CertifiedKey>,
     ) -> Result<CachedToken, ClientError> {
         let fut = {
@@ -413,11 +429,10 @@ impl App {
                 Some(f) => f.clone(),
                 None => {
                     let app = self.clone();
-                    let (key2, scopes, authority) =
-                        (key.clone(), scopes.to_vec(), authority.clone());
+                    let (key2, scopes) = (key.clone(), scopes.to_vec());
                     let handle = tokio::spawn(async move {
                         let r = app
-                            .fetch(&key2, &scopes, &authority, &resolved, cert.as_ref())
+                            .fetch(&key2, &scopes, &route, resolved.as_ref(), cert.as_ref())
                             .await;
                         if let Ok(t) = &r {
                             if let Err(e) = app.inner.cache.set(&key2, t).await {
@@ -460,11 +475,22 @@ impl App {
         &self,
         key: &CacheKey,
         scopes: &[String],
-        authority: &Authority,
-        resolved: &ResolvedCredential,
+        route: &Route,
+        resolved: Option<&ResolvedCredential>,
         cert: Option<&CertifiedKey>,
     ) -> Result<CachedToken, ClientError> {
         let inner = &self.inner;
+        let authority = match route {
+            Route::Authority(a) => a,
+            Route::ManagedIdentity => return self.fetch_managed_unbound(key, scopes).await,
+            Route::Minted(m) => return self.fetch_minted(key, scopes, m, resolved).await,
+        };
+        let Some(resolved) = resolved else {
+            return Err(ClientError::Credential {
+                what: inner.credential.describe(),
+                message: "yielded no credential for the token request".into(),
+            });
+        };
         let endpoint = if authority.is_entra() {
             match cert {
                 Some(_) => authority.mtls_token_endpoint()?,
@@ -504,6 +530,160 @@ impl App {
     }
 }
 
+impl App {
+    /// Where a route's tokens come from (for errors).
+    fn route_url(&self, route: &Route) -> String {
+        match route {
+            Route::Authority(a) => a.url(),
+            Route::Minted(m) => m.token_endpoint(),
+            Route::ManagedIdentity => self
+                .inner
+                .credential
+                .managed_identity()
+                .map(ManagedIdentityCredential::unbound_endpoint)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// An unbound managed-identity token from IMDS v1 or App Service.
+    async fn fetch_managed_unbound(
+        &self,
+        key: &CacheKey,
+        scopes: &[String],
+    ) -> Result<CachedToken, ClientError> {
+        let credential = &self.inner.credential;
+        let mi = credential
+            .managed_identity()
+            .ok_or_else(|| ClientError::Credential {
+                what: credential.describe(),
+                message: "is not a managed identity".into(),
+            })?;
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(key = %key, endpoint = %mi.unbound_endpoint(), "requesting an unbound managed-identity token");
+        let r = mi.unbound_token(scopes).await;
+        match &r {
+            Ok(t) => {
+                tracing::info!(key = %key, expires_on = t.expires_on, "managed-identity token acquired")
+            }
+            Err(e) => {
+                tracing::debug!(key = %key, error = %e, "managed-identity token request failed")
+            }
+        }
+        r
+    }
+
+    /// The SPEC §4 step 4 request: the minted credential's token endpoint and client id,
+    /// `token_type=mtls_pop`, over mTLS with the minted certificate. A certificate the
+    /// endpoint rejects (`invalid_client`) is forgotten, so the next request re-mints.
+    async fn fetch_minted(
+        &self,
+        key: &CacheKey,
+        scopes: &[String],
+        minted: &MintedCredential,
+        resolved: Option<&ResolvedCredential>,
+    ) -> Result<CachedToken, ClientError> {
+        let inner = &self.inner;
+        let fallback;
+        let resolved = match resolved {
+            Some(r) => r,
+            None => {
+                fallback = ResolvedCredential::Certificate(minted.certified_key().clone());
+                &fallback
+            }
+        };
+        let endpoint = minted.token_endpoint();
+        let client = inner.http.get(Some(minted.certified_key()))?;
+        let req = TokenRequest {
+            endpoint: &endpoint,
+            client_id: minted.client_id(),
+            scopes,
+            bound: Some(minted.certified_key()),
+            bearer_ok_for_bound: false,
+            credential: resolved,
+            send_x5c: inner.send_x5c,
+        };
+        tracing::debug!(key = %key, endpoint = %endpoint, client_id = minted.client_id(), "requesting a token with the managed-identity certificate");
+        let r = request_token(&client, &req, &inner.policy, &inner.requests).await;
+        match &r {
+            Ok(t) => {
+                tracing::info!(key = %key, token_type = %t.token_type, expires_on = t.expires_on, bound = true, "token acquired with the managed-identity certificate")
+            }
+            Err(e) => {
+                tracing::debug!(key = %key, error = %e, "token request with the managed-identity certificate failed");
+                if e.code() == "invalid_client"
+                    && let Some(mi) = inner.credential.managed_identity()
+                {
+                    tracing::warn!(endpoint = %endpoint, "the token endpoint rejected the managed-identity certificate; the next request mints a new one");
+                    mi.invalidate().await;
+                }
+            }
+        }
+        r
+    }
+}
+
+/// Where a token request goes.
+#[derive(Clone)]
+enum Route {
+    /// The configured authority's token endpoint, with the app's client id.
+    Authority(Authority),
+    /// The token endpoint named by IMDS v2, with the managed identity's client id (bound).
+    Minted(Arc<MintedCredential>),
+    /// IMDS v1 or App Service (unbound managed-identity token).
+    ManagedIdentity,
+}
+
+/// The route, credential, binding certificate and cache key of a managed-identity request.
+async fn managed_route(
+    mi: &ManagedIdentityCredential,
+    scopes: &[String],
+    scheme: ProtocolScheme,
+    o: &HeaderOptions,
+) -> Result<
+    (
+        Route,
+        Option<ResolvedCredential>,
+        Option<CertifiedKey>,
+        CacheKey,
+    ),
+    ClientError,
+> {
+    if let Some(t) = &o.tenant {
+        return Err(ClientError::SchemeNotSatisfiable(format!(
+            "a managed identity gets tokens in its own tenant; the tenant override `{}` does not apply to it",
+            crate::error::shorten(t, 80)
+        )));
+    }
+    if scheme.is_bound() {
+        let minted = mi.minted().await?;
+        let cert = minted.certified_key().clone();
+        let key = CacheKey::new(
+            minted.mtls_authentication_endpoint(),
+            minted.tenant_id(),
+            minted.client_id(),
+            scopes,
+            scheme.token_type(),
+            Some(&cert.thumbprint()),
+        );
+        Ok((
+            Route::Minted(minted.clone()),
+            Some(ResolvedCredential::Minted(minted)),
+            Some(cert),
+            key,
+        ))
+    } else {
+        let key = CacheKey::new(
+            &mi.unbound_endpoint(),
+            "managed-identity",
+            &mi.identity_label(),
+            scopes,
+            scheme.token_type(),
+            None,
+        );
+        Ok((Route::ManagedIdentity, None, None, key))
+    }
+}
+
 /// The hot, header-ready cache entry.
 struct HotEntry {
     scopes: Box<[Box<str>]>,
@@ -511,6 +691,8 @@ struct HotEntry {
     tenant: Option<Box<str>>,
     usable_until: i64,
     next_refresh_try: AtomicI64,
+    /// The credential's generation when the entry was made.
+    generation: u64,
     header: AuthorizationHeader,
     token: CachedToken,
     key: CacheKey,
@@ -636,6 +818,28 @@ impl HotCache {
             }
         }
         g.insert(fp, e);
+    }
+}
+
+/// When the credential that will be used is a managed identity, a label for it (the app's
+/// client id then comes from IMDS).
+fn managed_identity_label(
+    credential: Option<&dyn ClientCredential>,
+    descriptions: &[CredentialDescription],
+) -> Option<String> {
+    if let Some(c) = credential {
+        return c.managed_identity().map(|m| m.identity_label());
+    }
+    match &descriptions.iter().find(|d| !d.skip)?.source {
+        crate::config::CredentialSourceConfig::ManagedCertificate {
+            managed_identity_client_id,
+        } => Some(
+            managed_identity_client_id
+                .clone()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "system-assigned-managed-identity".into()),
+        ),
+        _ => None,
     }
 }
 
@@ -775,10 +979,15 @@ impl AppBuilder {
         let cfg = self.config;
         let file = cfg.source_file.clone();
         let ad = &cfg.azure_ad;
-        let client_id = ad
-            .client_id
-            .clone()
-            .ok_or_else(|| cfg.err("AzureAd.ClientId", "missing: the application (client) id"))?;
+        // A managed identity brings its own client id (from IMDS); `AzureAd.ClientId` is
+        // then optional and only names the app in logs.
+        let client_id = match ad.client_id.clone() {
+            Some(id) => id,
+            None => managed_identity_label(self.credential.as_deref(), &ad.client_credentials)
+                .ok_or_else(|| {
+                    cfg.err("AzureAd.ClientId", "missing: the application (client) id")
+                })?,
+        };
         let authority = Authority::from_config(ad, file.as_deref())?;
         let credential = match self.credential {
             Some(c) => c,

@@ -4,7 +4,8 @@
 //! A credential is anything implementing [`ClientCredential`]: it *resolves*, per token
 //! request, to a certificate with its key, a client secret or a signed client assertion.
 //! Sources whose material changes over time (a workload-identity assertion file that is
-//! rotated; later, a managed-identity certificate minted by IMDS v2) resolve anew each time.
+//! rotated; a managed-identity certificate minted by IMDS v2, see [`crate::managed`])
+//! resolve anew each time.
 //!
 //! [`load_first`] turns the configured `ClientCredentials` into one credential: entries are
 //! tried in order, `Skip: true` entries are ignored, the first that loads wins, and why the
@@ -33,6 +34,9 @@ pub enum ResolvedCredential {
     Secret(Secret),
     /// A ready signed client assertion (`client_assertion`).
     Assertion(Secret),
+    /// A certificate minted for a managed identity by IMDS v2, with the identity's client
+    /// id and the token endpoint to present it to (SPEC §4).
+    Minted(Arc<crate::managed::MintedCredential>),
 }
 
 impl ResolvedCredential {
@@ -40,6 +44,7 @@ impl ResolvedCredential {
     pub fn certificate(&self) -> Option<&CertifiedKey> {
         match self {
             Self::Certificate(c) => Some(c),
+            Self::Minted(m) => Some(m.certified_key()),
             _ => None,
         }
     }
@@ -54,6 +59,18 @@ pub trait ClientCredential: Send + Sync + fmt::Debug {
     fn provides_certificate(&self) -> bool;
     /// The credential to use now.
     fn resolve(&self) -> BoxFuture<'_, Result<ResolvedCredential, ClientError>>;
+    /// The managed identity behind this credential, if it is one: its tokens then come from
+    /// the identity's own endpoints (the token endpoint IMDS names for bound tokens, IMDS v1
+    /// or App Service for unbound ones) with the identity's client id.
+    fn managed_identity(&self) -> Option<&crate::managed::ManagedIdentityCredential> {
+        None
+    }
+    /// Changes when the certificate this credential yields may have changed, so cached
+    /// bound headers are looked up again (a constant for fixed credentials). Cheap: it is
+    /// read on every cache hit.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// A fixed certificate with its key.
@@ -231,8 +248,18 @@ pub fn load_one(desc: &CredentialDescription) -> Result<Arc<dyn ClientCredential
         CredentialSourceConfig::SignedAssertionFilePath { path } => {
             Arc::new(AssertionFileCredential::open(path.clone())?)
         }
-        other @ (CredentialSourceConfig::ManagedCertificate { .. }
-        | CredentialSourceConfig::SignedAssertionFromManagedIdentity { .. }) => {
+        CredentialSourceConfig::ManagedCertificate {
+            managed_identity_client_id,
+        } => Arc::new(
+            crate::managed::ManagedIdentityCredential::from_env(
+                managed_identity_client_id.as_deref(),
+            )
+            .map_err(|e| ClientError::Credential {
+                what: format!("{key} (ManagedCertificate)"),
+                message: e.to_string(),
+            })?,
+        ),
+        other @ CredentialSourceConfig::SignedAssertionFromManagedIdentity { .. } => {
             return Err(ClientError::NotSupportedYet {
                 source_type: other.source_type().into(),
                 key: key.clone(),

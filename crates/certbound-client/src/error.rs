@@ -46,7 +46,7 @@ pub enum ClientError {
     },
     /// A credential source type that exists in the configuration model but is not implemented yet.
     #[error(
-        "credential source `{source_type}` at {key} is not supported yet (managed identity arrives in a later release); use Path, Base64Encoded, ClientSecret or SignedAssertionFilePath"
+        "credential source `{source_type}` at {key} is not supported yet ; use Path, Base64Encoded, ClientSecret, SignedAssertionFilePath or ManagedCertificate"
     )]
     NotSupportedYet {
         /// The `SourceType`.
@@ -165,6 +165,14 @@ pub enum ClientError {
     /// No scopes were given.
     #[error("no scopes: pass at least one scope (e.g. `api://app/.default`)")]
     NoScopes,
+    /// The managed identity could not provide a certificate or a token (IMDS, App Service).
+    #[error("managed identity: {message}")]
+    ManagedIdentity {
+        /// What went wrong and what to do (never a token or secret).
+        message: String,
+        /// The host has IMDS v1 only: certificate-bound (mTLS PoP) tokens are unavailable.
+        mtls_pop_unavailable: bool,
+    },
     /// The token cache failed.
     #[error("token cache: {0}")]
     Cache(String),
@@ -197,6 +205,11 @@ impl ClientError {
             Self::UnknownScheme(_) => "unknown_scheme",
             Self::SchemeNotSatisfiable(_) => "scheme_not_satisfiable",
             Self::NoScopes => "no_scopes",
+            Self::ManagedIdentity {
+                mtls_pop_unavailable: true,
+                ..
+            } => "mtls_pop_unavailable",
+            Self::ManagedIdentity { .. } => "managed_identity_unavailable",
             Self::Cache(_) => "cache_error",
             Self::Cancelled => "cancelled",
         }

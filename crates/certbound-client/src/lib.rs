@@ -28,6 +28,7 @@ pub mod config;
 pub mod credential;
 pub mod error;
 pub mod header;
+pub mod managed;
 pub mod secret;
 
 pub use acquire::RetryPolicy;
@@ -38,4 +39,5 @@ pub use config::AppConfig;
 pub use credential::{ClientCredential, ResolvedCredential};
 pub use error::{ClientError, ConfigError};
 pub use header::{AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenOptions, TokenSource};
+pub use managed::ManagedIdentityCredential;
 pub use secret::Secret;

@@ -222,7 +222,7 @@ async fn credential_sources_from_config_path_pem_pfx_base64_and_order() {
         &s,
         serde_json::json!([
             {"SourceType": "Path", "CertificateDiskPath": "app.pfx", "CertificatePassword": "wrong-PASSWORD-x"},
-            {"SourceType": "ManagedCertificate"},
+            {"SourceType": "SignedAssertionFromManagedIdentity"},
         ]),
     );
     let cfg = certbound_client::AppConfig::from_file(&p).unwrap();
