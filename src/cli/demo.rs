@@ -8,14 +8,22 @@
 //! 6. the same token from another certificate, from no certificate, and as `Bearer` without a
 //!    certificate → each refused with 401 `invalid_token`.
 //!
+//! With `--managed-identity` the binding certificate is not made by the demo but minted for
+//! a managed identity through the IMDS emulator (SPEC §4): platform metadata, an RSA key and
+//! an RSASSA-PSS-signed CSR, `issuecredential` → a certificate from the authority's CA that
+//! the emulator registers with the authority; the token request then goes to the endpoint
+//! IMDS names, with the identity's client id.
+//!
 //! With `--scheme bearer` the token is unbound and the API does not require binding: the same
 //! steps then show that an unbound token works for anyone who holds it — the reason binding exists.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use certbound_authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
 use certbound_client::config::DownstreamApiConfig;
+use certbound_client::managed::{ImdsClient, ManagedIdentity, ManagedIdentityCredential};
 use certbound_client::{App, HeaderOptions, ProtocolScheme, TokenSource};
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::tls::{ClientAuth, TrustAnchors, server_config};
@@ -63,19 +71,21 @@ pub struct Report {
 
 /// Runs the command.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    if args.managed_identity {
-        anyhow::bail!(
-            "--managed-identity: the IMDS v2 emulator is not wired into the demo in this build; run `certbound demo` without it"
-        );
-    }
     let scheme: ProtocolScheme = args
         .scheme
         .parse()
         .map_err(|e| anyhow::anyhow!("--scheme: {e}"))?;
     if !args.json {
-        println!("certbound demo: certificate-bound access tokens (RFC 8705) on loopback\n");
+        println!(
+            "certbound demo: certificate-bound access tokens (RFC 8705) on loopback{}\n",
+            if args.managed_identity {
+                ", binding certificate minted for a managed identity (IMDS v2 emulator)"
+            } else {
+                ""
+            }
+        );
     }
-    let report = run_scenario(scheme, !args.json).await;
+    let report = run_scenario_with(scheme, !args.json, args.managed_identity).await;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -152,11 +162,21 @@ impl Narrator {
 
 /// Runs the scenario and reports every step; never panics, never prints a token.
 pub async fn run_scenario(scheme: ProtocolScheme, narrate: bool) -> Report {
+    run_scenario_with(scheme, narrate, false).await
+}
+
+/// [`run_scenario`], with the binding certificate minted for a managed identity through
+/// the IMDS emulator when `managed_identity` is set.
+pub async fn run_scenario_with(
+    scheme: ProtocolScheme,
+    narrate: bool,
+    managed_identity: bool,
+) -> Report {
     let mut n = Narrator {
         on: narrate,
         steps: Vec::new(),
     };
-    match scenario(scheme, &mut n).await {
+    match scenario(scheme, managed_identity, &mut n).await {
         Ok(()) => n.report(scheme.as_str()),
         Err(e) => {
             let mut r = n.fail("setup", format!("the scenario could not continue: {e:#}"));
@@ -166,7 +186,11 @@ pub async fn run_scenario(scheme: ProtocolScheme, narrate: bool) -> Report {
     }
 }
 
-async fn scenario(scheme: ProtocolScheme, n: &mut Narrator) -> anyhow::Result<()> {
+async fn scenario(
+    scheme: ProtocolScheme,
+    managed_identity: bool,
+    n: &mut Narrator,
+) -> anyhow::Result<()> {
     let bound = scheme.is_bound();
     let state = tempfile::tempdir().context("cannot create a temporary directory")?;
 
@@ -228,38 +252,42 @@ async fn scenario(scheme: ProtocolScheme, n: &mut Narrator) -> anyhow::Result<()
         data: json!({"url": format!("{base_url}/whoami"), "require_binding": bound}),
     });
 
-    // 3. The client certificate, registered with the authority.
-    let cert = ca::self_signed_certified_key(&IssueSpec::client(CLIENT_ID), KeyKind::EcP256)?;
-    running.register(
-        ClientRegistration::with_certificate(
-            CLIENT_ID,
-            cert.leaf().clone(),
-            CertAuthMethod::SelfSignedTlsClientAuth,
-        )
-        .audience(AUDIENCE),
-    )?;
-    let thumb = cert.thumbprint().to_base64url();
-    n.push(Step {
-        name: "client_certificate",
-        ok: true,
-        status: None,
-        expected_status: None,
-        detail: format!(
-            "client certificate {} registered (self_signed_tls_client_auth)",
-            cert.leaf().subject()
-        ),
-        data: json!({"subject": cert.leaf().subject(), "x5t#S256": thumb}),
-    });
+    // 3. The client certificate: made here and registered, or minted through IMDS v2.
+    let builder = App::builder()
+        .client_id(CLIENT_ID)
+        .authority(running.issuer())
+        .trust_anchors(anchors.clone());
+    let (thumb, builder, emulator) = if managed_identity {
+        let (thumb, credential, emulator) = mint_through_imds(&running, n).await?;
+        (thumb, builder.credential(credential), Some(emulator))
+    } else {
+        let cert = ca::self_signed_certified_key(&IssueSpec::client(CLIENT_ID), KeyKind::EcP256)?;
+        running.register(
+            ClientRegistration::with_certificate(
+                CLIENT_ID,
+                cert.leaf().clone(),
+                CertAuthMethod::SelfSignedTlsClientAuth,
+            )
+            .audience(AUDIENCE),
+        )?;
+        let thumb = cert.thumbprint().to_base64url();
+        n.push(Step {
+            name: "client_certificate",
+            ok: true,
+            status: None,
+            expected_status: None,
+            detail: format!(
+                "client certificate {} registered (self_signed_tls_client_auth)",
+                cert.leaf().subject()
+            ),
+            data: json!({"subject": cert.leaf().subject(), "x5t#S256": thumb}),
+        });
+        (thumb, builder.certificate(cert), None)
+    };
     n.info(&format!("x5t#S256 = {thumb}"));
 
     // 4. The token.
-    let app = App::builder()
-        .client_id(CLIENT_ID)
-        .authority(running.issuer())
-        .certificate(cert.clone())
-        .trust_anchors(anchors.clone())
-        .build()
-        .context("cannot build the client app")?;
+    let app = builder.build().context("cannot build the client app")?;
     let scopes = [format!("{AUDIENCE}/.default")];
     let options = HeaderOptions::default().scheme(scheme);
     let token = app
@@ -294,6 +322,9 @@ async fn scenario(scheme: ProtocolScheme, n: &mut Narrator) -> anyhow::Result<()
         },
         data: json!({"token_type": token.token_type, "cnf": cnf, "aud": claims.get("aud"), "expires_on": token.expires_on}),
     });
+    if managed_identity && !bound {
+        n.info("unbound managed-identity token from IMDS v1 (no certificate involved)");
+    }
     let again = app.acquire_token_for_app(&scopes, &options).await?;
     n.push(Step {
         name: "cache",
@@ -429,6 +460,121 @@ async fn scenario(scheme: ProtocolScheme, n: &mut Narrator) -> anyhow::Result<()
 
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
+    if let Some(e) = emulator {
+        e.shutdown().await;
+    }
     running.shutdown().await;
     Ok(())
+}
+
+/// The IMDS v2 steps: the emulator, platform metadata, the CSR and the issued certificate
+/// (registered with the authority by the emulator). Returns the certificate's thumbprint and
+/// the managed-identity credential holding it.
+async fn mint_through_imds(
+    running: &certbound_authority::RunningAuthority,
+    n: &mut Narrator,
+) -> anyhow::Result<(
+    String,
+    Arc<ManagedIdentityCredential>,
+    certbound_authority::imds::RunningEmulator,
+)> {
+    let emulator = certbound_authority::imds::spawn_emulator(running, "127.0.0.1:0".parse()?)
+        .await
+        .context("cannot start the managed-identity (IMDS) emulator")?;
+    let identity = certbound_authority::imds::system_assigned_identity(running.authority());
+    n.push(Step {
+        name: "imds",
+        ok: true,
+        status: None,
+        expected_status: None,
+        detail: format!(
+            "managed-identity (IMDS) emulator at {} for the system-assigned identity {}",
+            emulator.imds_base(),
+            identity.client_id
+        ),
+        data: json!({"imds_base": emulator.imds_base(), "identity_endpoint": emulator.identity_endpoint, "client_id": identity.client_id}),
+    });
+
+    // Platform metadata (the client refuses an answer without a `server` header).
+    let imds = ImdsClient::new(&emulator.imds_base())?;
+    let meta = imds
+        .platform_metadata(&ManagedIdentity::SystemAssigned)
+        .await
+        .context("getplatformmetadata failed")?;
+    let meta_ok = meta.client_id == identity.client_id && meta.tenant_id == running.tenant();
+    n.push(Step {
+        name: "platform_metadata",
+        ok: meta_ok,
+        status: None,
+        expected_status: None,
+        detail: format!(
+            "GET /metadata/identity/getplatformmetadata → clientId {}, tenantId {}, cuId {}",
+            meta.client_id, meta.tenant_id, meta.cu_id
+        ),
+        data: json!({"clientId": meta.client_id, "tenantId": meta.tenant_id, "cuId": meta.cu_id}),
+    });
+
+    // The CSR and issuecredential, through the credential the app will use.
+    let credential = Arc::new(ManagedIdentityCredential::new(
+        imds,
+        ManagedIdentity::SystemAssigned,
+    ));
+    let minted = credential
+        .minted()
+        .await
+        .context("minting the managed-identity certificate failed")?;
+    let leaf = minted.certified_key().leaf();
+    let key = minted.certified_key().key().describe();
+    let subject_ok = leaf.subject().contains(&format!("CN={}", meta.client_id))
+        && leaf.subject().contains(&format!("DC={}", meta.tenant_id));
+    n.push(Step {
+        name: "csr",
+        ok: key == "RSA-2048" && subject_ok,
+        status: None,
+        expected_status: None,
+        detail: format!(
+            "{key} key and PKCS#10 CSR signed with RSASSA-PSS/SHA-256 (subject CN={}, DC={}, cuId attribute 1.3.6.1.4.1.311.90.2.10), accepted by issuecredential",
+            meta.client_id, meta.tenant_id
+        ),
+        data: json!({"key": key, "subject": leaf.subject()}),
+    });
+    let thumb = minted.certified_key().thumbprint().to_base64url();
+    let issued_ok = leaf.issuer() == running.ca_cert().subject()
+        && minted.token_endpoint() == running.token_endpoint()
+        && minted.client_id() == identity.client_id;
+    n.push(Step {
+        name: "issued_certificate",
+        ok: issued_ok,
+        status: None,
+        expected_status: None,
+        detail: format!(
+            "POST /metadata/identity/issuecredential → certificate {} from {} (x5t#S256 {thumb}, valid until {}), token endpoint {}",
+            leaf.subject(),
+            leaf.issuer(),
+            certbound_core::cert::fmt_unix(leaf.not_after()),
+            minted.token_endpoint()
+        ),
+        data: json!({
+            "subject": leaf.subject(),
+            "issuer": leaf.issuer(),
+            "x5t#S256": thumb,
+            "not_after": leaf.not_after(),
+            "identity_type": minted.identity_type(),
+            "token_endpoint": minted.token_endpoint(),
+            "client_id": minted.client_id(),
+        }),
+    });
+    n.push(Step {
+        name: "client_certificate",
+        ok: true,
+        status: None,
+        expected_status: None,
+        detail: format!(
+            "client certificate {} registered by the emulator (tls_client_auth); the token request uses client id {}",
+            leaf.subject(),
+            minted.client_id()
+        ),
+        data: json!({"subject": leaf.subject(), "x5t#S256": thumb, "client_id": minted.client_id()}),
+    });
+    Ok((thumb, credential, emulator))
 }
