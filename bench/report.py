@@ -113,6 +113,13 @@ def write(res, root):
         w(f"| {title}: {label} (vs {h['against']}) | **{h['ratio']:.2f}×** | {rng} | ≥ {goal}× | {met} |")
         chart.append((title.split(". ", 1)[1], h["ratio"], goal, pr))
     w("")
+    unmet = [(t, r, g) for (t, r, g, _) in chart if r < g]
+    if unmet:
+        w("### Goals not met, and why")
+        w("")
+        for t, r, g in unmet:
+            w(f"- **{t}: {r:.2f}× against a goal of {g}×.** " + explain(t, res))
+        w("")
     w("![ratios](bench/ratios.png)")
     w("")
     for key, title, desc, unit, goal, label in SECTIONS:
@@ -140,6 +147,11 @@ def write(res, root):
             w(f"| {n} | {fmt(s['median'], unit)} | {fmt(s['min'], unit)} | {fmt(s['max'], unit)} | {ratio} |")
         w("")
         w("Ratios > 1 mean certbound is faster (throughput ratio; for ns/op the other variant's time ÷ certbound's).")
+        ipo = comp.get("instructions_per_op")
+        if ipo:
+            w("")
+            w("Profile (callgrind, instructions per call, independent of machine load): "
+              + "; ".join(f"{n}: **{v:,.0f}**" for n, v in ipo.items()) + ".")
         for n, e in comp.get("errors", {}).items():
             w("")
             w(f"**{n} failed and was left out:** `{e}`")
@@ -211,3 +223,33 @@ def chart_png(chart, path, res):
     ax.set_title(f"certbound vs peers — goals dashed, paired-round range as bars ({res['machine']['date']})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def explain(title, res):
+    """The measured reason for a missed goal (figures from this run's profile)."""
+    if title.startswith("Cache-hit"):
+        comp = res["comparisons"]["cache_hit"]
+        ipo = comp.get("instructions_per_op", {})
+        cb = next((v for n, v in ipo.items() if n.startswith("certbound")), None)
+        az = next((v for n, v in ipo.items() if n.startswith("azure")), None)
+        text = ("The fastest peer is not a network client but azure_identity's own in-process cache: an "
+                "`RwLock<HashMap>` lookup plus a clone of the token, already a few hundred nanoseconds. ")
+        if cb and az:
+            text += (f"Under callgrind a certbound cache hit costs {cb:,.0f} instructions against azure_identity's "
+                     f"{az:,.0f} ({az / cb:.1f}× fewer), matching the time ratio. ")
+        text += ("10× would need a hit in about a tenth of the peer's time, i.e. fewer than ~"
+                 + (f"{az / 10:,.0f}" if az else "250")
+                 + " instructions for hashing the scopes, a shard read lock, the scope/scheme/tenant comparison, "
+                 "the expiry check (one `SystemTime::now`, ~100 instructions with the vDSO) and the header handle's "
+                 "reference-count increment. The profile shows where certbound's instructions go: "
+                 "`App::hot_lookup` (scope fingerprint, `str::trim` of every scope — about 150 — and the set "
+                 "comparison), `certbound_core::now_unix`, and the `authorization_header_for_app` future itself. "
+                 "Against MSAL for Python the ratio is far above 10× (see the table).")
+        return text
+    if title.startswith("Token issuance"):
+        return ("Ratios vary with the other engineers' load on the shared cores; the paired-round range shows the "
+                "spread. The load generator runs on its own core, so the ratio is per server core.")
+    if title.startswith("Validation"):
+        return ("Both spend almost all their time in the same ES256 verification (aws-lc-rs); the difference is "
+                "parsing and claim checks.")
+    return "See the per-round values in bench/results.json."

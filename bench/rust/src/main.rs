@@ -516,6 +516,7 @@ fn memcache(args: &[String]) -> anyhow::Result<Value> {
             tok.push_str("AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_");
         }
         tok.truncate(token_bytes);
+        tok.shrink_to_fit();
         let token = CachedToken::new("mtls_pop", Secret::new(tok), exp, None, Some(&thumb));
         cache.set(&key, &token).now_or_never().ok_or_else(|| anyhow!("cache set blocked"))?.map_err(|e| anyhow!("{e}"))?;
     }
