@@ -339,3 +339,24 @@ async fn token_command_with_a_managed_certificate_credential() {
     assert!(stderr.contains("managed"), "{stderr}");
     assert!(server.terminate().success());
 }
+
+#[test]
+fn demo_with_managed_identity_at_trace_level_prints_no_token_or_key() {
+    let out = bin()
+        .args(["demo", "--managed-identity", "--json"])
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("run certbound");
+    assert!(out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The trace is not empty (the IMDS and token steps were logged) …
+    assert!(all.contains("managed-identity certificate"), "no MI logs");
+    // … and carries no JWT, private key or CSR body.
+    assert!(!all.contains("eyJ"), "a JWT was logged");
+    assert!(!all.contains("PRIVATE KEY"), "a private key was logged");
+    assert!(!all.contains("\"csr\":\""), "the CSR body was logged");
+}

@@ -31,16 +31,63 @@ pub async fn serve(args: AuthorityServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // Install the signal handlers before the ready line: a supervisor may send SIGTERM as
+    // soon as it has read it.
+    let stop = StopSignals::install();
     match &emulator {
         Some(e) => super::print_ready(&certbound_authority::imds::ready_json(&running, e)),
         None => super::print_ready(&running.ready_json()),
     }
-    certbound_resource::transport::shutdown_signal().await;
+    stop.wait().await;
     if let Some(e) = emulator {
         e.shutdown().await;
     }
     running.shutdown().await;
     Ok(())
+}
+
+/// SIGTERM/SIGINT handlers installed up front (the handlers exist from `install` on, so a
+/// signal that arrives before `wait` is not lost and does not kill the process).
+struct StopSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (Some(mut term), Some(mut int)) = (self.term, self.int) else {
+                certbound_resource::transport::shutdown_signal().await;
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            certbound_resource::transport::shutdown_signal().await;
+        }
+    }
 }
 
 /// Registers a client in DIR (a running authority picks it up on its next request).

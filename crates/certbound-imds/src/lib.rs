@@ -39,29 +39,26 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## Wiring into the client crate (`SourceType: ManagedCertificate`)
+//! ## Where it is wired
 //!
-//! A credential description `{"SourceType": "ManagedCertificate", "ManagedIdentityClientId":
-//! "<optional>"}` maps to
-//! `ManagedCertificateSource::new(ImdsClient::from_env()?, ManagedIdentity::from_config(client_id))`.
-//! For each token request the client calls [`client::ManagedCertificateSource::credential`] and
-//! uses the returned [`client::MintedCredential`]: its `certified_key()` as the mTLS client
-//! certificate, `token_endpoint()` as the token URL and `client_id()` as `client_id`, with
-//! `grant_type=client_credentials`, `scope=<resource>/.default`, `token_type=mtls_pop`
-//! (exactly [`client::MintedCredential::token_request_form`]).
-//! Cache bound tokens under the certificate's thumbprint (a re-mint changes it), never persist
-//! a certificate whose `is_persistable()` is false, and call `invalidate()` if the token
-//! endpoint rejects the certificate. An [`ImdsError::ImdsV1Only`] means binding is
-//! impossible on this host; unbound managed-identity tokens come from
-//! [`client::ImdsClient::imds_v1_token`] or [`client::AppServiceClient::token`].
-//!
-//! ## Wiring into the authority (`certbound authority serve --imds-addr A`)
-//!
-//! Build an [`emulator::EmulatorConfig`] with the authority's dev CA, tenant, mTLS base URL,
-//! a [`emulator::TokenIssuer`] (unbound tokens) and a registration callback that registers each
-//! [`emulator::ManagedIdentityRegistration`] (client id + certificate thumbprint) as a
-//! certificate-bound client; then [`emulator::spawn`] it and add `imds_addr`,
-//! `identity_endpoint` and `identity_header` to the ready line.
+//! - **Client** (`SourceType: ManagedCertificate`, optional `ManagedIdentityClientId`):
+//!   `certbound_client::managed::ManagedIdentityCredential` wraps a
+//!   [`client::ManagedCertificateSource`] (IMDS at `AZURE_POD_IDENTITY_AUTHORITY_HOST`) and
+//!   uses each [`client::MintedCredential`] as SPEC §4 step 4 says: its `certified_key()` as
+//!   the mTLS client certificate, `token_endpoint()` as the token URL and `client_id()` as
+//!   `client_id`, with `token_type=mtls_pop` (exactly
+//!   [`client::MintedCredential::token_request_form`]); bound tokens are cached under the
+//!   certificate's thumbprint (a re-mint changes it) and a certificate the token endpoint
+//!   rejects is invalidated. [`ImdsError::ImdsV1Only`] means binding is impossible on this
+//!   host; unbound tokens come from [`client::ImdsClient::imds_v1_token`] or
+//!   [`client::AppServiceClient::token`] (`IDENTITY_ENDPOINT`/`IDENTITY_HEADER`).
+//! - **Authority** (`certbound authority serve --imds-addr A`):
+//!   `certbound_authority::imds` builds an [`emulator::EmulatorConfig`] with the
+//!   authority's dev CA, tenant and base URL (as `mtls_authentication_endpoint`), a
+//!   [`emulator::TokenIssuer`] signing with the authority's key, and a registration sink
+//!   that registers each [`emulator::ManagedIdentityRegistration`] as a `tls_client_auth`
+//!   client with bound tokens; the ready line adds `imds_addr`, `identity_endpoint` and
+//!   `identity_header`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
