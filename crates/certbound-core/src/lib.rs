@@ -28,6 +28,7 @@ pub mod cert;
 pub mod error;
 pub mod jose;
 pub mod key;
+pub mod pop;
 pub mod thumbprint;
 pub mod tls;
 
