@@ -1,4 +1,5 @@
-//! `Authorization` header parsing: the `Bearer` (RFC 6750) and `mtls_pop` schemes.
+//! `Authorization` header parsing: the `Bearer` (RFC 6750), `mtls_pop`, `DPoP` (RFC 9449)
+//! and `PoP` (signed HTTP request) schemes, and the `DPoP` proof header.
 //!
 //! ```
 //! use certbound_resource::extract::{parse_authorization, Scheme};
@@ -21,6 +22,12 @@ pub enum Scheme {
     /// `mtls_pop` (Entra ID's certificate-bound token type).
     #[serde(rename = "mtls_pop")]
     MtlsPop,
+    /// `DPoP` (RFC 9449): a `cnf.jkt`-bound token plus a `DPoP` proof header.
+    #[serde(rename = "DPoP")]
+    DPoP,
+    /// `PoP`: Microsoft's signed HTTP request wrapping a `cnf.kid`-bound token.
+    #[serde(rename = "PoP")]
+    Pop,
 }
 
 impl Scheme {
@@ -29,6 +36,8 @@ impl Scheme {
         match self {
             Self::Bearer => "Bearer",
             Self::MtlsPop => "mtls_pop",
+            Self::DPoP => "DPoP",
+            Self::Pop => "PoP",
         }
     }
 }
@@ -41,7 +50,7 @@ impl fmt::Display for Scheme {
 
 /// Parses one `Authorization` value into scheme and token (scheme case-insensitive).
 ///
-/// A scheme other than `Bearer`/`mtls_pop` is treated as "no token for this server"
+/// A scheme other than `Bearer`/`mtls_pop`/`DPoP`/`PoP` is treated as "no token for this server"
 /// ([`Rejection::MissingToken`], RFC 6750 §3.1); a known scheme without a token, or a value
 /// with characters outside visible ASCII, is `invalid_request`. The token itself is checked
 /// later by the validator (so its refusal names the rule).
@@ -58,6 +67,10 @@ pub fn parse_authorization(value: &HeaderValue) -> Result<(Scheme, &str), Reject
         Scheme::Bearer
     } else if scheme.eq_ignore_ascii_case("mtls_pop") {
         Scheme::MtlsPop
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::DPoP
+    } else if scheme.eq_ignore_ascii_case("pop") {
+        Scheme::Pop
     } else {
         return Err(Rejection::MissingToken);
     };
@@ -87,6 +100,21 @@ pub fn from_headers(headers: &HeaderMap) -> Result<(Scheme, &str), Rejection> {
     parse_authorization(first)
 }
 
+/// The request's single `DPoP` proof header (RFC 9449 §4.3: exactly one).
+pub fn dpop_proof(headers: &HeaderMap) -> Result<&str, crate::reject::DpopError> {
+    use crate::reject::DpopError;
+    let mut values = headers.get_all("dpop").iter();
+    let first = values.next().ok_or(DpopError::Missing)?;
+    if values.next().is_some() {
+        return Err(DpopError::Multiple);
+    }
+    let text = first.to_str().map_err(|_| DpopError::Missing)?.trim();
+    if text.is_empty() {
+        return Err(DpopError::Missing);
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +128,10 @@ mod tests {
         assert_eq!(p("bearer x").unwrap(), (Scheme::Bearer, "x".into()));
         assert_eq!(p("BEARER   x ").unwrap(), (Scheme::Bearer, "x".into()));
         assert_eq!(p("Mtls_Pop x").unwrap(), (Scheme::MtlsPop, "x".into()));
+        assert_eq!(p("dpop x").unwrap(), (Scheme::DPoP, "x".into()));
+        assert_eq!(p("DPOP x").unwrap(), (Scheme::DPoP, "x".into()));
+        assert_eq!(p("pop x").unwrap(), (Scheme::Pop, "x".into()));
+        assert_eq!(p("PoP x").unwrap(), (Scheme::Pop, "x".into()));
     }
 
     #[test]

@@ -94,11 +94,21 @@ where
         let validator = self.validator.clone();
         Box::pin(async move {
             let tls = req.extensions().get::<TlsInfo>();
-            match validator.validate_request(req.headers(), tls).await {
+            match validator
+                .validate_http_request(req.method(), req.uri(), req.headers(), tls)
+                .await
+            {
                 Ok(token) => {
+                    // RFC 9449 §9: keep DPoP clients supplied with the current nonce.
+                    let nonce = (token.scheme() == crate::Scheme::DPoP)
+                        .then(|| validator.current_dpop_nonce())
+                        .flatten();
                     req.extensions_mut().insert(token);
-                    let resp = inner.call(req).await?;
-                    Ok(resp.map(Body::new))
+                    let mut resp = inner.call(req).await?.map(Body::new);
+                    if let Some(v) = nonce.and_then(|n| http::HeaderValue::from_str(&n).ok()) {
+                        resp.headers_mut().insert("dpop-nonce", v);
+                    }
+                    Ok(resp)
                 }
                 Err(rejection) => Ok(rejection.into_response()),
             }
@@ -119,7 +129,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ValidatedToken {
             ));
         };
         let token = validator
-            .validate_request(&parts.headers, parts.extensions.get::<TlsInfo>())
+            .validate_http_request(
+                &parts.method,
+                &parts.uri,
+                &parts.headers,
+                parts.extensions.get::<TlsInfo>(),
+            )
             .await?;
         parts.extensions.insert(token.clone());
         Ok(token)

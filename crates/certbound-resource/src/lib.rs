@@ -4,10 +4,12 @@
 //!
 //! 1. [`transport`]: TLS accept that requests (but does not require) a client certificate
 //!    and attaches it, with its `x5t#S256` thumbprint, to every request;
-//! 2. [`extract`]: the `Authorization` header, schemes `Bearer` and `mtls_pop`;
+//! 2. [`extract`]: the `Authorization` header, schemes `Bearer`, `mtls_pop`, `DPoP` and `PoP`
+//!    (and the `DPoP` proof header);
 //! 3. [`jwks`]: the issuer's keys, from its discovery document, pre-parsed and cached;
 //! 4. [`validate`]: every token rule of SPEC §5;
-//! 5. [`binding`]: `cnf."x5t#S256"` against the connection's certificate;
+//! 5. [`binding`]: `cnf."x5t#S256"` against the connection's certificate; [`proof`]: DPoP
+//!    proofs (`cnf.jkt`) and signed HTTP requests (`cnf.kid`) against the request;
 //! 6. [`layer`]: a `tower::Layer` and an axum extractor;
 //! 7. [`reject`]: RFC 6750 `WWW-Authenticate` responses.
 //!
@@ -32,6 +34,7 @@ pub mod binding;
 pub mod extract;
 pub mod jwks;
 pub mod layer;
+pub mod proof;
 pub mod reject;
 pub mod sample;
 mod strict_json;
@@ -41,6 +44,6 @@ pub mod validate;
 pub use binding::Confirmation;
 pub use extract::Scheme;
 pub use layer::{CertboundLayer, CertboundService};
-pub use reject::{Rejection, TokenError};
+pub use reject::{DpopError, Rejection, TokenError};
 pub use transport::{PeerCertificate, TlsInfo, TlsServer};
 pub use validate::{BuildError, Claims, ValidatedToken, Validator, ValidatorBuilder};

@@ -20,6 +20,8 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
+use certbound_core::pop::{PROOF_ALGORITHMS, PopError};
+
 use crate::extract::Scheme;
 
 /// Why a token was refused. The `Display` text is the `error_description`.
@@ -113,6 +115,49 @@ pub enum TokenError {
     /// `mtls_pop` scheme with an unbound token.
     #[error("mtls_pop scheme requires a certificate-bound token (no cnf)")]
     PopWithoutCnf,
+    /// A DPoP-bound token (`cnf.jkt`) presented with another scheme than `DPoP`.
+    #[error("DPoP-bound token (cnf.jkt) must be sent with the DPoP scheme and a proof")]
+    DpopBoundToken,
+    /// An SHR-bound token (`cnf.kid`) presented with another scheme than `PoP`.
+    #[error("PoP-bound token (cnf.kid) must be sent inside a signed HTTP request (PoP scheme)")]
+    PopBoundToken,
+    /// `DPoP`/`PoP` scheme with a token not bound to a proof key.
+    #[error("{0} scheme requires a token bound to a proof key")]
+    SchemeNeedsKeyBinding(&'static str),
+    /// `DPoP`/`PoP` token handed to an entry point that has no request method and URL.
+    #[error("DPoP and PoP tokens need the request method and URL to be checked")]
+    ProofRequired,
+    /// The signed HTTP request (`PoP` scheme) was refused.
+    #[error("signed request: {0}")]
+    SignedRequest(PopError),
+    /// The SHR's `nonce` was already used within the window.
+    #[error("signed request replayed (nonce already used)")]
+    SignedRequestReplayed,
+    /// The SHR key's thumbprint is not the inner token's `cnf.kid`.
+    #[error("signed request key does not match the token's cnf.kid")]
+    PopKeyMismatch,
+}
+
+/// Why a DPoP proof was refused (`invalid_dpop_proof`, RFC 9449 §7.1). The text names the
+/// rule and never a value from the proof.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpopError {
+    /// No `DPoP` header.
+    #[error("DPoP proof header missing")]
+    Missing,
+    /// More than one `DPoP` header.
+    #[error("more than one DPoP proof header")]
+    Multiple,
+    /// A proof rule failed.
+    #[error("{0}")]
+    Proof(PopError),
+    /// The proof's `jti` was already used within the window.
+    #[error("DPoP proof replayed (jti already used)")]
+    Replayed,
+    /// The proof key's thumbprint is not the token's `cnf.jkt`.
+    #[error("DPoP proof key does not match the token's cnf.jkt")]
+    KeyMismatch,
 }
 
 impl TokenError {
@@ -140,7 +185,13 @@ impl TokenError {
             | Self::NoClientCertificate
             | Self::ThumbprintMismatch
             | Self::BindingRequired
-            | Self::PopWithoutCnf => "binding",
+            | Self::PopWithoutCnf
+            | Self::DpopBoundToken
+            | Self::PopBoundToken
+            | Self::SchemeNeedsKeyBinding(_)
+            | Self::ProofRequired
+            | Self::PopKeyMismatch => "binding",
+            Self::SignedRequest(_) | Self::SignedRequestReplayed => "proof",
         }
     }
 }
@@ -164,6 +215,13 @@ pub enum Rejection {
         /// The failed rule.
         error: TokenError,
     },
+    /// The DPoP proof was refused: 401 `DPoP error="invalid_dpop_proof"`.
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(DpopError),
+    /// The server requires a DPoP nonce and the proof has none or a stale one: 401
+    /// `DPoP error="use_dpop_nonce"` with the fresh nonce in `DPoP-Nonce` (RFC 9449 §9).
+    #[error("DPoP nonce required")]
+    UseDpopNonce(String),
     /// The issuer's keys could not be obtained: 503 with `Retry-After`.
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(String),
@@ -176,7 +234,10 @@ impl Rejection {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::InvalidToken { .. } => StatusCode::UNAUTHORIZED,
+            Self::MissingToken
+            | Self::InvalidToken { .. }
+            | Self::InvalidDpopProof(_)
+            | Self::UseDpopNonce(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -194,19 +255,49 @@ impl Rejection {
     /// The `WWW-Authenticate` values (one challenge per header line).
     pub fn challenges(&self) -> Vec<String> {
         match self {
-            Self::MissingToken => vec!["Bearer".into(), "mtls_pop".into()],
+            Self::MissingToken => vec![
+                "Bearer".into(),
+                "mtls_pop".into(),
+                format!(r#"DPoP algs="{}""#, dpop_algs()),
+                "PoP".into(),
+            ],
             Self::InvalidRequest(d) => vec![format!(
                 r#"Bearer error="invalid_request", error_description="{}""#,
                 sanitize(d)
+            )],
+            Self::InvalidToken {
+                scheme: Scheme::DPoP,
+                error,
+            } => vec![format!(
+                r#"DPoP error="invalid_token", error_description="{}", algs="{}""#,
+                sanitize(&error.to_string()),
+                dpop_algs()
             )],
             Self::InvalidToken { scheme, error } => vec![format!(
                 r#"{} error="invalid_token", error_description="{}""#,
                 scheme.as_str(),
                 sanitize(&error.to_string())
             )],
+            Self::InvalidDpopProof(e) => vec![format!(
+                r#"DPoP error="invalid_dpop_proof", error_description="{}", algs="{}""#,
+                sanitize(&e.to_string()),
+                dpop_algs()
+            )],
+            Self::UseDpopNonce(_) => vec![format!(
+                r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="{}""#,
+                dpop_algs()
+            )],
             Self::KeysUnavailable(_) | Self::Misconfigured(_) => Vec::new(),
         }
     }
+}
+
+fn dpop_algs() -> String {
+    PROOF_ALGORITHMS
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Keeps only the characters RFC 6750 §3 allows in `error_description`
@@ -229,6 +320,14 @@ impl IntoResponse for Rejection {
                 "error": "invalid_token",
                 "error_description": sanitize(&error.to_string()),
             }),
+            Self::InvalidDpopProof(e) => serde_json::json!({
+                "error": "invalid_dpop_proof",
+                "error_description": sanitize(&e.to_string()),
+            }),
+            Self::UseDpopNonce(_) => serde_json::json!({
+                "error": "use_dpop_nonce",
+                "error_description": "Resource server requires nonce in DPoP proof",
+            }),
             Self::KeysUnavailable(_) => serde_json::json!({
                 "error": "temporarily_unavailable",
                 "error_description": "the issuer's signing keys could not be fetched",
@@ -242,6 +341,11 @@ impl IntoResponse for Rejection {
         for c in self.challenges() {
             if let Ok(v) = HeaderValue::from_str(&c) {
                 headers.append(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        if let Self::UseDpopNonce(nonce) = &self {
+            if let Ok(v) = HeaderValue::from_str(nonce) {
+                headers.insert("dpop-nonce", v);
             }
         }
         if matches!(self, Self::KeysUnavailable(_)) {

@@ -183,6 +183,7 @@ pub struct ValidatedToken {
     scheme: Scheme,
     claims: Arc<Claims>,
     peer: Option<Thumbprint>,
+    pub(crate) proof_key: Option<Arc<str>>,
 }
 
 impl ValidatedToken {
@@ -198,9 +199,15 @@ impl ValidatedToken {
     pub fn peer_thumbprint(&self) -> Option<&Thumbprint> {
         self.peer.as_ref()
     }
-    /// Whether the token was certificate-bound (and the binding verified).
+    /// Whether the token was bound (`cnf`: certificate, DPoP or SHR key) and the binding
+    /// verified.
     pub fn is_bound(&self) -> bool {
         self.claims.cnf.is_some()
+    }
+    /// The RFC 7638 thumbprint of the key whose proof was verified (`DPoP` and `PoP`
+    /// schemes), equal to the token's `cnf.jkt`/`cnf.kid`.
+    pub fn proof_key_thumbprint(&self) -> Option<&str> {
+        self.proof_key.as_deref()
     }
 }
 
@@ -234,6 +241,9 @@ pub enum BuildError {
     /// The JWKS could not be fetched.
     #[error("fetching the issuer's signing keys failed: {0}")]
     Jwks(FetchError),
+    /// The external base URL is not an absolute http(s) URL.
+    #[error("the external base URL `{0}` is not an absolute http(s) URL without query or fragment")]
+    BadBaseUrl(String),
     /// The key set has no key usable with the allowed algorithms.
     #[error("the issuer's JWKS has no usable key for the allowed algorithms ({0})")]
     NoUsableKeys(String),
@@ -257,6 +267,7 @@ pub struct ValidatorBuilder {
     http: Option<reqwest::Client>,
     min_refetch_interval: Duration,
     max_key_age: Duration,
+    proof: crate::proof::ProofConfig,
 }
 
 impl fmt::Debug for ValidatorBuilder {
@@ -293,6 +304,7 @@ impl Default for ValidatorBuilder {
             http: None,
             min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
             max_key_age: DEFAULT_MAX_KEY_AGE,
+            proof: crate::proof::ProofConfig::default(),
         }
     }
 }
@@ -386,6 +398,40 @@ impl ValidatorBuilder {
         self
     }
 
+    /// The API's external base URL (e.g. `https://api.example.com` or
+    /// `https://gw.example.com/orders-api`), used for the URL a DPoP proof (`htu`) or signed
+    /// request (`u`, `p`) must name: the base joined with the request's path. Set it when a
+    /// proxy or gateway sits in front of the API; by default the URL comes from the request
+    /// (absolute URI, or the `Host` header with `https` on TLS connections).
+    pub fn external_base_url(mut self, url: impl Into<String>) -> Self {
+        self.proof.external_base_url = Some(url.into());
+        self
+    }
+    /// How old a DPoP proof (`iat`) or signed request (`ts`) may be (default 60 s); also
+    /// the lifetime of replay-cache entries and of a DPoP nonce. Proofs more than
+    /// [`proof_future_skew`](Self::proof_future_skew) in the future are refused too.
+    pub fn proof_window(mut self, window: Duration) -> Self {
+        self.proof.window = window;
+        self
+    }
+    /// Tolerated clock skew of proofs into the future (default 5 s).
+    pub fn proof_future_skew(mut self, skew: Duration) -> Self {
+        self.proof.future_skew = skew;
+        self
+    }
+    /// Require a server nonce in DPoP proofs (RFC 9449 §9; default: not required). Requests
+    /// without the current nonce get 401 `use_dpop_nonce` with a `DPoP-Nonce` header.
+    pub fn require_dpop_nonce(mut self, require: bool) -> Self {
+        self.proof.require_nonce = require;
+        self
+    }
+    /// Most proofs remembered for replay detection (default 1 000 000; entries expire after
+    /// the proof window). When full, the oldest entries are evicted.
+    pub fn replay_cache_capacity(mut self, entries: u64) -> Self {
+        self.proof.replay_capacity = entries;
+        self
+    }
+
     /// Discovers and loads the keys, and returns the validator.
     pub async fn build(self) -> Result<Validator, BuildError> {
         let first_issuer = self.issuers.first().cloned().ok_or(BuildError::NoIssuer)?;
@@ -395,6 +441,7 @@ impl ValidatorBuilder {
         if self.algorithms.is_empty() {
             return Err(BuildError::NoAlgorithms);
         }
+        let proof = crate::proof::ProofState::new(self.proof.clone())?;
         let algs = self.algorithms.clone();
         let alg_list = || {
             algs.iter()
@@ -455,6 +502,7 @@ impl ValidatorBuilder {
                 },
                 keys,
                 header_cache: std::sync::RwLock::new(Vec::new()),
+                proof,
             }),
         })
     }
@@ -502,16 +550,17 @@ struct CheckedHeader {
     json: Arc<[u8]>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     cfg: Config,
     keys: KeySource,
     header_cache: std::sync::RwLock<Vec<(Box<str>, CheckedHeader)>>,
+    pub(crate) proof: crate::proof::ProofState,
 }
 
 /// Validates access tokens and their certificate binding. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct Validator {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for Validator {
@@ -570,14 +619,20 @@ impl Validator {
         &self.inner.cfg.audiences
     }
 
-    /// Validates a request: its single `Authorization` header and its connection's client
-    /// certificate (`None` for a connection without TLS information).
+    /// Validates a request from its headers and connection only: its single `Authorization`
+    /// header and its connection's client certificate (`None` for a connection without TLS
+    /// information). `DPoP` and `PoP` requests are refused here (their proofs cover the
+    /// method and URL): use [`validate_http_request`](Self::validate_http_request), as
+    /// [`CertboundLayer`](crate::CertboundLayer) does.
     pub async fn validate_request(
         &self,
         headers: &HeaderMap,
         tls: Option<&TlsInfo>,
     ) -> Result<ValidatedToken, Rejection> {
         let (scheme, token) = extract::from_headers(headers)?;
+        if scheme == Scheme::DPoP {
+            extract::dpop_proof(headers).map_err(Rejection::InvalidDpopProof)?;
+        }
         let peer = tls.and_then(|t| t.peer.as_ref()).map(|p| &p.thumbprint);
         self.validate(scheme, token, peer).await
     }
@@ -592,6 +647,12 @@ impl Validator {
         peer: Option<&Thumbprint>,
     ) -> Result<ValidatedToken, Rejection> {
         use tracing::Instrument as _;
+        if matches!(scheme, Scheme::DPoP | Scheme::Pop) {
+            return Err(Rejection::InvalidToken {
+                scheme,
+                error: TokenError::ProofRequired,
+            });
+        }
         // The span carries the scheme only: never the token.
         let span = tracing::debug_span!("certbound.validate", %scheme);
         self.validate_in_span(scheme, token, peer)
@@ -599,7 +660,7 @@ impl Validator {
             .await
     }
 
-    async fn validate_in_span(
+    pub(crate) async fn validate_in_span(
         &self,
         scheme: Scheme,
         token: &str,
@@ -642,6 +703,23 @@ impl Validator {
     /// Validates with the keys already loaded, never fetching (an unknown `kid` is refused).
     /// Synchronous; useful outside an async context and for benchmarks.
     pub fn validate_cached(
+        &self,
+        scheme: Scheme,
+        token: &str,
+        peer: Option<&Thumbprint>,
+    ) -> Result<ValidatedToken, Rejection> {
+        if matches!(scheme, Scheme::DPoP | Scheme::Pop) {
+            return Err(Rejection::InvalidToken {
+                scheme,
+                error: TokenError::ProofRequired,
+            });
+        }
+        self.validate_cached_any(scheme, token, peer)
+    }
+
+    /// [`validate_cached`](Self::validate_cached) for any scheme (the proof of `DPoP`/`PoP`
+    /// is the caller's).
+    pub(crate) fn validate_cached_any(
         &self,
         scheme: Scheme,
         token: &str,
@@ -818,6 +896,7 @@ impl Validator {
         Outcome::Done(Ok(ValidatedToken {
             scheme,
             peer: peer.copied(),
+            proof_key: None,
             claims: Arc::new(Claims {
                 header_json,
                 payload_json,

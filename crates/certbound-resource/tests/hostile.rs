@@ -9,7 +9,7 @@ use std::sync::Arc;
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::{CertifiedKey, Jwks, JwsAlgorithm, KeyKind, PrivateKey, b64};
 use certbound_resource::transport::{PeerCertificate, TlsInfo};
-use certbound_resource::{Rejection, Scheme, TokenError, Validator};
+use certbound_resource::{DpopError, Rejection, Scheme, TokenError, Validator};
 use common::*;
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Value, json};
@@ -35,6 +35,7 @@ enum Expect {
     Token(TokenError),
     Missing,
     InvalidRequest,
+    DpopMissing,
 }
 
 struct Case {
@@ -846,14 +847,14 @@ fn cases(w: &World) -> Vec<Case> {
         T(TokenError::CnfMalformed),
     );
     add(
-        "cnf with only jkt",
+        "DPoP-bound token (cnf.jkt) sent as mtls_pop",
         "mtls_pop",
         with(&|c| {
             c.insert("cnf".into(), json!({"jkt": x5t}));
         }),
         Right,
         Default,
-        T(TokenError::CnfMalformed),
+        T(TokenError::DpopBoundToken),
     );
     add(
         "cnf hash of the wrong length",
@@ -925,12 +926,12 @@ fn cases(w: &World) -> Vec<Case> {
         Expect::Missing,
     );
     add(
-        "DPoP scheme",
+        "DPoP scheme without a DPoP proof header",
         "DPoP",
         good.clone(),
         Right,
         Default,
-        Expect::Missing,
+        Expect::DpopMissing,
     );
     add(
         "scheme without a token",
@@ -972,6 +973,7 @@ fn check_direct(case: &Case, got: Result<certbound_resource::ValidatedToken, Rej
         (Expect::Token(e), Err(Rejection::InvalidToken { error, .. })) if &error == e => {}
         (Expect::Missing, Err(Rejection::MissingToken)) => {}
         (Expect::InvalidRequest, Err(Rejection::InvalidRequest(_))) => {}
+        (Expect::DpopMissing, Err(Rejection::InvalidDpopProof(DpopError::Missing))) => {}
         (want, got) => panic!("case `{}`: expected {want:?}, got {got:?}", case.name),
     }
 }
@@ -1079,7 +1081,23 @@ async fn hostile_tokens_over_tls_against_the_layer() {
                 assert_eq!(status, 401, "case `{}`", case.name);
                 assert_eq!(
                     challenges,
-                    vec!["Bearer".to_owned(), "mtls_pop".to_owned()],
+                    vec![
+                        "Bearer".to_owned(),
+                        "mtls_pop".to_owned(),
+                        r#"DPoP algs="ES256 ES384 RS256 PS256""#.to_owned(),
+                        "PoP".to_owned()
+                    ],
+                    "case `{}`",
+                    case.name
+                );
+            }
+            Expect::DpopMissing => {
+                assert_eq!(status, 401, "case `{}`", case.name);
+                assert_eq!(
+                    challenges,
+                    vec![
+                        r#"DPoP error="invalid_dpop_proof", error_description="DPoP proof header missing", algs="ES256 ES384 RS256 PS256""#
+                    ],
                     "case `{}`",
                     case.name
                 );
@@ -1109,7 +1127,15 @@ async fn hostile_tokens_over_tls_against_the_layer() {
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
-    assert_eq!(challenges, vec!["Bearer", "mtls_pop"]);
+    assert_eq!(
+        challenges,
+        vec![
+            "Bearer",
+            "mtls_pop",
+            r#"DPoP algs="ES256 ES384 RS256 PS256""#,
+            "PoP"
+        ]
+    );
 }
 
 #[tokio::test]

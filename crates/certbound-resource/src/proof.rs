@@ -1,0 +1,387 @@
+//! Application-layer proof of possession at the resource server: `DPoP` (RFC 9449) and
+//! `PoP` (Microsoft's signed HTTP request, SHR).
+//!
+//! [`Validator::validate_http_request`] takes the request's method and URI besides its
+//! headers, because both proofs cover them.
+//!
+//! - **DPoP**: `Authorization: DPoP <token>` plus exactly one `DPoP: <proof>` header. The
+//!   proof is verified with its own `jwk` ([`certbound_core::pop::verify_dpop_proof`]: `typ`,
+//!   `alg`, signature, `htm`, `htu`, `iat` window, `ath` of the presented token), the server
+//!   nonce when required, then the token by every SPEC §5 rule, its `cnf.jkt` against the
+//!   proof key's RFC 7638 thumbprint, and finally the `jti` against a bounded replay cache
+//!   whose entries live as long as the proof window.
+//! - **PoP**: `Authorization: PoP <shr>`. The SHR's signature is verified with its own
+//!   `cnf.jwk` and its `kid` must be that key's thumbprint; `m`, `u`, `p` must name the
+//!   request and `ts` lie in the window; the inner token (`at`) is validated as usual and its
+//!   `cnf.kid` must equal the key's thumbprint; a repeated SHR `nonce` is refused.
+//!
+//! A DPoP-bound token sent as `Bearer` (or `mtls_pop`, or inside an SHR) is refused, and so
+//! is a token that is not bound to a proof key when sent with `DPoP` or `PoP`.
+//!
+//! ```
+//! use certbound_core::pop::ProofKey;
+//! use certbound_core::{jose, Jwks, KeyKind, PrivateKey};
+//! use certbound_resource::Validator;
+//! use http::{HeaderMap, HeaderValue, Method, Uri};
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let issuer_key = PrivateKey::generate(KeyKind::EcP256).unwrap();
+//! let validator = Validator::builder()
+//!     .issuer("https://issuer.example")
+//!     .audience("api://orders")
+//!     .jwks(Jwks { keys: vec![issuer_key.public_jwk().with_kid("k1")] })
+//!     .external_base_url("https://api.example")
+//!     .build()
+//!     .await
+//!     .unwrap();
+//! // The client's proof key; the authority put its thumbprint into cnf.jkt.
+//! let proof_key = ProofKey::generate().unwrap();
+//! let now = certbound_core::now_unix();
+//! let claims = serde_json::json!({
+//!     "iss": "https://issuer.example", "aud": "api://orders", "sub": "app",
+//!     "iat": now, "exp": now + 600, "cnf": {"jkt": proof_key.thumbprint()},
+//! });
+//! let header = jose::JwsHeader::new(issuer_key.default_jws_algorithm()).kid("k1").typ("at+jwt");
+//! let token = jose::sign_compact(&header, &claims, &issuer_key).unwrap();
+//! let proof = proof_key
+//!     .dpop_proof("GET", "https://api.example/orders", Some(&token), None)
+//!     .unwrap();
+//! let mut headers = HeaderMap::new();
+//! headers.insert("authorization", HeaderValue::from_str(&format!("DPoP {token}")).unwrap());
+//! headers.insert("dpop", HeaderValue::from_str(&proof).unwrap());
+//! let uri: Uri = "/orders".parse().unwrap();
+//! let ok = validator.validate_http_request(&Method::GET, &uri, &headers, None).await.unwrap();
+//! assert_eq!(ok.proof_key_thumbprint(), Some(proof_key.thumbprint().as_str()));
+//! // The same proof again is a replay.
+//! assert!(validator.validate_http_request(&Method::GET, &uri, &headers, None).await.is_err());
+//! # });
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::{digest, hmac};
+use certbound_core::pop::{self, DpopExpectations, DpopProof, HttpTarget, SignedHttpRequest};
+use http::{HeaderMap, Method, Uri, header};
+use subtle::ConstantTimeEq as _;
+
+use crate::binding::Confirmation;
+use crate::extract::{self, Scheme};
+use crate::reject::{DpopError, Rejection, TokenError};
+use crate::transport::TlsInfo;
+use crate::validate::{BuildError, ValidatedToken, Validator};
+
+/// Default proof window (`iat`/`ts` age, replay-cache entry and nonce lifetime).
+pub const DEFAULT_PROOF_WINDOW: Duration = Duration::from_secs(60);
+/// Default tolerated clock skew of proofs into the future.
+pub const DEFAULT_PROOF_FUTURE_SKEW: Duration = Duration::from_secs(5);
+/// Default replay-cache capacity.
+pub const DEFAULT_REPLAY_CAPACITY: u64 = 1_000_000;
+
+#[derive(Clone, Debug)]
+pub(crate) struct ProofConfig {
+    pub(crate) external_base_url: Option<String>,
+    pub(crate) window: Duration,
+    pub(crate) future_skew: Duration,
+    pub(crate) require_nonce: bool,
+    pub(crate) replay_capacity: u64,
+}
+
+impl Default for ProofConfig {
+    fn default() -> Self {
+        Self {
+            external_base_url: None,
+            window: DEFAULT_PROOF_WINDOW,
+            future_skew: DEFAULT_PROOF_FUTURE_SKEW,
+            require_nonce: false,
+            replay_capacity: DEFAULT_REPLAY_CAPACITY,
+        }
+    }
+}
+
+pub(crate) struct ProofState {
+    /// `scheme://authority[/prefix]` without a trailing slash.
+    base: Option<String>,
+    window: i64,
+    future_skew: i64,
+    require_nonce: bool,
+    /// SHA-256 of (kind, key thumbprint, jti/nonce) → seen, for one window.
+    replay: moka::sync::Cache<[u8; 32], ()>,
+    nonce_key: hmac::Key,
+}
+
+impl ProofState {
+    pub(crate) fn new(cfg: ProofConfig) -> Result<Self, BuildError> {
+        let base = match &cfg.external_base_url {
+            None => None,
+            Some(u) => {
+                if u.contains(['?', '#']) {
+                    return Err(BuildError::BadBaseUrl(u.clone()));
+                }
+                let t = HttpTarget::parse(u).map_err(|_| BuildError::BadBaseUrl(u.clone()))?;
+                Some(format!(
+                    "{}://{}{}",
+                    t.scheme,
+                    t.authority,
+                    t.path.trim_end_matches('/')
+                ))
+            }
+        };
+        let window = cfg.window.max(Duration::from_secs(1));
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let nonce_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
+            .map_err(|_| BuildError::Http("no randomness for the DPoP nonce key".into()))?;
+        Ok(Self {
+            base,
+            window: i64::try_from(window.as_secs()).unwrap_or(i64::MAX),
+            future_skew: i64::try_from(cfg.future_skew.as_secs()).unwrap_or(i64::MAX),
+            require_nonce: cfg.require_nonce,
+            replay: moka::sync::Cache::builder()
+                .max_capacity(cfg.replay_capacity.max(1))
+                // A proof is refused once older than the window (+ future skew), so its
+                // entry need not outlive that.
+                .time_to_live(window + cfg.future_skew + Duration::from_secs(1))
+                .build(),
+            nonce_key,
+        })
+    }
+
+    fn nonce_for(&self, bucket: i64) -> String {
+        let b = bucket.to_be_bytes();
+        let tag = hmac::sign(&self.nonce_key, &b);
+        format!(
+            "{}.{}",
+            certbound_core::b64::encode(b),
+            certbound_core::b64::encode(&tag.as_ref()[..16])
+        )
+    }
+
+    fn nonce_valid(&self, nonce: &str, now: i64) -> bool {
+        let current = now / self.window;
+        let Some((b, tag)) = nonce.split_once('.') else {
+            return false;
+        };
+        let (Ok(b), Ok(tag)) = (
+            certbound_core::b64::decode(b),
+            certbound_core::b64::decode(tag),
+        ) else {
+            return false;
+        };
+        let Ok(bytes) = <[u8; 8]>::try_from(b.as_slice()) else {
+            return false;
+        };
+        let bucket = i64::from_be_bytes(bytes);
+        if bucket != current && bucket != current - 1 {
+            return false;
+        }
+        let full = hmac::sign(&self.nonce_key, &bytes);
+        tag.len() == 16 && bool::from(full.as_ref()[..16].ct_eq(&tag))
+    }
+
+    /// Records `id` for `key`; `false` when it was already seen within the window.
+    fn first_use(&self, kind: &[u8], key: &str, id: &str) -> bool {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for part in [kind, key.as_bytes(), id.as_bytes()] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut h = [0u8; 32];
+        h.copy_from_slice(ctx.finish().as_ref());
+        self.replay.entry(h).or_insert(()).is_fresh()
+    }
+}
+
+/// The request facts a proof is checked against.
+struct RequestFacts<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    tls: Option<&'a TlsInfo>,
+}
+
+enum Prepared<'a> {
+    /// `Bearer`/`mtls_pop`: validate as before.
+    Plain(Scheme, &'a str),
+    /// `DPoP`: proof verified (all but replay and `jkt`).
+    Dpop(&'a str, Box<DpopProof>),
+    /// `PoP`: SHR verified and matched with the request.
+    Shr(Box<SignedHttpRequest>),
+}
+
+impl Validator {
+    /// Validates a request whose method and URI are known — what [`crate::CertboundLayer`]
+    /// and the [`ValidatedToken`] extractor call. `Bearer` and `mtls_pop` are validated as by
+    /// [`validate_request`](Self::validate_request); `DPoP` and `PoP` additionally verify
+    /// their proofs (see the [module docs](crate::proof)).
+    pub async fn validate_http_request(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        tls: Option<&TlsInfo>,
+    ) -> Result<ValidatedToken, Rejection> {
+        let facts = RequestFacts {
+            method,
+            uri,
+            headers,
+            tls,
+        };
+        let peer = tls.and_then(|t| t.peer.as_ref()).map(|p| &p.thumbprint);
+        let prepared = self.prepare(&facts)?;
+        let (scheme, token) = match &prepared {
+            Prepared::Plain(s, t) => (*s, *t),
+            Prepared::Dpop(t, _) => (Scheme::DPoP, *t),
+            Prepared::Shr(shr) => (Scheme::Pop, shr.access_token.as_str()),
+        };
+        let validated = self.validate_in_span(scheme, token, peer).await?;
+        self.finish_proof(prepared, validated)
+    }
+
+    /// [`validate_http_request`](Self::validate_http_request) with the keys already
+    /// loaded, never fetching (synchronous; for benchmarks and non-async callers).
+    pub fn validate_http_request_cached(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        tls: Option<&TlsInfo>,
+    ) -> Result<ValidatedToken, Rejection> {
+        let facts = RequestFacts {
+            method,
+            uri,
+            headers,
+            tls,
+        };
+        let peer = tls.and_then(|t| t.peer.as_ref()).map(|p| &p.thumbprint);
+        let prepared = self.prepare(&facts)?;
+        let validated = match &prepared {
+            Prepared::Plain(s, t) => self.validate_cached(*s, t, peer)?,
+            Prepared::Dpop(t, _) => self.validate_cached_any(Scheme::DPoP, t, peer)?,
+            Prepared::Shr(shr) => self.validate_cached_any(Scheme::Pop, &shr.access_token, peer)?,
+        };
+        self.finish_proof(prepared, validated)
+    }
+
+    /// The current DPoP nonce when this validator requires one (for a `DPoP-Nonce` header
+    /// on successful responses), else `None`.
+    pub fn current_dpop_nonce(&self) -> Option<String> {
+        let p = &self.inner.proof;
+        p.require_nonce
+            .then(|| p.nonce_for(certbound_core::now_unix() / p.window))
+    }
+
+    /// The URL the request was made to, as the client saw it: the configured external base
+    /// URL joined with the path, or the absolute request URI, or the `Host` header.
+    fn request_url(&self, f: &RequestFacts<'_>) -> Result<String, Rejection> {
+        let path = f.uri.path();
+        if let Some(base) = &self.inner.proof.base {
+            return Ok(format!("{base}{path}"));
+        }
+        if let (Some(s), Some(a)) = (f.uri.scheme_str(), f.uri.authority()) {
+            return Ok(format!("{s}://{a}{path}"));
+        }
+        let mut hosts = f.headers.get_all(header::HOST).iter();
+        match (hosts.next().and_then(|h| h.to_str().ok()), hosts.next()) {
+            (Some(host), None) if !host.is_empty() => {
+                let scheme = if f.tls.is_some() { "https" } else { "http" };
+                Ok(format!("{scheme}://{host}{path}"))
+            }
+            _ => Err(Rejection::InvalidRequest(
+                "no single Host header: cannot check the proof's URL",
+            )),
+        }
+    }
+
+    fn prepare<'a>(&self, f: &RequestFacts<'a>) -> Result<Prepared<'a>, Rejection> {
+        let (scheme, token) = extract::from_headers(f.headers)?;
+        let p = &self.inner.proof;
+        let now = certbound_core::now_unix();
+        match scheme {
+            Scheme::Bearer | Scheme::MtlsPop => Ok(Prepared::Plain(scheme, token)),
+            Scheme::DPoP => {
+                let proof = extract::dpop_proof(f.headers).map_err(Rejection::InvalidDpopProof)?;
+                let url = self.request_url(f)?;
+                let want = DpopExpectations::new(f.method.as_str(), &url, now)
+                    .access_token(token)
+                    .window(p.window, p.future_skew);
+                let checked = pop::verify_dpop_proof(proof, &want).map_err(|e| {
+                    tracing::info!(rule = "dpop_proof", reason = %e, "DPoP proof refused");
+                    Rejection::InvalidDpopProof(DpopError::Proof(e))
+                })?;
+                if p.require_nonce
+                    && !checked
+                        .nonce
+                        .as_deref()
+                        .is_some_and(|n| p.nonce_valid(n, now))
+                {
+                    return Err(Rejection::UseDpopNonce(p.nonce_for(now / p.window)));
+                }
+                Ok(Prepared::Dpop(token, Box::new(checked)))
+            }
+            Scheme::Pop => {
+                let refuse = |e| {
+                    tracing::info!(rule = "signed_request", reason = %e, "signed request refused");
+                    Rejection::InvalidToken {
+                        scheme: Scheme::Pop,
+                        error: TokenError::SignedRequest(e),
+                    }
+                };
+                let shr = pop::verify_signed_http_request(token).map_err(refuse)?;
+                let url = self.request_url(f)?;
+                shr.check_request(f.method.as_str(), &url, now, p.window, p.future_skew)
+                    .map_err(refuse)?;
+                Ok(Prepared::Shr(Box::new(shr)))
+            }
+        }
+    }
+
+    fn finish_proof(
+        &self,
+        prepared: Prepared<'_>,
+        mut validated: ValidatedToken,
+    ) -> Result<ValidatedToken, Rejection> {
+        let p = &self.inner.proof;
+        let bound_key = validated
+            .claims()
+            .confirmation()
+            .and_then(Confirmation::key_thumbprint)
+            .map(str::to_owned);
+        let same = |a: &str| {
+            bound_key
+                .as_deref()
+                .is_some_and(|b| bool::from(a.as_bytes().ct_eq(b.as_bytes())))
+        };
+        match prepared {
+            Prepared::Plain(..) => Ok(validated),
+            Prepared::Dpop(_, proof) => {
+                if !same(&proof.jkt) {
+                    tracing::info!(rule = "dpop_jkt", "DPoP proof key does not match cnf.jkt");
+                    return Err(Rejection::InvalidDpopProof(DpopError::KeyMismatch));
+                }
+                if !p.first_use(b"dpop", &proof.jkt, &proof.jti) {
+                    tracing::info!(rule = "dpop_replay", "DPoP proof replayed");
+                    return Err(Rejection::InvalidDpopProof(DpopError::Replayed));
+                }
+                validated.proof_key = Some(Arc::from(proof.jkt.as_str()));
+                Ok(validated)
+            }
+            Prepared::Shr(shr) => {
+                let refuse = |error| Rejection::InvalidToken {
+                    scheme: Scheme::Pop,
+                    error,
+                };
+                if !same(&shr.thumbprint) {
+                    tracing::info!(rule = "pop_kid", "SHR key does not match cnf.kid");
+                    return Err(refuse(TokenError::PopKeyMismatch));
+                }
+                if let Some(n) = &shr.nonce {
+                    if !p.first_use(b"shr", &shr.thumbprint, n) {
+                        tracing::info!(rule = "pop_replay", "signed request replayed");
+                        return Err(refuse(TokenError::SignedRequestReplayed));
+                    }
+                }
+                validated.proof_key = Some(Arc::from(shr.thumbprint.as_str()));
+                Ok(validated)
+            }
+        }
+    }
+}
