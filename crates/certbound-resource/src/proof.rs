@@ -98,15 +98,143 @@ impl Default for ProofConfig {
     }
 }
 
+/// A bounded, time-windowed record of used proofs (DPoP `jti`, SHR `nonce`): what refuses a
+/// replayed proof. Entries expire after the window they were accepted in; when full, the
+/// least recently used are evicted. Keys are SHA-256 digests, so hostile identifiers cannot
+/// bloat it beyond `capacity` × 32 bytes (plus bookkeeping). Cheap to clone (shared).
+///
+/// The authority's token endpoint uses one for DPoP proofs too.
+///
+/// ```
+/// use certbound_resource::proof::ReplayCache;
+/// let cache = ReplayCache::new(std::time::Duration::from_secs(65), 10_000);
+/// assert!(cache.first_use("dpop", "jkt-1", "jti-1"));
+/// assert!(!cache.first_use("dpop", "jkt-1", "jti-1"));
+/// assert!(cache.first_use("dpop", "jkt-2", "jti-1"));
+/// ```
+#[derive(Clone)]
+pub struct ReplayCache {
+    seen: moka::sync::Cache<[u8; 32], ()>,
+}
+
+impl std::fmt::Debug for ReplayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayCache")
+            .field("entries", &self.seen.entry_count())
+            .finish()
+    }
+}
+
+impl ReplayCache {
+    /// Remembers each proof for `ttl` (at least the proof window plus the future skew), at
+    /// most `capacity` entries.
+    pub fn new(ttl: Duration, capacity: u64) -> Self {
+        Self {
+            seen: moka::sync::Cache::builder()
+                .max_capacity(capacity.max(1))
+                .time_to_live(ttl.max(Duration::from_secs(1)))
+                .build(),
+        }
+    }
+
+    /// Records `id` (a `jti` or nonce) of a proof made by the key `key_thumbprint`, in the
+    /// namespace `kind`; `false` when it was already recorded within the TTL. Atomic:
+    /// of concurrent calls with the same values exactly one gets `true`.
+    pub fn first_use(&self, kind: &str, key_thumbprint: &str, id: &str) -> bool {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for part in [kind.as_bytes(), key_thumbprint.as_bytes(), id.as_bytes()] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut h = [0u8; 32];
+        h.copy_from_slice(ctx.finish().as_ref());
+        self.seen.entry(h).or_insert(()).is_fresh()
+    }
+}
+
+/// Stateless DPoP nonces (RFC 9449 §8–9): `base64url(period) . base64url(HMAC(period))[..16]`
+/// under a key generated at start, valid in the period it was issued and the next one. No
+/// storage, nothing to share between requests; instances do not accept each other's nonces
+/// (give several replicas the same instance, or pin clients, if that matters).
+///
+/// ```
+/// use certbound_resource::proof::DpopNonces;
+/// let nonces = DpopNonces::new(std::time::Duration::from_secs(60)).unwrap();
+/// let n = nonces.current();
+/// assert!(nonces.is_valid(&n));
+/// assert!(!nonces.is_valid("made-up"));
+/// ```
+#[derive(Clone)]
+pub struct DpopNonces {
+    key: Arc<hmac::Key>,
+    period: i64,
+}
+
+impl std::fmt::Debug for DpopNonces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopNonces")
+            .field("period", &self.period)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DpopNonces {
+    /// Nonces rotating every `period` (at least 1 s); `None` if no randomness is available.
+    pub fn new(period: Duration) -> Option<Self> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).ok()?;
+        Some(Self {
+            key: Arc::new(key),
+            period: i64::try_from(period.as_secs().max(1)).unwrap_or(i64::MAX),
+        })
+    }
+
+    fn for_period(&self, period: i64) -> String {
+        let b = period.to_be_bytes();
+        let tag = hmac::sign(&self.key, &b);
+        format!(
+            "{}.{}",
+            certbound_core::b64::encode(b),
+            certbound_core::b64::encode(&tag.as_ref()[..16])
+        )
+    }
+
+    /// The nonce to hand out now (`DPoP-Nonce`).
+    pub fn current(&self) -> String {
+        self.for_period(certbound_core::now_unix() / self.period)
+    }
+
+    /// Whether `nonce` was issued by this instance in the current or the previous period.
+    pub fn is_valid(&self, nonce: &str) -> bool {
+        let current = certbound_core::now_unix() / self.period;
+        let Some((b, tag)) = nonce.split_once('.') else {
+            return false;
+        };
+        let (Ok(b), Ok(tag)) = (
+            certbound_core::b64::decode(b),
+            certbound_core::b64::decode(tag),
+        ) else {
+            return false;
+        };
+        let Ok(bytes) = <[u8; 8]>::try_from(b.as_slice()) else {
+            return false;
+        };
+        let period = i64::from_be_bytes(bytes);
+        if period != current && period != current.saturating_sub(1) {
+            return false;
+        }
+        let full = hmac::sign(&self.key, &bytes);
+        tag.len() == 16 && bool::from(full.as_ref()[..16].ct_eq(&tag))
+    }
+}
+
 pub(crate) struct ProofState {
     /// `scheme://authority[/prefix]` without a trailing slash.
     base: Option<String>,
     window: i64,
     future_skew: i64,
-    require_nonce: bool,
-    /// SHA-256 of (kind, key thumbprint, jti/nonce) → seen, for one window.
-    replay: moka::sync::Cache<[u8; 32], ()>,
-    nonce_key: hmac::Key,
+    replay: ReplayCache,
+    nonces: Option<DpopNonces>,
 }
 
 impl ProofState {
@@ -127,66 +255,26 @@ impl ProofState {
             }
         };
         let window = cfg.window.max(Duration::from_secs(1));
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let nonce_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
-            .map_err(|_| BuildError::Http("no randomness for the DPoP nonce key".into()))?;
+        let nonces =
+            if cfg.require_nonce {
+                Some(DpopNonces::new(window).ok_or_else(|| {
+                    BuildError::Http("no randomness for the DPoP nonce key".into())
+                })?)
+            } else {
+                None
+            };
         Ok(Self {
             base,
             window: i64::try_from(window.as_secs()).unwrap_or(i64::MAX),
             future_skew: i64::try_from(cfg.future_skew.as_secs()).unwrap_or(i64::MAX),
-            require_nonce: cfg.require_nonce,
-            replay: moka::sync::Cache::builder()
-                .max_capacity(cfg.replay_capacity.max(1))
-                // A proof is refused once older than the window (+ future skew), so its
-                // entry need not outlive that.
-                .time_to_live(window + cfg.future_skew + Duration::from_secs(1))
-                .build(),
-            nonce_key,
+            // A proof is refused once older than the window (+ future skew), so its entry
+            // need not outlive that.
+            replay: ReplayCache::new(
+                window + cfg.future_skew + Duration::from_secs(1),
+                cfg.replay_capacity,
+            ),
+            nonces,
         })
-    }
-
-    fn nonce_for(&self, bucket: i64) -> String {
-        let b = bucket.to_be_bytes();
-        let tag = hmac::sign(&self.nonce_key, &b);
-        format!(
-            "{}.{}",
-            certbound_core::b64::encode(b),
-            certbound_core::b64::encode(&tag.as_ref()[..16])
-        )
-    }
-
-    fn nonce_valid(&self, nonce: &str, now: i64) -> bool {
-        let current = now / self.window;
-        let Some((b, tag)) = nonce.split_once('.') else {
-            return false;
-        };
-        let (Ok(b), Ok(tag)) = (
-            certbound_core::b64::decode(b),
-            certbound_core::b64::decode(tag),
-        ) else {
-            return false;
-        };
-        let Ok(bytes) = <[u8; 8]>::try_from(b.as_slice()) else {
-            return false;
-        };
-        let bucket = i64::from_be_bytes(bytes);
-        if bucket != current && bucket != current - 1 {
-            return false;
-        }
-        let full = hmac::sign(&self.nonce_key, &bytes);
-        tag.len() == 16 && bool::from(full.as_ref()[..16].ct_eq(&tag))
-    }
-
-    /// Records `id` for `key`; `false` when it was already seen within the window.
-    fn first_use(&self, kind: &[u8], key: &str, id: &str) -> bool {
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        for part in [kind, key.as_bytes(), id.as_bytes()] {
-            ctx.update(&(part.len() as u64).to_be_bytes());
-            ctx.update(part);
-        }
-        let mut h = [0u8; 32];
-        h.copy_from_slice(ctx.finish().as_ref());
-        self.replay.entry(h).or_insert(()).is_fresh()
     }
 }
 
@@ -264,9 +352,7 @@ impl Validator {
     /// The current DPoP nonce when this validator requires one (for a `DPoP-Nonce` header
     /// on successful responses), else `None`.
     pub fn current_dpop_nonce(&self) -> Option<String> {
-        let p = &self.inner.proof;
-        p.require_nonce
-            .then(|| p.nonce_for(certbound_core::now_unix() / p.window))
+        self.inner.proof.nonces.as_ref().map(DpopNonces::current)
     }
 
     /// The URL the request was made to, as the client saw it: the configured external base
@@ -307,13 +393,10 @@ impl Validator {
                     tracing::info!(rule = "dpop_proof", reason = %e, "DPoP proof refused");
                     Rejection::InvalidDpopProof(DpopError::Proof(e))
                 })?;
-                if p.require_nonce
-                    && !checked
-                        .nonce
-                        .as_deref()
-                        .is_some_and(|n| p.nonce_valid(n, now))
-                {
-                    return Err(Rejection::UseDpopNonce(p.nonce_for(now / p.window)));
+                if let Some(nonces) = &p.nonces {
+                    if !checked.nonce.as_deref().is_some_and(|n| nonces.is_valid(n)) {
+                        return Err(Rejection::UseDpopNonce(nonces.current()));
+                    }
                 }
                 Ok(Prepared::Dpop(token, Box::new(checked)))
             }
@@ -357,7 +440,7 @@ impl Validator {
                     tracing::info!(rule = "dpop_jkt", "DPoP proof key does not match cnf.jkt");
                     return Err(Rejection::InvalidDpopProof(DpopError::KeyMismatch));
                 }
-                if !p.first_use(b"dpop", &proof.jkt, &proof.jti) {
+                if !p.replay.first_use("dpop", &proof.jkt, &proof.jti) {
                     tracing::info!(rule = "dpop_replay", "DPoP proof replayed");
                     return Err(Rejection::InvalidDpopProof(DpopError::Replayed));
                 }
@@ -374,7 +457,7 @@ impl Validator {
                     return Err(refuse(TokenError::PopKeyMismatch));
                 }
                 if let Some(n) = &shr.nonce {
-                    if !p.first_use(b"shr", &shr.thumbprint, n) {
+                    if !p.replay.first_use("shr", &shr.thumbprint, n) {
                         tracing::info!(rule = "pop_replay", "signed request replayed");
                         return Err(refuse(TokenError::SignedRequestReplayed));
                     }
