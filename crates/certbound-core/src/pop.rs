@@ -517,6 +517,66 @@ pub struct VerifiedJws {
     pub thumbprint: String,
 }
 
+const DUPLICATE: &str = "duplicate member";
+
+/// A JSON value that refuses duplicate object members at any depth (serde_json keeps the
+/// last one, which would let two parsers disagree about a proof's `htu` or `jwk`).
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = StrictValue;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::from(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::String(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::String(v)))
+    }
+    fn visit_unit<E>(self) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::Null))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
+        let mut out = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(StrictValue(Value::Array(out)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(DUPLICATE));
+            }
+            let StrictValue(v) = map.next_value()?;
+            out.insert(k, v);
+        }
+        Ok(StrictValue(Value::Object(out)))
+    }
+}
+
 type Decoded = (JwsAlgorithm, Map<String, Value>, Map<String, Value>);
 
 /// Splits and decodes a compact JWS (strict base64url, JSON objects), checking the proof
@@ -536,8 +596,11 @@ fn decode(token: &str) -> Result<Decoded, PopError> {
     }
     let obj = |part: &str, what: &'static str| -> Result<Map<String, Value>, PopError> {
         let bytes = b64::decode(part).map_err(|_| PopError::Malformed(what))?;
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(m)) => Ok(m),
+        match serde_json::from_slice::<StrictValue>(&bytes) {
+            Ok(StrictValue(Value::Object(m))) => Ok(m),
+            Err(e) if e.to_string().starts_with(DUPLICATE) => {
+                Err(PopError::Malformed("duplicate JSON member"))
+            }
             _ => Err(PopError::Malformed(what)),
         }
     };
@@ -944,6 +1007,26 @@ mod tests {
             "https://h/a b",
         ] {
             assert!(normalize_htu(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        let key = ProofKey::generate().unwrap();
+        let proof = key.dpop_proof("GET", "https://h/", None, None).unwrap();
+        assert!(decode(&proof).is_ok());
+        let (h, rest) = proof.split_once('.').unwrap();
+        let header = String::from_utf8(b64::decode(h).unwrap()).unwrap();
+        for dup in [
+            header.replacen('{', r#"{"typ":"jwt","#, 1),
+            header.replacen(r#""crv""#, r#""crv":"P-384","crv""#, 1),
+        ] {
+            let t = format!("{}.{rest}", b64::encode(&dup));
+            assert_eq!(
+                decode(&t).unwrap_err(),
+                PopError::Malformed("duplicate JSON member"),
+                "{dup}"
+            );
         }
     }
 
