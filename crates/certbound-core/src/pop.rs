@@ -270,6 +270,32 @@ pub fn req_cnf_for(thumbprint: &str) -> String {
     b64::encode(json!({ "kid": thumbprint }).to_string())
 }
 
+/// Reads a `req_cnf` token-request parameter (what the authority does for
+/// `token_type=pop`): base64url of `{"kid":"<thumbprint>"}` → the thumbprint to put into
+/// the token's `cnf.kid`. The thumbprint must be 43 characters of base64url (a SHA-256).
+///
+/// ```
+/// use certbound_core::pop::{parse_req_cnf, ProofKey};
+/// let key = ProofKey::generate().unwrap();
+/// assert_eq!(parse_req_cnf(&key.req_cnf()).unwrap(), key.thumbprint());
+/// assert!(parse_req_cnf("e30").is_err()); // {}
+/// ```
+pub fn parse_req_cnf(value: &str) -> Result<String, PopError> {
+    let bad = PopError::Claim("req_cnf");
+    if value.len() > 1024 {
+        return Err(bad);
+    }
+    let bytes = b64::decode(value.trim().trim_end_matches('=')).map_err(|_| bad.clone())?;
+    let Ok(StrictValue(Value::Object(m))) = serde_json::from_slice::<StrictValue>(&bytes) else {
+        return Err(bad);
+    };
+    let kid = m.get("kid").and_then(Value::as_str).ok_or(bad.clone())?;
+    match b64::decode(kid) {
+        Ok(d) if d.len() == 32 && kid.len() == 43 => Ok(kid.to_owned()),
+        _ => Err(bad),
+    }
+}
+
 fn random_id() -> Result<String, PopError> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| PopError::Sign("no randomness".into()))?;

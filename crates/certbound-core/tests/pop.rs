@@ -261,6 +261,26 @@ fn rotation_changes_the_key_and_debug_is_redacted() {
     );
 }
 
+#[test]
+fn req_cnf_round_trip_and_garbage() {
+    let key = ProofKey::generate().unwrap();
+    assert_eq!(
+        pop::parse_req_cnf(&key.req_cnf()).unwrap(),
+        key.thumbprint()
+    );
+    for bad in [
+        String::new(),
+        "!!".into(),
+        b64::encode("[]"),
+        b64::encode(r#"{"kid":1}"#),
+        b64::encode(r#"{"kid":"short"}"#),
+        b64::encode(format!(r#"{{"kid":"{0}","kid":"{0}"}}"#, key.thumbprint())),
+        "A".repeat(5000),
+    ] {
+        assert!(pop::parse_req_cnf(&bad).is_err(), "{bad}");
+    }
+}
+
 proptest! {
     #[test]
     fn garbage_never_panics(s in "\\PC{0,300}", dots in "[A-Za-z0-9_.-]{0,200}") {
@@ -269,6 +289,7 @@ proptest! {
             let _ = pop::verify_dpop_proof(t, &DpopExpectations::new("GET", URL, now));
             let _ = pop::verify_signed_http_request(t);
             let _ = pop::normalize_htu(t);
+            let _ = pop::parse_req_cnf(t);
         }
     }
 
