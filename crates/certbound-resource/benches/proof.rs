@@ -14,6 +14,18 @@
 //! replayed proof is refused.
 //!
 //! `cargo bench -p certbound-resource --bench proof`
+//!
+//! Measured 2026-11-28 on the shared 2-core dev machine (`-- --sample-count 300`, medians;
+//! access tokens signed ES256 by the issuer):
+//!
+//! | per request                | Bearer   | DPoP P-256 | DPoP RSA (PS256) | PoP P-256 | PoP RSA |
+//! |----------------------------|----------|------------|------------------|-----------|---------|
+//! | client: header (+ proof)   | 0.15 µs  | 25.1 µs    | 238 µs           | 20.2 µs   | 237 µs  |
+//! | server: validate           | 66.5 µs  | 112.5 µs   | 78.5 µs          | 113.8 µs  | 81.0 µs |
+//! | server ratio to Bearer     | 1        | 1.69×      | 1.18×            | 1.71×     | 1.22×   |
+//!
+//! The server-side extra is one signature verification with a key parsed from the proof
+//! (`dpop_verify_proof_only`: 54.7 µs P-256, 23.3 µs RSA-2048) plus a replay-cache insert.
 
 use certbound_core::pop::{self, DpopExpectations, ProofKey};
 use certbound_core::{Jwks, KeyKind, PrivateKey, jose};
