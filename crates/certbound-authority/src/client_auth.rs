@@ -16,6 +16,7 @@ use certbound_core::{Certificate, JwsAlgorithm, Thumbprint, b64, now_unix};
 use certbound_resource::transport::PeerCertificate;
 use http::HeaderValue;
 use serde_json::Value;
+use subtle::ConstantTimeEq as _;
 
 use crate::error::OAuthError;
 use crate::registry::{Client, ClientCredential, Clients};
@@ -381,13 +382,16 @@ impl Verifier {
 
         // Which key: x5t#S256, x5t, x5c, kid; else every registered certificate.
         let candidates: Vec<&Certificate> = {
+            // MSAL Python pads its base64url thumbprints and azure_identity sends standard
+            // base64 (`+`, `/`): accept every spelling of the same bytes.
             let by_s256 = header
                 .get("x5t#S256")
                 .and_then(Value::as_str)
-                // MSAL Python pads its base64url thumbprints; tolerate that.
                 .map(|t| {
-                    Thumbprint::from_base64url(t.trim_end_matches('='))
-                        .ok_or(bad("x5t#S256 header is malformed"))
+                    decode_thumbprint_header(t, 32)
+                        .map(|b| Thumbprint::from_base64url(&b64::encode(b)))
+                        .and_then(|t| t)
+                        .ok_or(bad("x5t#S256 header is malformed (expected the base64url or base64 SHA-256 of the certificate)"))
                 });
             let by_x5c = header
                 .get("x5c")
@@ -402,7 +406,12 @@ impl Verifier {
             let sha1 = header
                 .get("x5t")
                 .and_then(Value::as_str)
-                .map(|t| t.trim_end_matches('='));
+                .map(|t| {
+                    decode_thumbprint_header(t, 20).ok_or(bad(
+                        "x5t header is malformed (expected the base64url or base64 SHA-1 of the certificate)",
+                    ))
+                })
+                .transpose()?;
             let kid = header.get("kid").and_then(Value::as_str);
             let wanted: Option<Thumbprint> = match (by_s256, by_x5c) {
                 (Some(a), _) => Some(a?),
@@ -415,7 +424,15 @@ impl Verifier {
                     .filter(|c| c.thumbprint().ct_eq(&w))
                     .collect()
             } else if let Some(s) = sha1 {
-                all.into_iter().filter(|c| c.x5t_sha1() == s).collect()
+                all.into_iter()
+                    .filter(|c| {
+                        let d = aws_lc_rs::digest::digest(
+                            &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                            c.der(),
+                        );
+                        bool::from(d.as_ref().ct_eq(s.as_slice()))
+                    })
+                    .collect()
             } else if let Some(k) = kid {
                 let by_kid: Vec<&Certificate> = all
                     .iter()
@@ -505,6 +522,27 @@ impl Verifier {
     }
 }
 
+/// Decodes a certificate thumbprint from a JOSE header (`x5t`: 20 bytes, `x5t#S256`: 32)
+/// written in base64url (RFC 7515) or, as some SDKs send it, standard base64 — padded or
+/// not. Mixed alphabets, wrong padding, non-canonical trailing bits and any other length
+/// are refused.
+pub(crate) fn decode_thumbprint_header(text: &str, len: usize) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let unpadded = text.trim_end_matches('=');
+    let padding = text.len() - unpadded.len();
+    if padding > 2 || (padding > 0 && text.len() % 4 != 0) {
+        return None;
+    }
+    let bytes = if unpadded.contains(['+', '/']) {
+        STANDARD_NO_PAD.decode(unpadded)
+    } else {
+        URL_SAFE_NO_PAD.decode(unpadded)
+    }
+    .ok()?;
+    (bytes.len() == len).then_some(bytes)
+}
+
 fn verify_sig(alg: JwsAlgorithm, cert: &Certificate, msg: &[u8], sig: &[u8]) -> bool {
     let params: &'static dyn signature::VerificationAlgorithm = match alg {
         JwsAlgorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
@@ -576,6 +614,48 @@ mod tests {
         assert_eq!(form_decode("a%3Ab+c").as_deref(), Some("a:b c"));
         assert_eq!(form_decode("%zz"), None);
         assert_eq!(form_decode("%4"), None);
+    }
+
+    #[test]
+    fn thumbprint_headers_in_every_base64_spelling() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
+        // Bytes whose encodings contain `+`/`/` (standard) and `-`/`_` (base64url).
+        let bytes: Vec<u8> = (0..32u8).map(|i| 0xfb ^ i.wrapping_mul(7)).collect();
+        let std = STANDARD.encode(&bytes);
+        assert!(std.contains(['+', '/']), "{std}");
+        for text in [
+            b64::encode(&bytes),
+            URL_SAFE.encode(&bytes),
+            std.clone(),
+            STANDARD_NO_PAD.encode(&bytes),
+        ] {
+            assert_eq!(
+                decode_thumbprint_header(&text, 32).as_deref(),
+                Some(&bytes[..]),
+                "{text}"
+            );
+        }
+        let sha1 = &bytes[..20];
+        assert_eq!(
+            decode_thumbprint_header(&STANDARD.encode(sha1), 20).as_deref(),
+            Some(sha1)
+        );
+        // Wrong length, mixed alphabets, bad padding, garbage.
+        assert!(decode_thumbprint_header(&std, 20).is_none());
+        let mixed = format!("-{}", &STANDARD_NO_PAD.encode(&bytes)[1..]);
+        assert!(mixed.contains(['+', '/']));
+        assert!(decode_thumbprint_header(&mixed, 32).is_none());
+        assert!(decode_thumbprint_header(&format!("{std}=="), 32).is_none());
+        assert!(
+            decode_thumbprint_header(&format!("{}=", STANDARD_NO_PAD.encode(&bytes)), 32).is_some()
+        );
+        assert!(
+            decode_thumbprint_header(&format!("{}==", STANDARD_NO_PAD.encode(&bytes)), 32)
+                .is_none()
+        );
+        assert!(decode_thumbprint_header("", 32).is_none());
+        assert!(decode_thumbprint_header("not base64!", 32).is_none());
     }
 
     #[test]
