@@ -11,6 +11,9 @@
 //! 5. [`binding`]: `cnf."x5t#S256"` against the connection's certificate; [`proof`]: DPoP
 //!    proofs (`cnf.jkt`) and signed HTTP requests (`cnf.kid`) against the request;
 //! 6. [`layer`]: a `tower::Layer` and an axum extractor;
+//!    [`client_cert`]: the plain `MTLS` scheme — the certificate alone, no token
+//!    ([`ClientCertificate`] extractor, [`RequireClientCertificate`] layer with an allow-list
+//!    of thumbprints and/or trust anchors);
 //! 7. [`reject`]: RFC 6750 `WWW-Authenticate` responses.
 //!
 //! [`sample`] is the small protected API that `certbound api serve` runs.
@@ -31,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod binding;
+pub mod client_cert;
 pub mod extract;
 pub mod jwks;
 pub mod layer;
@@ -42,6 +46,7 @@ pub mod transport;
 pub mod validate;
 
 pub use binding::Confirmation;
+pub use client_cert::{CertificateRejection, ClientCertificate, RequireClientCertificate};
 pub use extract::Scheme;
 pub use layer::{CertboundLayer, CertboundService};
 pub use reject::{DpopError, Rejection, TokenError};

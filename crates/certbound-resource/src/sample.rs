@@ -5,6 +5,9 @@
 //! included) plus `scheme` (`Bearer` or `mtls_pop`), `cert_thumbprint` (the presented client
 //! certificate's `x5t#S256`, or `null`) and `bound`. Failures are RFC 6750 401s.
 //!
+//! `GET /certificate` needs no token: the TLS client certificate alone (the plain `MTLS`
+//! scheme) — see [`router_with`].
+//!
 //! ```no_run
 //! use certbound_resource::{sample, transport::TlsServer, Validator};
 //! # async fn run(validator: Validator, tls: rustls::ServerConfig) -> std::io::Result<()> {
@@ -17,14 +20,31 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 
+use crate::client_cert::{ClientCertificate, RequireClientCertificate};
 use crate::layer::CertboundLayer;
 use crate::validate::{ValidatedToken, Validator};
 
-/// The sample API: `GET /whoami` behind [`CertboundLayer`].
+/// The sample API: `GET /whoami` behind [`CertboundLayer`], and `GET /certificate` behind
+/// [`RequireClientCertificate::new`] (any currently valid client certificate, no token).
 pub fn router(validator: Validator) -> Router {
+    router_with(validator, RequireClientCertificate::new())
+}
+
+/// The sample API with `certificate` guarding `GET /certificate` (an allow-list of
+/// thumbprints and/or trust anchors).
+///
+/// `GET /certificate` is the plain `MTLS` scheme: the TLS client certificate alone
+/// authenticates the caller, no token is read. It answers 200 with
+/// `{"x5t#S256","subject","issuer","not_before","not_after"}` (Unix seconds); without a
+/// certificate 401, with a refused one 403 (see
+/// [`CertificateRejection`](crate::client_cert::CertificateRejection)). Every other path
+/// stays behind the token layer.
+pub fn router_with(validator: Validator, certificate: RequireClientCertificate) -> Router {
     Router::new()
         .route("/whoami", get(whoami))
         .layer(CertboundLayer::new(validator))
+        // Added after the token layer, so it is not behind it.
+        .route("/certificate", get(certificate_route).layer(certificate))
 }
 
 /// Serves the sample API on `listener` over TLS with `identity`, asking for (not requiring)
@@ -65,4 +85,8 @@ pub fn whoami_body(token: &ValidatedToken) -> Value {
 
 async fn whoami(token: ValidatedToken) -> Json<Value> {
     Json(whoami_body(&token))
+}
+
+async fn certificate_route(cert: ClientCertificate) -> Json<Value> {
+    Json(cert.to_json())
 }
