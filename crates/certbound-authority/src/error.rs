@@ -107,6 +107,13 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     /// The authority failed unexpectedly.
     ServerError,
+    /// The `DPoP` proof of the token request was refused (RFC 9449 §5): malformed,
+    /// missing a claim, for another method or URL, too old, replayed, or several `DPoP`
+    /// headers.
+    InvalidDpopProof,
+    /// The authority requires a DPoP nonce: retry with a new proof carrying the nonce from
+    /// the `DPoP-Nonce` response header (RFC 9449 §8).
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -121,6 +128,8 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -139,6 +148,8 @@ pub struct OAuthError {
     pub status: StatusCode,
     /// Add `WWW-Authenticate: Basic` (the client tried HTTP Basic authentication).
     pub basic_challenge: bool,
+    /// Send this `DPoP-Nonce` header (with [`ErrorCode::UseDpopNonce`]).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -155,6 +166,7 @@ impl OAuthError {
             description: description.into(),
             status,
             basic_challenge: false,
+            dpop_nonce: None,
         }
     }
     pub(crate) fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
@@ -168,6 +180,10 @@ impl OAuthError {
     }
     pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
+        self
+    }
+    pub(crate) fn with_dpop_nonce(mut self, nonce: Option<String>) -> Self {
+        self.dpop_nonce = nonce;
         self
     }
     pub(crate) fn with_basic_challenge(mut self, basic: bool) -> Self {
@@ -194,6 +210,13 @@ impl IntoResponse for OAuthError {
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(v) = self
+            .dpop_nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            h.insert("dpop-nonce", v);
+        }
         if self.basic_challenge {
             h.insert(
                 header::WWW_AUTHENTICATE,

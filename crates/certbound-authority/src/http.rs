@@ -12,12 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use certbound_resource::transport::{PeerCertificate, TlsInfo};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use serde_json::{Value, json};
 
 use crate::client_auth::{AuthInput, Verifier};
 use crate::error::{ErrorCode, OAuthError};
-use crate::issue::{Subject, TokenIssuer, resolve_audience};
+use crate::issue::{Cnf, KeyBinding, Subject, TokenIssuer, resolve_audience};
+use crate::pop::{DpopEndpoint, Requested, requested_binding};
 use crate::registry::Registry;
 
 /// Largest accepted token-request body.
@@ -52,6 +53,7 @@ pub(crate) struct Service {
     pub issuer: Arc<TokenIssuer>,
     pub verifier: Verifier,
     pub registry: Arc<Registry>,
+    pub dpop: DpopEndpoint,
     pub discovery: Value,
     pub jwks: Value,
 }
@@ -80,7 +82,11 @@ impl Service {
             "id_token_signing_alg_values_supported": [alg],
             "scopes_supported": [],
             "claims_supported": ["iss", "aud", "sub", "client_id", "azp", "appid", "tid", "iat", "nbf", "exp", "jti", "cnf", "scp"],
-            "token_types_supported": ["Bearer", "mtls_pop"],
+            "token_types_supported": ["Bearer", "mtls_pop", "pop", "DPoP"],
+            "dpop_signing_alg_values_supported": certbound_core::pop::PROOF_ALGORITHMS
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>(),
         })
     }
 }
@@ -148,11 +154,19 @@ async fn not_found() -> Response {
 async fn token(
     State(svc): State<Arc<Service>>,
     tls: Option<Extension<TlsInfo>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let peer = tls.as_ref().and_then(|t| t.peer.as_ref());
-    match handle_token(&svc, peer, &headers, body).await {
+    let request = TokenHttpRequest {
+        peer,
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+    };
+    match handle_token(&svc, &request, body).await {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(error = e.code.as_str(), description = %e.description, "token request refused");
@@ -222,12 +236,20 @@ fn parse_form(bytes: &[u8]) -> Result<Params, OAuthError> {
     Ok(p)
 }
 
+/// What the token endpoint reads from the HTTP request besides the body.
+struct TokenHttpRequest<'a> {
+    peer: Option<&'a PeerCertificate>,
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+}
+
 async fn handle_token(
     svc: &Service,
-    peer: Option<&PeerCertificate>,
-    headers: &HeaderMap,
+    request: &TokenHttpRequest<'_>,
     body: Body,
 ) -> Result<Response, OAuthError> {
+    let (peer, headers) = (request.peer, request.headers);
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -261,16 +283,24 @@ async fn handle_token(
             ));
         }
     }
-    let wants_pop = match p.get("token_type") {
-        Some(t) if t.eq_ignore_ascii_case("mtls_pop") => true,
-        // Other values (bearer, pop …) are ignored: an unbound or RFC 8705 token follows.
-        _ => false,
-    };
+    // Other token_type values (bearer …) are ignored: an unbound or RFC 8705 token follows.
+    let requested = requested_binding(p.get("token_type"), p.get("req_cnf"), headers)?;
+    let wants_pop = requested == Requested::MtlsPop;
     if wants_pop && peer.is_none() {
         return Err(OAuthError::invalid_client(
             "token_type=mtls_pop needs a TLS client certificate that authenticates the client; none was presented",
         ));
     }
+
+    // The DPoP proof before client authentication: a use_dpop_nonce round trip must not
+    // consume the client's assertion.
+    let proof_key = match requested {
+        Requested::Dpop => Some(KeyBinding::Dpop(
+            svc.dpop.check(request.method, request.uri, headers)?.jkt,
+        )),
+        Requested::Pop(ref kid) => Some(KeyBinding::Pop(kid.clone())),
+        Requested::Default | Requested::MtlsPop => None,
+    };
 
     let clients = svc.registry.clients();
     let input = AuthInput {
@@ -283,20 +313,25 @@ async fn handle_token(
     };
     let auth = svc.verifier.authenticate(&input, &clients)?;
 
-    // Binding (RFC 8705 §3, Entra mTLS PoP).
-    let (token_type, cnf) = if wants_pop {
+    // Binding: a proof key (DPoP, PoP), or the certificate (RFC 8705 §3, Entra mTLS PoP).
+    let (token_type, cnf) = if let Some(k) = &proof_key {
+        (k.token_type(), Cnf::Key(k))
+    } else if wants_pop {
         match peer {
-            Some(p) if auth.peer_authenticates => ("mtls_pop", Some(p.thumbprint)),
+            Some(p) if auth.peer_authenticates => ("mtls_pop", Cnf::Certificate(p.thumbprint)),
             _ => {
                 return Err(OAuthError::invalid_client(
                     "token_type=mtls_pop: the TLS client certificate does not authenticate this client",
                 ));
             }
         }
-    } else if auth.method.is_mtls() && auth.client.bound_tokens {
-        ("Bearer", peer.map(|p| p.thumbprint))
+    } else if auth.method.is_mtls()
+        && auth.client.bound_tokens
+        && let Some(p) = peer
+    {
+        ("Bearer", Cnf::Certificate(p.thumbprint))
     } else {
-        ("Bearer", None)
+        ("Bearer", Cnf::None)
     };
 
     let audience = resolve_audience(p.get("scope"), p.get("resource"), &auth.client.audiences)?;
@@ -315,7 +350,8 @@ async fn handle_token(
         client_id = %auth.client.client_id,
         method = ?auth.method,
         token_type,
-        bound = cnf.is_some(),
+        bound = cnf.is_bound(),
+        binding = cnf.kind(),
         aud = %audience.aud,
         "token issued"
     );
@@ -329,5 +365,12 @@ async fn handle_token(
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    // RFC 9449 §8.2: a fresh nonce for the client's next request.
+    if matches!(proof_key, Some(KeyBinding::Dpop(_)))
+        && let Some(n) = svc.dpop.current_nonce()
+        && let Ok(v) = HeaderValue::from_str(&n)
+    {
+        h.insert("dpop-nonce", v);
+    }
     Ok(resp)
 }

@@ -141,6 +141,78 @@ pub fn resolve_audience(
     }
 }
 
+/// What a token is bound to, in its `cnf` claim.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cnf<'a> {
+    /// Unbound.
+    None,
+    /// RFC 8705: `cnf."x5t#S256"`.
+    Certificate(Thumbprint),
+    /// A proof key: `cnf.jkt` (DPoP) or `cnf.kid` (PoP).
+    Key(&'a KeyBinding),
+}
+
+impl Cnf<'_> {
+    pub(crate) fn is_bound(&self) -> bool {
+        !matches!(self, Self::None)
+    }
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Certificate(_) => "x5t#S256",
+            Self::Key(KeyBinding::Dpop(_)) => "jkt",
+            Self::Key(KeyBinding::Pop(_)) => "kid",
+        }
+    }
+}
+
+/// A binding of a token to a proof-of-possession key (RFC 7638 JWK thumbprint) rather than
+/// to a certificate.
+///
+/// ```
+/// use certbound_authority::KeyBinding;
+/// let key = certbound_core::pop::ProofKey::generate().unwrap();
+/// let b = KeyBinding::Dpop(key.thumbprint());
+/// assert_eq!((b.token_type(), b.cnf_member()), ("DPoP", "jkt"));
+/// assert_eq!(b.thumbprint(), key.thumbprint());
+/// assert_eq!(KeyBinding::Pop(key.thumbprint()).token_type(), "pop");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyBinding {
+    /// RFC 9449 DPoP: `cnf.jkt`, `token_type: "DPoP"`.
+    Dpop(String),
+    /// Microsoft's signed HTTP request ("PoP"): `cnf.kid`, `token_type: "pop"`.
+    Pop(String),
+}
+
+impl KeyBinding {
+    /// The key's RFC 7638 thumbprint (base64url SHA-256).
+    pub fn thumbprint(&self) -> &str {
+        match self {
+            Self::Dpop(t) | Self::Pop(t) => t,
+        }
+    }
+    /// The `token_type` of a token bound this way: `DPoP` or `pop`.
+    pub fn token_type(&self) -> &'static str {
+        match self {
+            Self::Dpop(_) => "DPoP",
+            Self::Pop(_) => "pop",
+        }
+    }
+    /// The `cnf` member carrying the thumbprint: `jkt` or `kid`.
+    pub fn cnf_member(&self) -> &'static str {
+        match self {
+            Self::Dpop(_) => "jkt",
+            Self::Pop(_) => "kid",
+        }
+    }
+    /// Whether the thumbprint is a well-formed SHA-256 (43 base64url characters).
+    pub(crate) fn is_well_formed(&self) -> bool {
+        let t = self.thumbprint();
+        t.len() == 43 && b64::decode(t).is_ok_and(|d| d.len() == 32)
+    }
+}
+
 /// Signs access tokens for one issuer.
 #[derive(Debug)]
 pub(crate) struct TokenIssuer {
@@ -172,7 +244,7 @@ impl TokenIssuer {
         &self,
         subject: &Subject<'_>,
         audience: &Audience,
-        cnf: Option<Thumbprint>,
+        cnf: Cnf<'_>,
     ) -> Result<Issued, OAuthError> {
         let now = now_unix();
         let mut jti = [0u8; 16];
@@ -206,8 +278,14 @@ impl TokenIssuer {
             if let Some(oid) = subject.object_id {
                 m.insert("oid".into(), Value::String(oid.to_owned()));
             }
-            if let Some(t) = cnf {
-                m.insert("cnf".into(), json!({ "x5t#S256": t.to_base64url() }));
+            match cnf {
+                Cnf::None => {}
+                Cnf::Certificate(t) => {
+                    m.insert("cnf".into(), json!({ "x5t#S256": t.to_base64url() }));
+                }
+                Cnf::Key(k) => {
+                    m.insert("cnf".into(), json!({ k.cnf_member(): k.thumbprint() }));
+                }
             }
         }
         let header = JwsHeader::new(self.alg).typ("at+jwt").kid(&self.kid);
@@ -228,7 +306,13 @@ impl TokenIssuer {
 /// use certbound_authority::issue::IssueRequest;
 /// let req = IssueRequest::new("mi-client", "https://management.azure.com/").object_id("obj-1");
 /// assert_eq!(req.resource, "https://management.azure.com/");
-/// assert!(req.cnf.is_none());
+/// assert!(req.cnf.is_none() && req.key_binding.is_none());
+///
+/// // Bound to a DPoP key (`cnf.jkt`) or a PoP key (`cnf.kid`) instead of a certificate:
+/// let key = certbound_core::pop::ProofKey::generate().unwrap();
+/// let dpop = IssueRequest::new("app", "api://orders/.default").dpop_bound(key.thumbprint());
+/// let pop = IssueRequest::new("app", "api://orders/.default").pop_bound(key.thumbprint());
+/// assert!(dpop.key_binding.is_some() && pop.cnf.is_none());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssueRequest {
@@ -239,6 +323,9 @@ pub struct IssueRequest {
     pub resource: String,
     /// Bind the token to this certificate thumbprint (`cnf."x5t#S256"`).
     pub cnf: Option<Thumbprint>,
+    /// Bind the token to a proof key instead (`cnf.jkt` or `cnf.kid`). A token is bound to
+    /// a certificate or to a key, not both: setting both is refused (`invalid_request`).
+    pub key_binding: Option<KeyBinding>,
     /// The `oid` claim (a managed identity's object id).
     pub object_id: Option<String>,
 }
@@ -250,12 +337,29 @@ impl IssueRequest {
             client_id: client_id.into(),
             resource: resource.into(),
             cnf: None,
+            key_binding: None,
             object_id: None,
         }
     }
-    /// Binds the token to a certificate thumbprint.
+    /// Binds the token to a certificate thumbprint (replacing any key binding).
     pub fn bound_to(mut self, thumbprint: Thumbprint) -> Self {
         self.cnf = Some(thumbprint);
+        self.key_binding = None;
+        self
+    }
+    /// Binds the token to a DPoP key (RFC 9449): `cnf.jkt` = `jkt`, the key's RFC 7638
+    /// thumbprint ([`ProofKey::thumbprint`](certbound_core::pop::ProofKey::thumbprint)).
+    /// Replaces any other binding.
+    pub fn dpop_bound(mut self, jkt: impl Into<String>) -> Self {
+        self.key_binding = Some(KeyBinding::Dpop(jkt.into()));
+        self.cnf = None;
+        self
+    }
+    /// Binds the token to a PoP (signed HTTP request) key: `cnf.kid` = `kid`, the key's
+    /// RFC 7638 thumbprint. Replaces any other binding.
+    pub fn pop_bound(mut self, kid: impl Into<String>) -> Self {
+        self.key_binding = Some(KeyBinding::Pop(kid.into()));
+        self.cnf = None;
         self
     }
     /// Sets the `oid` claim.
@@ -273,8 +377,10 @@ pub struct IssuedAccessToken {
     pub expires_in: u64,
     /// Expiry (Unix seconds, the `exp` claim).
     pub expires_on: i64,
-    /// The binding, when the token is bound.
+    /// The certificate binding, when the token is bound to a certificate.
     pub cnf: Option<Thumbprint>,
+    /// The key binding, when the token is bound to a DPoP or PoP key.
+    pub key_binding: Option<KeyBinding>,
 }
 
 impl IssuedAccessToken {
@@ -291,6 +397,7 @@ impl std::fmt::Debug for IssuedAccessToken {
             .field("expires_in", &self.expires_in)
             .field("expires_on", &self.expires_on)
             .field("cnf", &self.cnf.map(|t| t.to_base64url()))
+            .field("key_binding", &self.key_binding)
             .finish()
     }
 }
@@ -338,6 +445,20 @@ impl LocalIssuer {
                 "object_id must be 1 to 256 characters without control characters",
             ));
         }
+        if request.cnf.is_some() && request.key_binding.is_some() {
+            return Err(OAuthError::invalid_request(
+                "a token is bound to a certificate (cnf) or to a proof key (key_binding), not both",
+            ));
+        }
+        if request
+            .key_binding
+            .as_ref()
+            .is_some_and(|k| !k.is_well_formed())
+        {
+            return Err(OAuthError::invalid_request(
+                "the key binding must be an RFC 7638 JWK thumbprint (43 base64url characters of a SHA-256)",
+            ));
+        }
         let registered = self.registry.clients().get(&request.client_id);
         let allowed: &[String] = registered.as_ref().map_or(&[], |c| &c.audiences);
         let audience = resolve_request_audience(&request.resource, allowed)?;
@@ -353,11 +474,16 @@ impl LocalIssuer {
             azpacr: "2",
             object_id: request.object_id.as_deref(),
         };
-        let issued = self.issuer.issue(&subject, &audience, request.cnf)?;
+        let cnf = match (&request.cnf, &request.key_binding) {
+            (Some(t), _) => Cnf::Certificate(*t),
+            (None, Some(k)) => Cnf::Key(k),
+            (None, None) => Cnf::None,
+        };
+        let issued = self.issuer.issue(&subject, &audience, cnf)?;
         let expires_in = u64::try_from(issued.expires_in).unwrap_or(0);
         tracing::info!(
             client_id = %request.client_id,
-            bound = request.cnf.is_some(),
+            binding = cnf.kind(),
             aud = %audience.aud,
             "token issued in process"
         );
@@ -366,6 +492,7 @@ impl LocalIssuer {
             expires_in,
             expires_on: now_unix() + issued.expires_in,
             cnf: request.cnf,
+            key_binding: request.key_binding.clone(),
         })
     }
 }
@@ -442,6 +569,7 @@ mod tests {
             expires_in: 60,
             expires_on: 1,
             cnf: None,
+            key_binding: None,
         };
         let d = format!("{t:?}");
         assert!(!d.contains("secret"), "{d}");

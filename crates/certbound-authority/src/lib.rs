@@ -59,6 +59,7 @@ pub mod error;
 pub mod http;
 pub mod imds;
 pub mod issue;
+pub mod pop;
 pub mod registry;
 pub mod state;
 
@@ -76,7 +77,7 @@ use tokio::sync::oneshot;
 pub use client_auth::AuthMethod;
 pub use error::{AuthorityError, ErrorCode, OAuthError};
 pub use http::Endpoints;
-pub use issue::{IssueRequest, IssuedAccessToken, LocalIssuer};
+pub use issue::{IssueRequest, IssuedAccessToken, KeyBinding, LocalIssuer};
 pub use registry::{CertAuthMethod, ClientRegistration, ClientSecret, Credential};
 
 /// Options for opening (and, the first time, initialising) an authority directory.
@@ -90,6 +91,10 @@ pub struct AuthorityOptions {
     pub signing_alg: JwsAlgorithm,
     /// Access-token lifetime (default one hour).
     pub token_lifetime: Duration,
+    /// Demand a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8): a proof
+    /// without the current nonce gets `400 use_dpop_nonce` and a `DPoP-Nonce` header.
+    /// Default false. (`certbound authority serve --dpop-nonce`.)
+    pub dpop_nonce: bool,
 }
 
 impl Default for AuthorityOptions {
@@ -98,6 +103,7 @@ impl Default for AuthorityOptions {
             tenant: None,
             signing_alg: JwsAlgorithm::ES256,
             token_lifetime: Duration::from_secs(3600),
+            dpop_nonce: false,
         }
     }
 }
@@ -111,6 +117,7 @@ struct Inner {
     kid: String,
     tenant: String,
     lifetime: Duration,
+    dpop_nonce: bool,
     registry: Arc<registry::Registry>,
 }
 
@@ -127,6 +134,7 @@ impl std::fmt::Debug for Authority {
             .field("tenant", &self.inner.tenant)
             .field("signing_alg", &self.inner.signing_alg)
             .field("kid", &self.inner.kid)
+            .field("dpop_nonce", &self.inner.dpop_nonce)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +176,7 @@ impl Authority {
                 kid,
                 tenant: loaded.file.tenant,
                 lifetime: options.token_lifetime,
+                dpop_nonce: options.dpop_nonce,
                 registry,
             }),
         })
@@ -249,6 +258,26 @@ impl Authority {
             &format!("https://localhost:{}", local.port()),
             &self.inner.tenant,
         );
+        // The token endpoint as clients may name it: the advertised URL (also the mTLS
+        // alias), `localhost`, and the loopback addresses at the same port.
+        let mut token_urls = vec![
+            endpoints.token_endpoint.clone(),
+            localhost.token_endpoint.clone(),
+        ];
+        for ip in [
+            IpAddr::from(Ipv4Addr::LOCALHOST),
+            IpAddr::from(Ipv6Addr::LOCALHOST),
+        ] {
+            let url = Endpoints::new(
+                &format!("https://{}", SocketAddr::new(ip, local.port())),
+                &self.inner.tenant,
+            )
+            .token_endpoint;
+            if !token_urls.contains(&url) {
+                token_urls.push(url);
+            }
+        }
+        let dpop = pop::DpopEndpoint::new(&token_urls, self.inner.dpop_nonce)?;
         let verifier = client_auth::Verifier::new(
             self.inner.ca.cert().clone(),
             vec![
@@ -285,6 +314,7 @@ impl Authority {
             issuer: token_issuer.clone(),
             verifier,
             registry: self.inner.registry.clone(),
+            dpop,
         });
         let app = http::router(svc, &self.inner.tenant);
         let tls = server_config(&self.inner.tls, ClientAuth::Optional)

@@ -506,6 +506,7 @@ async fn token_lifetime_and_signing_algorithm_are_configurable() {
             signing_alg: alg,
             token_lifetime: std::time::Duration::from_secs(600),
             tenant: Some("contoso-dev".into()),
+            ..Default::default()
         })
         .await;
         assert_eq!(env.running.tenant(), "contoso-dev");
