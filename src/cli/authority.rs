@@ -19,6 +19,7 @@ pub async fn serve(args: AuthorityServeArgs) -> anyhow::Result<()> {
         tenant: args.tenant.clone(),
         signing_alg,
         token_lifetime: std::time::Duration::from_secs(args.token_lifetime),
+        dpop_nonce: args.dpop_nonce,
     };
     let authority = Authority::open_or_init(&args.dir, options)
         .with_context(|| format!("authority directory {}", args.dir.display()))?;

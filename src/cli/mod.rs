@@ -111,6 +111,9 @@ pub struct AuthorityServeArgs {
     /// Access-token lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     pub token_lifetime: u64,
+    /// Demand a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8).
+    #[arg(long)]
+    pub dpop_nonce: bool,
 }
 
 /// `certbound authority register`.
