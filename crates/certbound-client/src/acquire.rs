@@ -2,6 +2,9 @@
 //! throttling (SPEC §3.4), and the checks on the response that keep a bound request from
 //! ever yielding an unbound token.
 //!
+//! Key-bound requests (`Pop`: `token_type=pop` + `req_cnf`; `DPoP`: a `DPoP` proof header,
+//! with one retry when the server answers `use_dpop_nonce`) authenticate like unbound ones.
+//!
 //! Three ways to authenticate:
 //! - **mTLS PoP**: over mutual TLS presenting the certificate; `token_type=mtls_pop`; no
 //!   `client_assertion` — the TLS certificate authenticates the app and is the binding key.
@@ -21,6 +24,7 @@ use zeroize::Zeroizing;
 use crate::cache::CachedToken;
 use crate::credential::ResolvedCredential;
 use crate::error::{ClientError, shorten};
+use crate::proof::NonceStore;
 use crate::secret::Secret;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -185,6 +189,39 @@ pub(crate) struct TokenRequest<'a> {
     pub bearer_ok_for_bound: bool,
     pub credential: &'a ResolvedCredential,
     pub send_x5c: bool,
+    /// `Some`: a token bound to the app's proof key (`Pop` or `DPoP`).
+    pub key_bound: Option<KeyBound<'a>>,
+}
+
+/// A request for a token bound to the app's proof key.
+#[derive(Clone, Copy)]
+pub(crate) enum KeyBound<'a> {
+    /// `token_type=pop` + `req_cnf` → `cnf.kid`.
+    Pop(&'a certbound_core::pop::ProofKey),
+    /// A `DPoP` proof header → `token_type: DPoP`, `cnf.jkt`.
+    DPoP(&'a certbound_core::pop::ProofKey, &'a NonceStore),
+}
+
+impl KeyBound<'_> {
+    fn key(&self) -> &certbound_core::pop::ProofKey {
+        match self {
+            Self::Pop(k) | Self::DPoP(k, _) => k,
+        }
+    }
+    /// The token type requested and expected back.
+    fn token_type(&self) -> &'static str {
+        match self {
+            Self::Pop(_) => "pop",
+            Self::DPoP(..) => "DPoP",
+        }
+    }
+    /// The `cnf` member naming the key.
+    fn claim(&self) -> &'static str {
+        match self {
+            Self::Pop(_) => "kid",
+            Self::DPoP(..) => "jkt",
+        }
+    }
 }
 
 /// Builds the form for one attempt (a fresh client assertion each time: `jti` is unique).
@@ -198,6 +235,10 @@ fn build_form(req: &TokenRequest<'_>) -> Result<Zeroizing<String>, ClientError> 
     if req.bound.is_some() {
         form.push(("token_type", Zeroizing::new("mtls_pop".into())));
     } else {
+        if let Some(KeyBound::Pop(key)) = req.key_bound {
+            form.push(("token_type", Zeroizing::new("pop".into())));
+            form.push(("req_cnf", Zeroizing::new(key.req_cnf())));
+        }
         match req.credential {
             ResolvedCredential::Certificate(c) => {
                 form.push((
@@ -282,33 +323,47 @@ pub(crate) async fn request_token(
 ) -> Result<CachedToken, ClientError> {
     let url = req.endpoint;
     let mut attempt = 0u32;
+    let mut nonce_retried = false;
     loop {
         attempt += 1;
         let body = build_form(req)?;
+        let dpop = match req.key_bound {
+            Some(KeyBound::DPoP(key, nonces)) => {
+                Some(crate::proof::dpop_proof(key, nonces, "POST", url, None)?)
+            }
+            _ => None,
+        };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sent = tokio::time::timeout(policy.request_timeout, async {
-            let resp = client
+            let mut builder = client
                 .post(url)
                 .header(
                     http::header::CONTENT_TYPE,
                     "application/x-www-form-urlencoded",
                 )
-                .header(http::header::ACCEPT, "application/json")
-                .body(body.as_bytes().to_vec())
-                .send()
-                .await?;
+                .header(http::header::ACCEPT, "application/json");
+            if let Some(p) = &dpop {
+                builder = builder.header("DPoP", p.as_str());
+            }
+            let resp = builder.body(body.as_bytes().to_vec()).send().await?;
             let status = resp.status();
             let retry_after = resp
                 .headers()
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
+            let nonce = resp
+                .headers()
+                .get("dpop-nonce")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let bytes = read_capped(resp, MAX_RESPONSE_BYTES).await?;
-            Ok::<_, reqwest::Error>((status, retry_after, bytes))
+            Ok::<_, reqwest::Error>((status, retry_after, nonce, bytes))
         })
         .await;
+        drop(dpop);
         drop(body);
-        let (status, retry_after, bytes) = match sent {
+        let (status, retry_after, nonce, bytes) = match sent {
             Err(_) => {
                 if attempt == 1 {
                     tracing::info!(url, timeout = ?policy.request_timeout, "token request timed out; retrying once");
@@ -350,8 +405,26 @@ pub(crate) async fn request_token(
                 ),
             });
         }
+        let mut fresh_nonce = false;
+        if let (Some(KeyBound::DPoP(_, nonces)), Some(n)) = (req.key_bound, &nonce) {
+            fresh_nonce = nonces.set(url, n);
+        }
         if status.is_success() {
             return parse_success(url, &bytes, req);
+        }
+        // RFC 9449 §8: the server wants a nonce in the proof; it sent one: retry once with it.
+        if code == 400
+            && fresh_nonce
+            && !nonce_retried
+            && oauth_error_code(&bytes).as_deref() == Some("use_dpop_nonce")
+        {
+            nonce_retried = true;
+            attempt -= 1;
+            tracing::debug!(
+                url,
+                "the token endpoint asks for a DPoP nonce; retrying with it"
+            );
+            continue;
         }
         let throttling = code == 429 || status.is_server_error();
         if throttling {
@@ -383,6 +456,12 @@ pub(crate) async fn request_token(
         }
         return Err(oauth_error(url, code, &bytes));
     }
+}
+
+/// The `error` member of an OAuth error body.
+fn oauth_error_code(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.get("error")?.as_str().map(str::to_owned)
 }
 
 fn oauth_error(url: &str, status: u16, body: &[u8]) -> ClientError {
@@ -445,19 +524,19 @@ fn parse_success(
             "the access_token is too large or holds characters not allowed in an HTTP header",
         ));
     }
-    let requested = if req.bound.is_some() {
-        "mtls_pop"
-    } else {
-        "Bearer"
+    let requested = match (req.bound, req.key_bound) {
+        (Some(_), _) => "mtls_pop",
+        (None, Some(k)) => k.token_type(),
+        (None, None) => "Bearer",
     };
-    let token_type = match obj
+    let mut token_type = match obj
         .get("token_type")
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
         Some(t) => t.to_string(),
-        None if req.bound.is_some() => {
+        None if req.bound.is_some() || req.key_bound.is_some() => {
             return Err(ClientError::TokenTypeMissing {
                 requested: requested.into(),
             });
@@ -467,6 +546,9 @@ fn parse_success(
     let ok = if req.bound.is_some() {
         token_type.eq_ignore_ascii_case("mtls_pop")
             || (req.bearer_ok_for_bound && token_type.eq_ignore_ascii_case("bearer"))
+    } else if let Some(k) = req.key_bound {
+        // Never a silent downgrade: a server that ignores DPoP / PoP answers `Bearer`.
+        token_type.eq_ignore_ascii_case(k.token_type())
     } else {
         token_type.eq_ignore_ascii_case("bearer")
     };
@@ -503,6 +585,43 @@ fn parse_success(
             ),
         }
         binding = Some(expected);
+    }
+    if let Some(k) = req.key_bound {
+        let expected = k.key().thumbprint();
+        let scheme = if matches!(k, KeyBound::Pop(_)) {
+            "Pop"
+        } else {
+            "DPoP"
+        };
+        if let Some(c) = &claims {
+            let got = c.get("cnf").and_then(|c| c.get(k.claim()));
+            let matches = got
+                .and_then(Value::as_str)
+                .is_some_and(|g| certbound_core::pop::thumbprints_equal(g, &expected));
+            if !matches {
+                return Err(ClientError::KeyBindingMismatch {
+                    scheme,
+                    claim: if k.claim() == "kid" {
+                        "cnf.kid"
+                    } else {
+                        "cnf.jkt"
+                    },
+                    expected,
+                    received: match got {
+                        None => "missing".into(),
+                        Some(Value::String(g)) => format!("`{}`", shorten(g, 60)),
+                        Some(_) => "not a string".into(),
+                    },
+                });
+            }
+        } else {
+            tracing::debug!(
+                url,
+                "the key-bound token is not a JWT; its binding cannot be checked client-side"
+            );
+        }
+        token_type = k.token_type().to_string();
+        binding = Thumbprint::from_base64url(&expected);
     }
     let now = certbound_core::now_unix();
     let expires_in = num(obj.get("expires_in"))
@@ -555,6 +674,7 @@ pub fn check_token_response(
         bearer_ok_for_bound,
         credential: &credential,
         send_x5c: false,
+        key_bound: None,
     };
     parse_success(req.endpoint, body, &req).map(|_| ())
 }
@@ -580,6 +700,7 @@ mod tests {
             bearer_ok_for_bound: bearer_ok,
             credential: &cred,
             send_x5c: false,
+            key_bound: None,
         };
         let key = certbound_core::PrivateKey::generate(certbound_core::KeyKind::EcP256).unwrap();
         let jwt = |x5t: &str| {

@@ -18,12 +18,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use certbound_core::pop::ProofKey;
 use certbound_core::tls::TrustAnchors;
 use certbound_core::{Certificate, CertifiedKey, Thumbprint};
 use futures::FutureExt as _;
 use futures::future::Shared;
 
-use crate::acquire::{HttpClients, RetryPolicy, TokenRequest, request_token, unshare};
+use crate::acquire::{HttpClients, KeyBound, RetryPolicy, TokenRequest, request_token, unshare};
 use crate::authority::{Authority, DiscoveryCache};
 use crate::cache::{BoxFuture, CacheKey, CachedToken, MemoryTokenCache, TokenCache};
 use crate::config::{AppConfig, CredentialDescription};
@@ -35,18 +36,22 @@ use crate::header::{
     AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenOptions, TokenSource,
 };
 use crate::managed::{ManagedIdentityCredential, MintedCredential};
+use crate::proof::NonceStore;
 use crate::secret::Secret;
 
 /// An app-only access token.
 #[derive(Clone, Debug)]
 pub struct AppToken {
-    /// The token type the server returned (`mtls_pop`, `Bearer`).
+    /// The token type the server returned (`mtls_pop`, `Bearer`; `pop` or `DPoP` for tokens
+    /// bound to the app's proof key).
     pub token_type: String,
     /// The access token (`Debug` redacts it).
     pub access_token: Secret,
     /// Expiry, Unix seconds.
     pub expires_on: i64,
-    /// The `x5t#S256` the token is bound to, `None` when unbound.
+    /// What the token is bound to, `None` when unbound: the certificate's `x5t#S256`
+    /// (`MTLS_POP`) or the proof key's RFC 7638 thumbprint (`cnf.kid` for `Pop`, `cnf.jkt`
+    /// for `DPoP`).
     pub binding_thumbprint: Option<Thumbprint>,
     /// Where it came from.
     pub source: TokenSource,
@@ -77,6 +82,10 @@ struct Inner {
     margin: i64,
     config: Option<AppConfig>,
     requests: AtomicU64,
+    /// The key `Pop` and `DPoP` tokens are bound to (in memory, rotatable).
+    proof_key: ProofKey,
+    /// The latest `DPoP-Nonce` of each server.
+    nonces: NonceStore,
 }
 
 impl fmt::Debug for App {
@@ -86,6 +95,7 @@ impl fmt::Debug for App {
             .field("authority", &self.inner.authority.url())
             .field("credential", &self.inner.credential.describe())
             .field("cache", &self.inner.cache)
+            .field("proof_key", &self.inner.proof_key)
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +135,101 @@ impl App {
         self.inner.requests.load(Ordering::Relaxed)
     }
 
+    /// The app's proof-of-possession key: `Pop` (`cnf.kid`) and `DPoP` (`cnf.jkt`) tokens
+    /// are bound to it. Generated when the app is built (EC P-256, ES256) unless
+    /// [`AppBuilder::proof_key`] gave one; it lives in memory only.
+    pub fn proof_key(&self) -> &ProofKey {
+        &self.inner.proof_key
+    }
+
+    /// Replaces the proof key with a fresh one. Tokens bound to the old key are no longer
+    /// served: the next `Pop`/`DPoP` header acquires a token for the new key.
+    pub fn rotate_proof_key(&self) -> Result<(), ClientError> {
+        self.inner
+            .proof_key
+            .rotate()
+            .map_err(|e| ClientError::Proof(format!("cannot rotate the proof key: {e}")))
+    }
+
+    /// Remembers the `DPoP-Nonce` a server sent (in any response, or with a
+    /// `use_dpop_nonce` challenge); later DPoP proofs for that origin carry it. Returns
+    /// false when the URL or nonce is malformed (then nothing changes).
+    pub fn note_dpop_nonce(&self, url: &str, nonce: &str) -> bool {
+        self.inner.nonces.set(url, nonce)
+    }
+
+    /// The client certificate the app presents on mTLS connections (`MTLS`, `MTLS_POP`): the
+    /// credential's certificate, or the one minted for the managed identity.
+    pub async fn client_certificate(&self) -> Result<CertifiedKey, ClientError> {
+        if let Some(mi) = self.inner.credential.managed_identity() {
+            return Ok(mi.minted().await?.certified_key().clone());
+        }
+        let resolved = self.inner.credential.resolve().await?;
+        resolved.certificate().cloned().ok_or_else(|| {
+            ClientError::SchemeNotSatisfiable(format!(
+                "MTLS needs a certificate credential with its private key (SourceType Path, Base64Encoded or ManagedCertificate); the loaded credential is a {}",
+                self.inner.credential.describe()
+            ))
+        })
+    }
+
+    /// The headers for one request with `method` to `url`: what
+    /// [`authorization_header_for_app`](Self::authorization_header_for_app) gives, and for
+    /// the schemes that sign each request a fresh proof — `DPoP`: `Authorization: DPoP <t>`
+    /// plus [`dpop_proof`](AuthorizationHeader::dpop_proof) (`htm`, `htu`, `ath`, and the
+    /// server's latest nonce); `Pop`: `Authorization: PoP <signed HTTP request>` over
+    /// method, host and path. The token itself comes from the cache when valid.
+    ///
+    /// ```no_run
+    /// # async fn run(app: certbound_client::App) -> Result<(), certbound_client::ClientError> {
+    /// use certbound_client::HeaderOptions;
+    /// let url = "https://api.example/orders?top=5";
+    /// let h = app
+    ///     .authorization_header_for_request(&["api://orders/.default"], &HeaderOptions::dpop(), "GET", url)
+    ///     .await?;
+    /// let mut headers = http::HeaderMap::new();
+    /// h.apply(&mut headers)?; // Authorization: DPoP …, DPoP: <proof>
+    /// # Ok(()) }
+    /// ```
+    pub async fn authorization_header_for_request(
+        &self,
+        scopes: &[impl AsRef<str>],
+        options: &HeaderOptions,
+        method: &str,
+        url: &str,
+    ) -> Result<AuthorizationHeader, ClientError> {
+        let scheme = self.effective_scheme(options)?;
+        if !scheme.signs_requests() {
+            return self.header_for(scopes, scheme, options).await;
+        }
+        let (entry, source) = match (!options.force_refresh)
+            .then(|| self.hot_entry(scopes, scheme, options.tenant.as_deref()))
+            .flatten()
+        {
+            Some(e) => (e, TokenSource::Cache),
+            None => self.token_slow(scopes, scheme, options).await?,
+        };
+        let token = entry.token.access_token.expose();
+        let key = &self.inner.proof_key;
+        let (value, scheme_len, dpop) = if scheme == ProtocolScheme::DPoP {
+            let proof =
+                crate::proof::dpop_proof(key, &self.inner.nonces, method, url, Some(token))?;
+            (entry.header.value.clone(), 4, Some(proof.into_boxed_str()))
+        } else {
+            let shr = crate::proof::signed_http_request(key, token, method, url)?;
+            (Arc::from(format!("PoP {shr}")), 3, None)
+        };
+        Ok(AuthorizationHeader {
+            value,
+            dpop,
+            scheme_len,
+            binding: None,
+            binding_thumbprint: None,
+            expires_on: entry.token.expires_on,
+            source,
+        })
+    }
+
     /// The `Authorization` header for an app token with `scopes`, and the certificate to
     /// present when the token is bound. The cache-hit path takes no lock other than a shard
     /// read lock and allocates nothing.
@@ -134,6 +239,32 @@ impl App {
         options: &HeaderOptions,
     ) -> Result<AuthorizationHeader, ClientError> {
         let scheme = self.effective_scheme(options)?;
+        if scheme.signs_requests() {
+            return Err(ClientError::SchemeNotSatisfiable(format!(
+                "{scheme} signs every request: use authorization_header_for_request(scopes, options, method, url)"
+            )));
+        }
+        self.header_for(scopes, scheme, options).await
+    }
+
+    async fn header_for(
+        &self,
+        scopes: &[impl AsRef<str>],
+        scheme: ProtocolScheme,
+        options: &HeaderOptions,
+    ) -> Result<AuthorizationHeader, ClientError> {
+        if scheme == ProtocolScheme::Mtls {
+            let cert = self.client_certificate().await?;
+            return Ok(AuthorizationHeader {
+                value: Arc::from(""),
+                dpop: None,
+                scheme_len: 0,
+                binding_thumbprint: Some(cert.thumbprint()),
+                expires_on: cert.leaf().not_after(),
+                binding: Some(cert),
+                source: TokenSource::Cache,
+            });
+        }
         if !options.force_refresh {
             if let Some(h) = self.hot_lookup(scopes, scheme, options.tenant.as_deref()) {
                 return Ok(h);
@@ -152,6 +283,11 @@ impl App {
         options: &TokenOptions,
     ) -> Result<AppToken, ClientError> {
         let scheme = self.effective_scheme(options)?;
+        if !scheme.uses_token() {
+            return Err(ClientError::SchemeNotSatisfiable(
+                "MTLS authenticates with the client certificate alone: there is no token to acquire".into(),
+            ));
+        }
         let (entry, source) = match (!options.force_refresh)
             .then(|| self.hot_entry(scopes, scheme, options.tenant.as_deref()))
             .flatten()
@@ -163,22 +299,44 @@ impl App {
             token_type: entry.token.token_type.clone(),
             access_token: entry.token.access_token.clone(),
             expires_on: entry.token.expires_on,
-            binding_thumbprint: entry.header.binding_thumbprint,
+            binding_thumbprint: entry
+                .token
+                .binding_thumbprint
+                .as_deref()
+                .and_then(Thumbprint::from_base64url),
             source,
         })
     }
 
-    /// Applies the `MTLS_POP` rules: needs an app token and a certificate credential, unless
-    /// the unbound fallback is allowed (then Bearer, with a warning).
+    /// Applies the scheme rules: `MTLS_POP` needs an app token and a certificate credential;
+    /// `Pop`/`DPoP` an app token from the app's own credential (not a managed identity);
+    /// `MTLS` a certificate. A bound scheme that cannot be honoured falls back to Bearer
+    /// (with a warning) only when the unbound fallback is allowed.
     fn effective_scheme(&self, o: &HeaderOptions) -> Result<ProtocolScheme, ClientError> {
+        if o.scheme == ProtocolScheme::Mtls {
+            if !self.inner.credential.provides_certificate() {
+                return Err(ClientError::SchemeNotSatisfiable(format!(
+                    "MTLS needs a certificate credential with its private key (SourceType Path, Base64Encoded or ManagedCertificate); the loaded credential is a {}",
+                    self.inner.credential.describe()
+                )));
+            }
+            return Ok(o.scheme);
+        }
         if !o.scheme.is_bound() {
             return Ok(o.scheme);
         }
         let problem = if !o.request_app_token {
-            Some(
-                "MTLS_POP needs RequestAppToken: true (only app tokens can be certificate-bound)"
-                    .to_string(),
-            )
+            Some(format!(
+                "{} needs RequestAppToken: true (only app tokens can be bound)",
+                o.scheme
+            ))
+        } else if o.scheme.signs_requests() {
+            self.inner.credential.managed_identity().map(|_| {
+                format!(
+                    "{} tokens are bound to the app's proof key, which a managed identity cannot present to its token endpoint; use MTLS_POP (the minted certificate) or Bearer",
+                    o.scheme
+                )
+            })
         } else if !self.inner.credential.provides_certificate() {
             Some(format!(
                 "MTLS_POP needs a certificate credential with its private key (SourceType Path, Base64Encoded or ManagedCertificate); the loaded credential is a {}",
@@ -194,7 +352,7 @@ impl App {
                     .unwrap_or(self.inner.allow_unbound_fallback) =>
             {
                 if !self.inner.warned_fallback.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(problem = %p, "AllowUnboundFallback: using an UNBOUND bearer token instead of MTLS_POP");
+                    tracing::warn!(problem = %p, scheme = %o.scheme, "AllowUnboundFallback: using an UNBOUND bearer token instead of the bound scheme");
                 }
                 Ok(ProtocolScheme::Bearer)
             }
@@ -215,6 +373,15 @@ impl App {
         if !e.matches(scopes, scheme, tenant) || e.generation != self.inner.credential.generation()
         {
             return None;
+        }
+        if scheme.signs_requests()
+            && !e
+                .token
+                .binding_thumbprint
+                .as_deref()
+                .is_some_and(|t| self.inner.proof_key.has_thumbprint(t))
+        {
+            return None; // the proof key was rotated
         }
         let now = certbound_core::now_unix();
         if now >= e.usable_until {
@@ -292,7 +459,7 @@ impl App {
                     None => self.inner.authority.clone(),
                 };
                 let resolved = self.inner.credential.resolve().await?;
-                let cert = if scheme.is_bound() {
+                let cert = if scheme.binds_certificate() {
                     Some(resolved.certificate().cloned().ok_or_else(|| {
                         ClientError::SchemeNotSatisfiable(format!(
                             "MTLS_POP needs a certificate; {} yielded none",
@@ -302,18 +469,33 @@ impl App {
                 } else {
                     None
                 };
+                // Certificate-bound: the certificate's thumbprint; key-bound: the proof
+                // key's (so a rotated key never finds the old key's tokens).
+                let binding = match &cert {
+                    Some(c) => Some(c.thumbprint()),
+                    None if scheme.signs_requests() => {
+                        Thumbprint::from_base64url(&self.inner.proof_key.thumbprint())
+                    }
+                    None => None,
+                };
                 let key = CacheKey::new(
                     &authority.url(),
                     authority.tenant(),
                     &self.inner.client_id,
                     &sorted,
                     scheme.token_type(),
-                    cert.as_ref().map(CertifiedKey::thumbprint).as_ref(),
+                    binding.as_ref(),
                 );
                 (Route::Authority(authority), Some(resolved), cert, key)
             }
         };
-        let tp = cert.as_ref().map(CertifiedKey::thumbprint);
+        let tp = match &cert {
+            Some(c) => Some(c.thumbprint()),
+            None if scheme.signs_requests() => {
+                Thumbprint::from_base64url(&self.inner.proof_key.thumbprint())
+            }
+            None => None,
+        };
         let now = certbound_core::now_unix();
         if !o.force_refresh {
             match self.inner.cache.get(&key).await {
@@ -345,7 +527,7 @@ impl App {
             }
         }
         let token = self
-            .single_flight(&key, &sorted, route, resolved, cert.clone())
+            .single_flight(&key, &sorted, scheme, route, resolved, cert.clone())
             .await?;
         let e = self.remember(sorted, scheme, o.tenant.as_deref(), key, token, cert);
         Ok((e, TokenSource::IdentityProvider))
@@ -375,6 +557,7 @@ impl App {
             format!("{} {}", token.token_type, token.access_token.expose()).into();
         let header = AuthorizationHeader {
             value,
+            dpop: None,
             scheme_len: token.token_type.len(),
             binding_thumbprint: cert.as_ref().map(CertifiedKey::thumbprint),
             binding: cert,
@@ -415,6 +598,7 @@ impl App {
         &self,
         key: &CacheKey,
         scopes: &[String],
+        scheme: ProtocolScheme,
         route: Route,
         resolved: Option<ResolvedCredential>,
         cert: Option<CertifiedKey>,
@@ -432,7 +616,14 @@ impl App {
                     let (key2, scopes) = (key.clone(), scopes.to_vec());
                     let handle = tokio::spawn(async move {
                         let r = app
-                            .fetch(&key2, &scopes, &route, resolved.as_ref(), cert.as_ref())
+                            .fetch(
+                                &key2,
+                                &scopes,
+                                scheme,
+                                &route,
+                                resolved.as_ref(),
+                                cert.as_ref(),
+                            )
                             .await;
                         if let Ok(t) = &r {
                             if let Err(e) = app.inner.cache.set(&key2, t).await {
@@ -475,6 +666,7 @@ impl App {
         &self,
         key: &CacheKey,
         scopes: &[String],
+        scheme: ProtocolScheme,
         route: &Route,
         resolved: Option<&ResolvedCredential>,
         cert: Option<&CertifiedKey>,
@@ -508,6 +700,11 @@ impl App {
             }
         };
         let client = inner.http.get(cert)?;
+        let key_bound = match scheme {
+            ProtocolScheme::Pop => Some(KeyBound::Pop(&inner.proof_key)),
+            ProtocolScheme::DPoP => Some(KeyBound::DPoP(&inner.proof_key, &inner.nonces)),
+            _ => None,
+        };
         let req = TokenRequest {
             endpoint: &endpoint,
             client_id: &inner.client_id,
@@ -516,8 +713,9 @@ impl App {
             bearer_ok_for_bound: !authority.is_entra(),
             credential: resolved,
             send_x5c: inner.send_x5c,
+            key_bound,
         };
-        tracing::debug!(key = %key, endpoint = %endpoint, bound = cert.is_some(), "requesting a token");
+        tracing::debug!(key = %key, endpoint = %endpoint, scheme = %scheme, bound = cert.is_some(), "requesting a token");
         let counter = &inner.requests;
         let r = request_token(&client, &req, &inner.policy, counter).await;
         match &r {
@@ -601,6 +799,7 @@ impl App {
             bearer_ok_for_bound: false,
             credential: resolved,
             send_x5c: inner.send_x5c,
+            key_bound: None,
         };
         tracing::debug!(key = %key, endpoint = %endpoint, client_id = minted.client_id(), "requesting a token with the managed-identity certificate");
         let r = request_token(&client, &req, &inner.policy, &inner.requests).await;
@@ -654,7 +853,12 @@ async fn managed_route(
             crate::error::shorten(t, 80)
         )));
     }
-    if scheme.is_bound() {
+    if scheme.signs_requests() {
+        return Err(ClientError::SchemeNotSatisfiable(format!(
+            "{scheme} is not available with a managed identity; use MTLS_POP or Bearer"
+        )));
+    }
+    if scheme.binds_certificate() {
         let minted = mi.minted().await?;
         let cert = minted.certified_key().clone();
         let key = CacheKey::new(
@@ -734,6 +938,9 @@ fn fingerprint(scopes: &[impl AsRef<str>], scheme: ProtocolScheme, tenant: Optio
     let mut acc: u64 = match scheme {
         ProtocolScheme::Bearer => 0x9e37_79b9_7f4a_7c15,
         ProtocolScheme::MtlsPop => 0xc2b2_ae3d_27d4_eb4f,
+        ProtocolScheme::Pop => 0x1656_67b1_9e37_79f9,
+        ProtocolScheme::DPoP => 0x27d4_eb2f_1656_67c5,
+        ProtocolScheme::Mtls => 0x85eb_ca77_c2b2_ae63,
     };
     for s in scopes {
         let s = s.as_ref().trim();
@@ -865,6 +1072,7 @@ pub struct AppBuilder {
     cache: Option<Arc<dyn TokenCache>>,
     policy: Option<RetryPolicy>,
     margin: Option<Duration>,
+    proof_key: Option<ProofKey>,
 }
 
 impl fmt::Debug for AppBuilder {
@@ -973,6 +1181,11 @@ impl AppBuilder {
         self.policy = Some(p);
         self
     }
+    /// The proof-of-possession key for `Pop` and `DPoP` (default: a fresh EC P-256 key).
+    pub fn proof_key(mut self, k: ProofKey) -> Self {
+        self.proof_key = Some(k);
+        self
+    }
 
     /// Loads the credential, checks the authority and builds the app (no network access).
     pub fn build(self) -> Result<App, ClientError> {
@@ -1012,6 +1225,11 @@ impl AppBuilder {
             .map(|d| d.as_secs() as i64)
             .or(cfg.token_cache.expiry_margin_seconds.map(|s| s as i64))
             .unwrap_or(300);
+        let proof_key = match self.proof_key {
+            Some(k) => k,
+            None => ProofKey::generate()
+                .map_err(|e| ClientError::Proof(format!("cannot generate the proof key: {e}")))?,
+        };
         Ok(App {
             inner: Arc::new(Inner {
                 client_id,
@@ -1032,6 +1250,8 @@ impl AppBuilder {
                 margin,
                 config: Some(cfg),
                 requests: AtomicU64::new(0),
+                proof_key,
+                nonces: NonceStore::default(),
             }),
         })
     }

@@ -156,8 +156,26 @@ pub enum ClientError {
         "binding missing: a certificate-bound token was requested but the returned JWT has no cnf.\"x5t#S256\" (is the client registered for tls_client_certificate_bound_access_tokens?); the token is not used"
     )]
     BindingMissing,
+    /// A key-bound token (`Pop`, `DPoP`) is not bound to the app's proof key: its `cnf.jkt` /
+    /// `cnf.kid` is missing or names another key.
+    #[error(
+        "binding mismatch: a {scheme} token bound to the app's proof key `{expected}` was requested, but the returned token's {claim} is {received}; the token is not used"
+    )]
+    KeyBindingMismatch {
+        /// `Pop` or `DPoP`.
+        scheme: &'static str,
+        /// `cnf.kid` or `cnf.jkt`.
+        claim: &'static str,
+        /// The proof key's RFC 7638 thumbprint.
+        expected: String,
+        /// What the token carries (quoted), or `missing`.
+        received: String,
+    },
+    /// A per-request proof (DPoP proof, signed HTTP request) could not be made.
+    #[error("proof of possession: {0}")]
+    Proof(String),
     /// The protocol scheme is unknown or not supported.
-    #[error("unknown protocol scheme `{0}`: use Bearer or MTLS_POP")]
+    #[error("unknown protocol scheme `{0}`: use Bearer, MTLS_POP (mtls-pop), Pop, DPoP or MTLS")]
     UnknownScheme(String),
     /// A scheme that needs a certificate-bound app token cannot be served as configured.
     #[error("{0}")]
@@ -202,6 +220,9 @@ impl ClientError {
             Self::TokenTypeMissing { .. } => "token_type_missing",
             Self::BindingMismatch { .. } => "binding_mismatch",
             Self::BindingMissing => "binding_missing",
+            Self::KeyBindingMismatch { received, .. } if received == "missing" => "binding_missing",
+            Self::KeyBindingMismatch { .. } => "binding_mismatch",
+            Self::Proof(_) => "proof_error",
             Self::UnknownScheme(_) => "unknown_scheme",
             Self::SchemeNotSatisfiable(_) => "scheme_not_satisfiable",
             Self::NoScopes => "no_scopes",

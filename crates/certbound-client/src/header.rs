@@ -10,16 +10,32 @@ use certbound_core::{CertifiedKey, Thumbprint};
 
 use crate::error::ClientError;
 
-/// How the access token is presented downstream.
+/// How a downstream API is called: which token (if any) is sent, how it is bound, and
+/// whether the TLS connection presents the client certificate.
+///
+/// | scheme | token request | header | TLS client certificate |
+/// |---|---|---|---|
+/// | `Bearer` | unbound | `Authorization: Bearer <t>` | no |
+/// | `MTLS_POP` | `token_type=mtls_pop` over mTLS, `cnf.x5t#S256` | `Authorization: mtls_pop <t>` | yes, the bound one |
+/// | `Pop` | `token_type=pop` + `req_cnf`, `cnf.kid` | `Authorization: PoP <signed HTTP request>` | no |
+/// | `DPoP` | `DPoP` proof, `cnf.jkt` (RFC 9449) | `Authorization: DPoP <t>` + `DPoP: <proof>` | no |
+/// | `MTLS` | none | none | yes |
+///
+/// `Pop` and `DPoP` bind the token to the app's in-memory [`ProofKey`](certbound_core::pop::ProofKey)
+/// and sign every request (method and URL): use them where a proxy terminates TLS, so an mTLS
+/// binding cannot reach the API.
 ///
 /// Parsed case-insensitively; the empty string means `Bearer`. `MTLS_POP` also accepts
-/// `mtls-pop` and `mtls_pop`. (`Pop`, `DPoP` and plain `MTLS` are reserved for later.)
+/// `mtls-pop` and `mtls_pop`.
 ///
 /// ```
 /// use certbound_client::ProtocolScheme;
 /// assert_eq!("".parse::<ProtocolScheme>().unwrap(), ProtocolScheme::Bearer);
 /// assert_eq!("mtls-pop".parse::<ProtocolScheme>().unwrap(), ProtocolScheme::MtlsPop);
-/// assert!("DPoP".parse::<ProtocolScheme>().is_err());
+/// assert_eq!("dpop".parse::<ProtocolScheme>().unwrap(), ProtocolScheme::DPoP);
+/// assert_eq!("POP".parse::<ProtocolScheme>().unwrap(), ProtocolScheme::Pop);
+/// assert_eq!("mtls".parse::<ProtocolScheme>().unwrap(), ProtocolScheme::Mtls);
+/// assert!("Kerberos".parse::<ProtocolScheme>().is_err());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -29,25 +45,65 @@ pub enum ProtocolScheme {
     Bearer,
     /// A certificate-bound token (RFC 8705) sent over mutual TLS with the same certificate.
     MtlsPop,
+    /// Microsoft's signed HTTP request: a token bound to the app's proof key (`cnf.kid`),
+    /// wrapped per request in a JWS over method, host and path (`Authorization: PoP <shr>`).
+    Pop,
+    /// RFC 9449 DPoP: a token bound to the app's proof key (`cnf.jkt`), sent with a fresh
+    /// proof per request (`Authorization: DPoP <t>`, `DPoP: <proof>`).
+    DPoP,
+    /// Mutual TLS with the client certificate and no token at all.
+    Mtls,
 }
 
 impl ProtocolScheme {
-    /// The canonical configuration name (`Bearer`, `MTLS_POP`).
+    /// Every scheme, in documentation order.
+    pub const ALL: [ProtocolScheme; 5] = [
+        Self::Bearer,
+        Self::MtlsPop,
+        Self::Pop,
+        Self::DPoP,
+        Self::Mtls,
+    ];
+    /// The canonical configuration name (`Bearer`, `MTLS_POP`, `Pop`, `DPoP`, `MTLS`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Bearer => "Bearer",
             Self::MtlsPop => "MTLS_POP",
+            Self::Pop => "Pop",
+            Self::DPoP => "DPoP",
+            Self::Mtls => "MTLS",
         }
     }
-    /// Whether the token must be bound to the client certificate.
+    /// Whether the token is bound to something (the certificate or the proof key).
     pub fn is_bound(self) -> bool {
+        matches!(self, Self::MtlsPop | Self::Pop | Self::DPoP)
+    }
+    /// Whether the token is bound to the client certificate (`MTLS_POP`).
+    pub fn binds_certificate(self) -> bool {
         matches!(self, Self::MtlsPop)
     }
-    /// The token type requested from the authority (`bearer` or `mtls_pop`), as used in cache keys.
+    /// Whether the token is bound to the app's proof key and each request is signed
+    /// (`Pop`, `DPoP`): the header needs the request's method and URL.
+    pub fn signs_requests(self) -> bool {
+        matches!(self, Self::Pop | Self::DPoP)
+    }
+    /// Whether an access token is sent at all (every scheme but `MTLS`).
+    pub fn uses_token(self) -> bool {
+        !matches!(self, Self::Mtls)
+    }
+    /// Whether the TLS connection presents the client certificate (`MTLS_POP`, `MTLS`).
+    pub fn presents_certificate(self) -> bool {
+        matches!(self, Self::MtlsPop | Self::Mtls)
+    }
+    /// The kind of token requested from the authority, as used in cache keys (`bearer`,
+    /// `mtls_pop`, `pop`, `dpop`; `none` for `MTLS`).
     pub fn token_type(self) -> &'static str {
         match self {
             Self::Bearer => "bearer",
             Self::MtlsPop => "mtls_pop",
+            Self::Pop => "pop",
+            Self::DPoP => "dpop",
+            Self::Mtls => "none",
         }
     }
 }
@@ -62,10 +118,17 @@ impl FromStr for ProtocolScheme {
     type Err = ClientError;
     fn from_str(s: &str) -> Result<Self, ClientError> {
         let t = s.trim();
-        if t.is_empty() || t.eq_ignore_ascii_case("bearer") {
+        let is = |name: &str| t.eq_ignore_ascii_case(name);
+        if t.is_empty() || is("bearer") {
             Ok(Self::Bearer)
-        } else if t.eq_ignore_ascii_case("mtls_pop") || t.eq_ignore_ascii_case("mtls-pop") {
+        } else if is("mtls_pop") || is("mtls-pop") {
             Ok(Self::MtlsPop)
+        } else if is("pop") {
+            Ok(Self::Pop)
+        } else if is("dpop") {
+            Ok(Self::DPoP)
+        } else if is("mtls") {
+            Ok(Self::Mtls)
         } else {
             Err(ClientError::UnknownScheme(crate::error::shorten(t, 40)))
         }
@@ -122,6 +185,29 @@ impl HeaderOptions {
             ..Self::default()
         }
     }
+    /// `Pop` options (signed HTTP requests; use
+    /// [`App::authorization_header_for_request`](crate::App::authorization_header_for_request)).
+    pub fn pop() -> Self {
+        Self {
+            scheme: ProtocolScheme::Pop,
+            ..Self::default()
+        }
+    }
+    /// `DPoP` options (a proof per request; use
+    /// [`App::authorization_header_for_request`](crate::App::authorization_header_for_request)).
+    pub fn dpop() -> Self {
+        Self {
+            scheme: ProtocolScheme::DPoP,
+            ..Self::default()
+        }
+    }
+    /// `MTLS` options (the client certificate, no token).
+    pub fn mtls() -> Self {
+        Self {
+            scheme: ProtocolScheme::Mtls,
+            ..Self::default()
+        }
+    }
     /// Options for a configured downstream API.
     pub fn for_downstream_api(api: &crate::config::DownstreamApiConfig) -> Self {
         Self {
@@ -169,11 +255,16 @@ pub enum TokenSource {
     Cache,
 }
 
-/// The `Authorization` header for one downstream call, and the certificate the TLS
-/// connection must present (for bound tokens). `Debug` redacts the token.
+/// The `Authorization` header for one downstream call (plus the `DPoP` proof header for
+/// `DPoP`), and the certificate the TLS connection must present (`MTLS_POP`, `MTLS`).
+/// `Debug` redacts the token and the proof.
+///
+/// For `MTLS` there is no token: [`value`](Self::value) is empty and [`apply`](Self::apply)
+/// adds no header.
 #[derive(Clone)]
 pub struct AuthorizationHeader {
     pub(crate) value: Arc<str>,
+    pub(crate) dpop: Option<Box<str>>,
     pub(crate) scheme_len: usize,
     pub(crate) binding: Option<CertifiedKey>,
     pub(crate) binding_thumbprint: Option<Thumbprint>,
@@ -182,19 +273,45 @@ pub struct AuthorizationHeader {
 }
 
 impl AuthorizationHeader {
-    /// The header value, `<token_type> <token>` (e.g. `mtls_pop eyJ…`). Do not log it.
+    /// The header value, `<scheme> <credential>` (e.g. `mtls_pop eyJ…`, `DPoP eyJ…`,
+    /// `PoP <signed request>`); empty for `MTLS`. Do not log it.
     pub fn value(&self) -> &str {
         &self.value
     }
-    /// The scheme part (the token type as the server returned it: `mtls_pop`, `Bearer`).
+    /// The scheme part (the token type as the server returned it: `mtls_pop`, `Bearer`;
+    /// `PoP` or `DPoP` for key-bound tokens; empty for `MTLS`).
     pub fn scheme(&self) -> &str {
         &self.value[..self.scheme_len]
     }
-    /// The certificate to present on the TLS connection; `Some` exactly when the token is bound.
+    /// Whether an `Authorization` header is sent (false for `MTLS`).
+    pub fn has_token(&self) -> bool {
+        !self.value.is_empty()
+    }
+    /// The `DPoP` proof to send as the `DPoP` request header (RFC 9449), made for this one
+    /// request; `None` for other schemes. Do not log it.
+    pub fn dpop_proof(&self) -> Option<&str> {
+        self.dpop.as_deref()
+    }
+    /// Adds `Authorization` (and `DPoP`) to `headers`, marked sensitive.
+    pub fn apply(&self, headers: &mut http::HeaderMap) -> Result<(), ClientError> {
+        if self.has_token() {
+            headers.insert(http::header::AUTHORIZATION, self.to_header_value()?);
+        }
+        if let Some(p) = &self.dpop {
+            let mut v = http::HeaderValue::from_str(p).map_err(|_| {
+                ClientError::Proof("the DPoP proof is not a valid header value".into())
+            })?;
+            v.set_sensitive(true);
+            headers.insert(http::HeaderName::from_static("dpop"), v);
+        }
+        Ok(())
+    }
+    /// The certificate to present on the TLS connection: `Some` for `MTLS_POP` (the certificate
+    /// the token is bound to) and `MTLS`.
     pub fn binding(&self) -> Option<&CertifiedKey> {
         self.binding.as_ref()
     }
-    /// The `x5t#S256` the token is bound to.
+    /// The `x5t#S256` of [`binding`](Self::binding).
     pub fn binding_thumbprint(&self) -> Option<&Thumbprint> {
         self.binding_thumbprint.as_ref()
     }
@@ -223,6 +340,7 @@ impl fmt::Debug for AuthorizationHeader {
         f.debug_struct("AuthorizationHeader")
             .field("scheme", &self.scheme())
             .field("value", &"<redacted>")
+            .field("dpop_proof", &self.dpop.as_ref().map(|_| "<redacted>"))
             .field("binding", &self.binding_thumbprint)
             .field("expires_on", &self.expires_on)
             .field("source", &self.source)

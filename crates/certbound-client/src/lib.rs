@@ -29,6 +29,7 @@ pub mod credential;
 pub mod error;
 pub mod header;
 pub mod managed;
+mod proof;
 pub mod secret;
 
 pub use acquire::RetryPolicy;

@@ -264,6 +264,17 @@ pub fn access_token_hash(access_token: &str) -> String {
     b64::encode(d.as_ref())
 }
 
+/// Whether two JWK thumbprints (base64url text) are equal, in constant time.
+///
+/// ```
+/// use certbound_core::pop::thumbprints_equal;
+/// assert!(thumbprints_equal("abc", "abc"));
+/// assert!(!thumbprints_equal("abc", "abd"));
+/// ```
+pub fn thumbprints_equal(a: &str, b: &str) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
+}
+
 /// The `req_cnf` token-request parameter for a key thumbprint:
 /// `base64url({"kid":"<thumbprint>"})`.
 pub fn req_cnf_for(thumbprint: &str) -> String {
@@ -437,6 +448,11 @@ impl ProofKey {
     /// `cnf.kid` (PoP) in tokens bound to this key.
     pub fn thumbprint(&self) -> String {
         self.current().thumbprint.clone()
+    }
+
+    /// Whether `thumbprint` is the current key's (no allocation; constant time).
+    pub fn has_thumbprint(&self, thumbprint: &str) -> bool {
+        thumbprints_equal(&self.current().thumbprint, thumbprint)
     }
 
     /// The `req_cnf` token-request parameter (`token_type=pop`).

@@ -6,6 +6,11 @@
 //! read a size-limited body. A `401` with `error="invalid_token"` triggers exactly one
 //! forced token refresh and one retry.
 //!
+//! Per scheme: `Bearer` and `MTLS_POP` send the cached header; `Pop` and `DPoP` sign each
+//! request (method and URL) with the app's proof key — a `DPoP-Nonce` the API hands out is
+//! remembered, and a `401` `use_dpop_nonce` challenge is answered once with a new proof;
+//! `MTLS` presents the client certificate and sends no token.
+//!
 //! ```no_run
 //! use certbound_client::App;
 //! use certbound_downstream::{CallOptions, Downstream};
@@ -97,6 +102,8 @@ pub struct DownstreamResponse {
     headers: HeaderMap,
     body: Bytes,
     retried: bool,
+    /// The response carried a `DPoP-Nonce` (now remembered by the app).
+    fresh_nonce: bool,
 }
 
 impl DownstreamResponse {
@@ -122,7 +129,8 @@ impl DownstreamResponse {
             .get(http::header::WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
     }
-    /// Whether the call was retried after a forced token refresh.
+    /// Whether the call was retried (after a forced token refresh, or with the API's DPoP
+    /// nonce).
     pub fn was_retried(&self) -> bool {
         self.retried
     }
@@ -245,9 +253,25 @@ impl Downstream {
         if options.force_refresh {
             header_options.force_refresh = true;
         }
-        let first = self
+        let mut first = self
             .send_once(name, api, &options, &url, &method, &header_options)
             .await?;
+        if header_options.scheme == ProtocolScheme::DPoP
+            && first.status == StatusCode::UNAUTHORIZED
+            && first.fresh_nonce
+            && first
+                .www_authenticate()
+                .is_some_and(|w| w.contains("use_dpop_nonce"))
+        {
+            tracing::debug!(
+                api = name,
+                "401 use_dpop_nonce: retrying with the API's nonce"
+            );
+            first = self
+                .send_once(name, api, &options, &url, &method, &header_options)
+                .await?;
+            first.retried = true;
+        }
         if first.status == StatusCode::UNAUTHORIZED
             && first
                 .www_authenticate()
@@ -283,7 +307,15 @@ impl Downstream {
         method: &Method,
         header_options: &HeaderOptions,
     ) -> Result<DownstreamResponse, DownstreamError> {
-        let (auth, binding) = if api.request_app_token {
+        let mut auth = HeaderMap::new();
+        let binding = if header_options.scheme == ProtocolScheme::Mtls {
+            let cert = self
+                .app
+                .client_certificate()
+                .await
+                .map_err(|e| DownstreamError::Token(e.to_string()))?;
+            Some(cert)
+        } else if api.request_app_token {
             let scopes = if api.scopes.is_empty() {
                 return Err(DownstreamError::Config {
                     api: name.into(),
@@ -294,21 +326,22 @@ impl Downstream {
             };
             let h = self
                 .app
-                .authorization_header_for_app(scopes, header_options)
+                .authorization_header_for_request(
+                    scopes,
+                    header_options,
+                    method.as_str(),
+                    url.as_str(),
+                )
                 .await
                 .map_err(|e| DownstreamError::Token(e.to_string()))?;
-            let v = h
-                .to_header_value()
+            h.apply(&mut auth)
                 .map_err(|e| DownstreamError::Token(e.to_string()))?;
-            (Some(v), h.binding().cloned())
+            h.binding().cloned()
         } else {
-            (None, None)
+            None
         };
         let client = self.pool.client_for(binding.as_ref())?;
-        let mut req = client.request(method.clone(), url.clone());
-        if let Some(v) = auth {
-            req = req.header(http::header::AUTHORIZATION, v);
-        }
+        let mut req = client.request(method.clone(), url.clone()).headers(auth);
         if let Some(accept) = &api.accept_header {
             req = req.header(http::header::ACCEPT, accept);
         }
@@ -340,6 +373,12 @@ impl Downstream {
         })?;
         let status = resp.status();
         let headers = resp.headers().clone();
+        let mut fresh_nonce = false;
+        if header_options.scheme == ProtocolScheme::DPoP {
+            if let Some(n) = headers.get("dpop-nonce").and_then(|v| v.to_str().ok()) {
+                fresh_nonce = self.app.note_dpop_nonce(url.as_str(), n);
+            }
+        }
         let body = read_limited(resp, self.max_body, &shown).await?;
         Ok(DownstreamResponse {
             url: shown,
@@ -347,6 +386,7 @@ impl Downstream {
             headers,
             body,
             retried: false,
+            fresh_nonce,
         })
     }
 

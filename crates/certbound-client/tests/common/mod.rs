@@ -37,6 +37,8 @@ pub enum Fault {
     CnfOf(Thumbprint),
     NoCnf,
     Opaque,
+    /// A key-bound token whose `cnf.jkt` / `cnf.kid` names another key.
+    KeyCnf(&'static str),
 }
 
 /// How the server names bound tokens.
@@ -64,6 +66,10 @@ pub struct State {
     pub key: PrivateKey,
     /// Delay every token response by this many milliseconds (for concurrency tests).
     pub delay_ms: AtomicI64,
+    /// When set, DPoP proofs must carry this nonce (`use_dpop_nonce` otherwise).
+    pub dpop_nonce: Mutex<Option<String>>,
+    /// The header and claims of the last DPoP proof received.
+    pub last_dpop: Mutex<Option<(Value, Value)>>,
 }
 
 pub struct FakeServer {
@@ -135,6 +141,8 @@ pub async fn start(mode: Mode) -> FakeServer {
         serial: AtomicUsize::new(0),
         key: PrivateKey::generate(KeyKind::EcP256).unwrap(),
         delay_ms: AtomicI64::new(0),
+        dpop_nonce: Mutex::default(),
+        last_dpop: Mutex::default(),
     });
     let app = Router::new()
         .route(
@@ -208,7 +216,7 @@ async fn token(
     AxState(s): AxState<Arc<State>>,
     UrlPath(tenant): UrlPath<String>,
     Extension(info): Extension<TlsInfo>,
-    _h: HeaderMap,
+    h: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
     mtls_path: bool,
 ) -> Response {
@@ -304,13 +312,63 @@ async fn token(
             "no client authentication",
         );
     }
+    // Key-bound requests: `token_type=pop` + `req_cnf`, or a `DPoP` proof header.
+    let mut key_cnf: Option<(&str, String)> = None;
+    if form.get("token_type").map(String::as_str) == Some("pop") {
+        let Some(kid) = form
+            .get("req_cnf")
+            .and_then(|r| certbound_core::pop::parse_req_cnf(r).ok())
+        else {
+            return oauth_err(StatusCode::BAD_REQUEST, "invalid_request", "req_cnf");
+        };
+        key_cnf = Some(("kid", kid));
+    }
+    if let Some(proof) = h.get("dpop").and_then(|v| v.to_str().ok()) {
+        let want = s.dpop_nonce.lock().unwrap().clone();
+        let url = format!(
+            "{}/{tenant}/{}token",
+            s.base,
+            if mtls_path { "mtls/" } else { "" }
+        );
+        let mut exp = certbound_core::pop::DpopExpectations::new("POST", &url, now_unix());
+        if let Some(n) = &want {
+            exp = exp.nonce(n);
+        }
+        match certbound_core::pop::verify_dpop_proof(proof, &exp) {
+            Ok(p) => {
+                *s.last_dpop.lock().unwrap() = decode_unverified(proof).ok();
+                key_cnf = Some(("jkt", p.jkt.clone()));
+            }
+            Err(e) => {
+                let nonce_problem = want.is_some()
+                    && decode_unverified(proof)
+                        .map(|(_, c)| c.get("nonce") != want.as_ref().map(|n| json!(n)).as_ref())
+                        .unwrap_or(false);
+                let mut r = oauth_err(
+                    StatusCode::BAD_REQUEST,
+                    if nonce_problem {
+                        "use_dpop_nonce"
+                    } else {
+                        "invalid_dpop_proof"
+                    },
+                    &e.to_string(),
+                );
+                if let Some(n) = want {
+                    r.headers_mut().insert("dpop-nonce", n.parse().unwrap());
+                }
+                return r;
+            }
+        }
+    }
     let mode = *s.mode.lock().unwrap();
-    let mut token_type = match (bind.is_some(), mode) {
-        (true, Mode::Entra) => "mtls_pop",
+    let mut token_type = match (bind.is_some(), mode, &key_cnf) {
+        (_, _, Some(("kid", _))) => "pop",
+        (_, _, Some(_)) => "DPoP",
+        (true, Mode::Entra, _) => "mtls_pop",
         _ => "Bearer",
     }
     .to_string();
-    let now = certbound_core::now_unix();
+    let now = now_unix();
     let lifetime = s.lifetime.load(Ordering::SeqCst);
     let serial = s.serial.fetch_add(1, Ordering::SeqCst);
     let mut claims = json!({"iss": format!("{}/{tenant}/v2.0", s.base), "aud": form.get("scope"), "sub": CLIENT_ID,
@@ -320,6 +378,13 @@ async fn token(
         (Some(Fault::NoCnf), _) => {}
         (_, Some(t)) => claims["cnf"] = json!({"x5t#S256": t.to_base64url()}),
         _ => {}
+    }
+    if let Some((member, tp)) = &key_cnf {
+        match &fault {
+            Some(Fault::NoCnf) => {}
+            Some(Fault::KeyCnf(other)) => claims["cnf"] = json!({ *member: other }),
+            _ => claims["cnf"] = json!({ *member: tp }),
+        }
     }
     let mut access_token = sign_compact(
         &JwsHeader::new(JwsAlgorithm::ES256).typ("at+jwt"),
@@ -343,6 +408,10 @@ async fn token(
         body["refresh_in"] = json!(r);
     }
     (StatusCode::OK, Json(body)).into_response()
+}
+
+fn now_unix() -> i64 {
+    certbound_core::now_unix()
 }
 
 /// A self-signed client certificate (the usual RFC 8705 client cert).
