@@ -5,13 +5,20 @@
 //! RFC 6750 401s. The ready line is one JSON object:
 //! `{"addr","url","tls_cert","issuer","audience","require_binding"}` where `tls_cert` is the
 //! PEM file of the server certificate clients should trust (`--ca-cert` for `certbound call`).
+//!
+//! `GET /certificate` is the plain `MTLS` scheme: the client certificate alone, no token. It
+//! admits any currently valid certificate, or only those named by `--allow-cert-thumbprint`
+//! and/or chaining to a `--client-ca-cert`; the ready line adds
+//! `"allow_cert_thumbprints"` and `"client_ca_certs"`.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use certbound_core::Thumbprint;
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::tls::{self, ClientAuth, TrustAnchors};
 use certbound_core::{CertifiedKey, KeyKind};
+use certbound_resource::client_cert::RequireClientCertificate;
 use certbound_resource::transport::{TlsServer, shutdown_signal};
 use certbound_resource::{Validator, sample};
 
@@ -65,8 +72,67 @@ fn unique_bytes(out: &mut [u8]) {
     }
 }
 
+/// Parses an `x5t#S256` thumbprint given as base64url (43 characters, as certbound prints
+/// it) or as SHA-256 hex (64 digits, colons allowed, as `openssl x509 -fingerprint -sha256`
+/// prints it).
+fn parse_thumbprint(text: &str) -> anyhow::Result<Thumbprint> {
+    let t = text.trim();
+    if let Some(tp) = Thumbprint::from_base64url(t) {
+        return Ok(tp);
+    }
+    let hex: String = t.chars().filter(|c| *c != ':').collect();
+    if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+        }
+        let b64 = certbound_core::b64::encode(bytes);
+        if let Some(tp) = Thumbprint::from_base64url(&b64) {
+            return Ok(tp);
+        }
+    }
+    anyhow::bail!(
+        "--allow-cert-thumbprint {t:?} is not an x5t#S256 thumbprint: give the base64url \
+         SHA-256 of the certificate's DER (43 characters, as `certbound cert new` prints it) \
+         or its 64 hex digits"
+    )
+}
+
+/// The `GET /certificate` policy from the command line.
+fn certificate_policy(args: &ApiServeArgs) -> anyhow::Result<RequireClientCertificate> {
+    let mut policy = RequireClientCertificate::new();
+    if !args.allow_cert_thumbprint.is_empty() {
+        let thumbprints = args
+            .allow_cert_thumbprint
+            .iter()
+            .map(|t| parse_thumbprint(t))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        policy = policy.allow_thumbprints(thumbprints);
+    }
+    if !args.client_ca_cert.is_empty() {
+        let mut anchors = TrustAnchors::default();
+        for path in &args.client_ca_cert {
+            anchors
+                .add_pem_file(path)
+                .with_context(|| format!("cannot load --client-ca-cert {}", path.display()))?;
+        }
+        policy = policy.trust_anchors(&anchors).with_context(|| {
+            format!(
+                "--client-ca-cert {}: no usable CA certificate",
+                args.client_ca_cert
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+    }
+    Ok(policy)
+}
+
 /// Runs the command.
 pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
+    let certificate = certificate_policy(&args)?;
     let mut anchors = TrustAnchors::system();
     if let Some(ca) = &args.ca_cert {
         anchors
@@ -118,11 +184,51 @@ pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
         "issuer": args.authority,
         "audience": args.audience,
         "require_binding": args.require_binding,
+        "allow_cert_thumbprints": args
+            .allow_cert_thumbprint
+            .iter()
+            .filter_map(|t| parse_thumbprint(t).ok())
+            .map(|t| t.to_base64url())
+            .collect::<Vec<_>>(),
+        "client_ca_certs": args
+            .client_ca_cert
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>(),
     }));
     let result = server
-        .serve(sample::router(validator), shutdown_signal())
+        .serve(
+            sample::router_with(validator, certificate),
+            shutdown_signal(),
+        )
         .await
         .context("the API server failed");
     drop(temp);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_thumbprint;
+
+    #[test]
+    fn thumbprints_in_base64url_and_hex() {
+        let der = b"any certificate bytes";
+        let t = certbound_core::Thumbprint::of_der(der);
+        assert_eq!(parse_thumbprint(&t.to_base64url()).unwrap(), t);
+        let hex: String = t.as_bytes().iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(parse_thumbprint(&hex).unwrap(), t);
+        let colons = t
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        assert_eq!(parse_thumbprint(&colons).unwrap(), t);
+        let err = parse_thumbprint("not-a-thumbprint")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--allow-cert-thumbprint"), "{err}");
+        assert!(parse_thumbprint(&hex[..62]).is_err());
+    }
 }

@@ -247,6 +247,14 @@ pub struct ApiServeArgs {
     /// Refuse tokens that carry no `cnf` binding.
     #[arg(long)]
     pub require_binding: bool,
+    /// `GET /certificate` (client certificate alone, no token) admits only this `x5t#S256`
+    /// thumbprint (base64url, or SHA-256 hex with optional colons); repeatable.
+    #[arg(long = "allow-cert-thumbprint", value_name = "X5T_S256")]
+    pub allow_cert_thumbprint: Vec<String>,
+    /// `GET /certificate` admits only client certificates that chain to this CA (PEM);
+    /// repeatable. With `--allow-cert-thumbprint` too, both must hold.
+    #[arg(long = "client-ca-cert", value_name = "PEM")]
+    pub client_ca_cert: Vec<PathBuf>,
 }
 
 /// `certbound inspect`.
