@@ -283,6 +283,258 @@ fn full_cli_flow_authority_token_api_call_inspect() {
     assert!(authority.terminate().success());
 }
 
+/// `certbound call` and `certbound token` with every protocol scheme, against the
+/// development authority and the sample API (binding required, certificate allow-list).
+#[test]
+fn call_and_token_support_every_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| -> PathBuf { dir.path().join(p) };
+    let auth_dir = d("authority");
+    let auth_dir_s = auth_dir.to_str().unwrap();
+    let authority = Server::start(&["authority", "serve", "--dir", auth_dir_s]);
+    let issuer = authority.ready["issuer"].as_str().unwrap().to_string();
+    let ca = authority.ready["ca_cert"].as_str().unwrap().to_string();
+    let prefix = d("app");
+    run_ok(&[
+        "cert",
+        "new",
+        "--cn",
+        "cli-app",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    let cert = d("app.pem");
+    run_ok(&[
+        "authority",
+        "register",
+        "--dir",
+        auth_dir_s,
+        "--client-id",
+        "cli-app",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--audience",
+        "api://cli-api",
+    ]);
+    let thumb = certbound_core::Certificate::load_file(&cert)
+        .unwrap()
+        .thumbprint()
+        .to_base64url();
+    let api = Server::start(&[
+        "api",
+        "serve",
+        "--authority",
+        &issuer,
+        "--audience",
+        "api://cli-api",
+        "--ca-cert",
+        &ca,
+        "--require-binding",
+        "--allow-cert-thumbprint",
+        &thumb,
+    ]);
+    let api_url = format!("https://{}", api.ready["addr"].as_str().unwrap());
+    let api_trust = api.ready["tls_cert"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| ca.clone());
+    let bundle = d("bundle.pem");
+    let mut pem = std::fs::read_to_string(&ca).unwrap();
+    pem.push_str(&std::fs::read_to_string(&api_trust).unwrap());
+    std::fs::write(&bundle, pem).unwrap();
+    let config = d("appsettings.json");
+    let call = |scheme_flag: Option<&str>| {
+        let mut args = vec![
+            "call",
+            "--config",
+            config.to_str().unwrap(),
+            "--api",
+            "Whoami",
+        ];
+        if let Some(s) = scheme_flag {
+            args.extend(["--scheme", s]);
+        }
+        bin()
+            .args(&args)
+            .env("SSL_CERT_FILE", &bundle)
+            .output()
+            .unwrap()
+    };
+
+    // Token schemes, named in the configuration (any case) or with --scheme.
+    for (configured, member) in [("MTLS_POP", "x5t#S256"), ("dpop", "jkt"), ("POP", "kid")] {
+        write_config(&config, &issuer, &cert, &api_url, configured);
+        let out = call(None);
+        assert!(
+            out.status.success(),
+            "{configured}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            body["cnf"][member].as_str().is_some_and(|t| t.len() == 43),
+            "{configured}: {body}"
+        );
+        if member == "x5t#S256" {
+            assert_eq!(body["cnf"][member], thumb.as_str());
+        }
+    }
+    write_config(&config, &issuer, &cert, &api_url, "Bearer");
+    for flag in ["DPoP", "pop", "mtls-pop"] {
+        let out = call(Some(flag));
+        assert!(
+            out.status.success(),
+            "--scheme {flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // MTLS: the certificate alone, on the API's /certificate route.
+    let cfg = serde_json::json!({
+        "AzureAd": {
+            "Authority": issuer, "ClientId": "cli-app",
+            "ClientCredentials": [{ "SourceType": "Path", "CertificateDiskPath": cert }]
+        },
+        "DownstreamApis": { "Whoami": {
+            "BaseUrl": api_url, "RelativePath": "/certificate", "ProtocolScheme": "MTLS"
+        } }
+    });
+    std::fs::write(&config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let out = call(None);
+    assert!(
+        out.status.success(),
+        "MTLS: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["x5t#S256"], thumb.as_str());
+    // Without the certificate (Bearer, no token is even asked for on this route): 401.
+    let out = call(Some("bearer"));
+    assert!(!out.status.success());
+
+    // certbound token --scheme dpop: a DPoP-bound token; presented as Bearer it is refused.
+    write_config(&config, &issuer, &cert, &api_url, "Bearer");
+    let out = run_ok(&[
+        "token",
+        "--config",
+        config.to_str().unwrap(),
+        "--scheme",
+        "dpop",
+        "--ca-cert",
+        &ca,
+        "--json",
+    ]);
+    let token: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(token["token_type"], "DPoP");
+    assert_eq!(token["binding_thumbprint"].as_str().map(str::len), Some(43));
+    let access = token["access_token"].as_str().unwrap();
+    let (_, claims) = certbound_core::jose::decode_unverified(access).unwrap();
+    assert_eq!(claims["cnf"]["jkt"], token["binding_thumbprint"]);
+    let err = bin()
+        .args([
+            "token",
+            "--config",
+            config.to_str().unwrap(),
+            "--scheme",
+            "mtls",
+            "--ca-cert",
+            &ca,
+        ])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    let text = String::from_utf8_lossy(&err.stderr);
+    assert!(text.contains("no token"), "{text}");
+    assert!(api.terminate().success());
+    assert!(authority.terminate().success());
+}
+
+#[test]
+fn demo_json_for_every_other_scheme() {
+    for (scheme, steps) in [
+        (
+            "dpop",
+            &[
+                "token",
+                "bound_call",
+                "another_key",
+                "replayed_proof",
+                "bearer_no_proof",
+            ][..],
+        ),
+        (
+            "pop",
+            &[
+                "token",
+                "bound_call",
+                "another_key",
+                "other_request",
+                "bearer_no_proof",
+            ][..],
+        ),
+        (
+            "mtls",
+            &["bound_call", "another_certificate", "no_certificate"][..],
+        ),
+        (
+            "bearer",
+            &["token", "bound_call", "another_certificate"][..],
+        ),
+    ] {
+        let out = bin()
+            .args(["demo", "--json", "--scheme", scheme])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report: Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{scheme}: {e}: {stdout}"));
+        assert!(out.status.success(), "{scheme}: {report}");
+        assert_eq!(report["ok"], true, "{report}");
+        let names: Vec<_> = report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        for s in steps {
+            assert!(names.contains(s), "{scheme}: {names:?}");
+        }
+        let status = |n: &str| {
+            report["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == n)
+                .unwrap()["status"]
+                .as_u64()
+        };
+        assert_eq!(status("bound_call"), Some(200), "{scheme}");
+        match scheme {
+            "mtls" => {
+                assert_eq!(status("another_certificate"), Some(403));
+                assert_eq!(status("no_certificate"), Some(401));
+            }
+            "bearer" => assert_eq!(status("another_certificate"), Some(200)),
+            _ => {
+                for s in &steps[2..] {
+                    assert_eq!(status(s), Some(401), "{scheme} {s}");
+                }
+            }
+        }
+        assert!(
+            !stdout.contains("eyJ"),
+            "{scheme}: a JWT leaked into the demo output"
+        );
+    }
+    let out = bin()
+        .args(["demo", "--managed-identity", "--scheme", "dpop"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--managed-identity works with"), "{err}");
+}
+
 #[test]
 fn bad_input_gives_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,13 @@
 //!
 //! With `--scheme bearer` the token is unbound and the API does not require binding: the same
 //! steps then show that an unbound token works for anyone who holds it — the reason binding exists.
+//!
+//! `--scheme dpop` and `--scheme pop` bind the token to the app's in-memory proof key instead
+//! (`cnf.jkt`, `cnf.kid`) and sign every request; the stolen-token attempts become: a proof
+//! from another key, a replayed proof (DPoP) or a signed request made for another request
+//! (PoP), and the bare token as `Bearer`. `--scheme mtls` sends no token at all: the API's
+//! `GET /certificate` admits the registered certificate (200), refuses another one (403) and
+//! a request without one (401).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +36,7 @@ use certbound_core::ca::{self, IssueSpec};
 use certbound_core::tls::{ClientAuth, TrustAnchors, server_config};
 use certbound_core::{CertifiedKey, KeyKind, jose};
 use certbound_downstream::{CallOptions, Downstream, TransportPool};
-use certbound_resource::{TlsServer, Validator, sample};
+use certbound_resource::{RequireClientCertificate, TlsServer, Validator, sample};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -75,9 +82,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .scheme
         .parse()
         .map_err(|e| anyhow::anyhow!("--scheme: {e}"))?;
+    if args.managed_identity && scheme.signs_requests() {
+        anyhow::bail!(
+            "--managed-identity works with --scheme mtls_pop, bearer or mtls: {scheme} binds tokens to the app's own proof key, which a managed identity's token endpoint does not take"
+        );
+    }
     if !args.json {
+        let what = match scheme {
+            ProtocolScheme::MtlsPop => "certificate-bound access tokens (RFC 8705)",
+            ProtocolScheme::DPoP => "DPoP-bound access tokens (RFC 9449)",
+            ProtocolScheme::Pop => "PoP-bound access tokens in signed HTTP requests",
+            ProtocolScheme::Mtls => "mutual TLS with the client certificate alone",
+            _ => "unbound bearer tokens (for contrast)",
+        };
         println!(
-            "certbound demo: certificate-bound access tokens (RFC 8705) on loopback{}\n",
+            "certbound demo: {what} on loopback{}\n",
             if args.managed_identity {
                 ", binding certificate minted for a managed identity (IMDS v2 emulator)"
             } else {
@@ -193,6 +212,16 @@ async fn scenario(
 ) -> anyhow::Result<()> {
     let bound = scheme.is_bound();
     let state = tempfile::tempdir().context("cannot create a temporary directory")?;
+    // The app's certificate, made now so the API's certificate allow-list (`MTLS`) can name
+    // it; registered in step 3. (A minted certificate chains to the authority's CA instead.)
+    let own_cert = if managed_identity {
+        None
+    } else {
+        Some(ca::self_signed_certified_key(
+            &IssueSpec::client(CLIENT_ID),
+            KeyKind::EcP256,
+        )?)
+    };
 
     // 1. The authority.
     let authority =
@@ -233,8 +262,14 @@ async fn scenario(
     let api_addr = listener.local_addr()?;
     let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
     let tls = server_config(&api_identity, ClientAuth::Optional)?;
+    let certificate_policy = match &own_cert {
+        Some(c) => RequireClientCertificate::new().allow_thumbprint(c.thumbprint()),
+        None => RequireClientCertificate::new()
+            .trust_anchors(&anchors)
+            .context("cannot configure the API's certificate policy")?,
+    };
     let api_task = tokio::spawn(TlsServer::new(listener, tls).serve(
-        sample::router(validator),
+        sample::router_with(validator, certificate_policy),
         async {
             let _ = stopped.await;
         },
@@ -245,10 +280,21 @@ async fn scenario(
         ok: true,
         status: None,
         expected_status: None,
-        detail: format!(
-            "protected API at {base_url}/whoami (audience {AUDIENCE}{})",
-            if bound { ", binding required" } else { "" }
-        ),
+        detail: if scheme == ProtocolScheme::Mtls {
+            format!(
+                "protected API at {base_url}/certificate (client certificate alone: {})",
+                if managed_identity {
+                    "certificates from the authority's CA"
+                } else {
+                    "an allow-list of one thumbprint"
+                }
+            )
+        } else {
+            format!(
+                "protected API at {base_url}/whoami (audience {AUDIENCE}{})",
+                if bound { ", binding required" } else { "" }
+            )
+        },
         data: json!({"url": format!("{base_url}/whoami"), "require_binding": bound}),
     });
 
@@ -257,11 +303,7 @@ async fn scenario(
         .client_id(CLIENT_ID)
         .authority(running.issuer())
         .trust_anchors(anchors.clone());
-    let (thumb, builder, emulator) = if managed_identity {
-        let (thumb, credential, emulator) = mint_through_imds(&running, n).await?;
-        (thumb, builder.credential(credential), Some(emulator))
-    } else {
-        let cert = ca::self_signed_certified_key(&IssueSpec::client(CLIENT_ID), KeyKind::EcP256)?;
+    let (thumb, builder, emulator) = if let Some(cert) = own_cert {
         running.register(
             ClientRegistration::with_certificate(
                 CLIENT_ID,
@@ -283,11 +325,79 @@ async fn scenario(
             data: json!({"subject": cert.leaf().subject(), "x5t#S256": thumb}),
         });
         (thumb, builder.certificate(cert), None)
+    } else {
+        let (thumb, credential, emulator) = mint_through_imds(&running, n).await?;
+        (thumb, builder.credential(credential), Some(emulator))
     };
     n.info(&format!("x5t#S256 = {thumb}"));
 
-    // 4. The token.
+    // 4. The token (none for MTLS), 5. the call, 6. the stolen-token attempts.
     let app = builder.build().context("cannot build the client app")?;
+    let pool = TransportPool::builder().trust(anchors.clone()).build()?;
+    let ctx = Ctx {
+        app: &app,
+        pool: &pool,
+        base_url: &base_url,
+        thumb: &thumb,
+        scheme,
+        managed_identity,
+    };
+    if scheme == ProtocolScheme::Mtls {
+        certificate_only(&ctx, n).await?;
+    } else {
+        with_token(&ctx, n).await?;
+    }
+
+    let _ = stop_api.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
+    if let Some(e) = emulator {
+        e.shutdown().await;
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+/// What the token steps share.
+struct Ctx<'a> {
+    app: &'a App,
+    pool: &'a TransportPool,
+    base_url: &'a str,
+    thumb: &'a str,
+    scheme: ProtocolScheme,
+    managed_identity: bool,
+}
+
+/// One attempt to use the token (or certificate) the way an attacker who copied it would.
+struct Attempt {
+    name: &'static str,
+    what: &'static str,
+    cert: Option<CertifiedKey>,
+    method: http::Method,
+    path: &'static str,
+    headers: http::HeaderMap,
+    expected: u16,
+}
+
+fn sensitive(v: &str) -> anyhow::Result<http::HeaderValue> {
+    let mut v = http::HeaderValue::from_str(v)?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// Headers with `Authorization: <value>` (and `DPoP: <proof>`).
+fn auth_headers(value: &str, dpop: Option<&str>) -> anyhow::Result<http::HeaderMap> {
+    let mut h = http::HeaderMap::new();
+    h.insert(http::header::AUTHORIZATION, sensitive(value)?);
+    if let Some(p) = dpop {
+        h.insert("dpop", sensitive(p)?);
+    }
+    Ok(h)
+}
+
+/// Steps 4–6 for the schemes that send a token.
+async fn with_token(ctx: &Ctx<'_>, n: &mut Narrator) -> anyhow::Result<()> {
+    let (app, scheme, thumb) = (ctx.app, ctx.scheme, ctx.thumb);
+    let bound = scheme.is_bound();
     let scopes = [format!("{AUDIENCE}/.default")];
     let options = HeaderOptions::default().scheme(scheme);
     let token = app
@@ -296,15 +406,32 @@ async fn scenario(
         .context("token acquisition failed")?;
     let access_token = token.access_token.expose().to_string();
     let (_, claims) = jose::decode_unverified(&access_token).context("the token is not a JWT")?;
+    // What the token is bound to, and what it must be bound to.
+    let (member, want) = match scheme {
+        ProtocolScheme::DPoP => ("jkt", app.proof_key().thumbprint()),
+        ProtocolScheme::Pop => ("kid", app.proof_key().thumbprint()),
+        _ => ("x5t#S256", thumb.to_string()),
+    };
     let cnf = claims
         .get("cnf")
-        .and_then(|c| c.get("x5t#S256"))
+        .and_then(|c| c.get(member))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let token_ok = if bound {
-        token.token_type.eq_ignore_ascii_case("mtls_pop") && cnf.as_deref() == Some(thumb.as_str())
-    } else {
-        cnf.is_none()
+    let wanted_type = match scheme {
+        ProtocolScheme::DPoP => "DPoP",
+        ProtocolScheme::Pop => "pop",
+        ProtocolScheme::MtlsPop => "mtls_pop",
+        _ => "Bearer",
+    };
+    let token_ok = token.token_type.eq_ignore_ascii_case(wanted_type)
+        && if bound {
+            cnf.as_deref() == Some(want.as_str())
+        } else {
+            claims.get("cnf").is_none()
+        };
+    let what_key = match scheme {
+        ProtocolScheme::MtlsPop => "the client certificate's thumbprint",
+        _ => "the app's proof-key thumbprint",
     };
     n.push(Step {
         name: "token",
@@ -313,16 +440,16 @@ async fn scenario(
         expected_status: None,
         detail: match &cnf {
             Some(c) => format!(
-                "token_type {}, expires in {} s, cnf.x5t#S256 = {c} ({})",
+                "token_type {}, expires in {} s, cnf.{member} = {c} ({})",
                 token.token_type,
                 token.expires_on - certbound_core::now_unix(),
-                if *c == thumb { "the client certificate's thumbprint" } else { "NOT the client certificate" }
+                if *c == want { what_key.to_string() } else { format!("NOT {what_key}") }
             ),
             None => format!("token_type {}, unbound (no cnf)", token.token_type),
         },
-        data: json!({"token_type": token.token_type, "cnf": cnf, "aud": claims.get("aud"), "expires_on": token.expires_on}),
+        data: json!({"token_type": token.token_type, "cnf": cnf, "cnf_member": member, "aud": claims.get("aud"), "expires_on": token.expires_on}),
     });
-    if managed_identity && !bound {
+    if ctx.managed_identity && !bound {
         n.info("unbound managed-identity token from IMDS v1 (no certificate involved)");
     }
     let again = app.acquire_token_for_app(&scopes, &options).await?;
@@ -341,11 +468,11 @@ async fn scenario(
         data: json!({"source": again.source}),
     });
 
-    // 5. The call, through the downstream client (mTLS with the binding certificate when bound).
-    let pool = TransportPool::builder().trust(anchors.clone()).build()?;
-    let downstream = Downstream::new(app.clone(), pool.clone());
+    // 5. The call, through the downstream client (mTLS with the binding certificate for
+    // MTLS_POP; a fresh proof per request for DPoP and PoP).
+    let downstream = Downstream::new(app.clone(), ctx.pool.clone());
     let api = DownstreamApiConfig {
-        base_url: Some(base_url.clone()),
+        base_url: Some(ctx.base_url.to_string()),
         relative_path: Some("/whoami".into()),
         http_method: "GET".into(),
         protocol_scheme: scheme,
@@ -362,108 +489,290 @@ async fn scenario(
         .get("cert_thumbprint")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let call_ok =
-        resp.status().as_u16() == 200 && (!bound || seen.as_deref() == Some(thumb.as_str()));
+    let seen_cnf = body
+        .get("cnf")
+        .and_then(|c| c.get(member))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let call_ok = resp.status().as_u16() == 200
+        && match scheme {
+            ProtocolScheme::MtlsPop => seen.as_deref() == Some(thumb),
+            ProtocolScheme::DPoP | ProtocolScheme::Pop => {
+                seen_cnf.as_deref() == Some(want.as_str())
+            }
+            _ => true,
+        };
+    let how = match scheme {
+        ProtocolScheme::MtlsPop => "mTLS call presenting the bound certificate",
+        ProtocolScheme::DPoP => "HTTPS call with Authorization: DPoP and a fresh DPoP proof",
+        ProtocolScheme::Pop => "HTTPS call with Authorization: PoP (a signed HTTP request)",
+        _ => "HTTPS call",
+    };
     n.push(Step {
         name: "bound_call",
         ok: call_ok,
         status: Some(resp.status().as_u16()),
         expected_status: Some(200),
         detail: format!(
-            "{} call{} → {}{}",
-            if bound { "mTLS" } else { "HTTPS" },
-            if bound {
-                " presenting the bound certificate"
-            } else {
-                ""
-            },
+            "{how} → {}{}",
             resp.status(),
             body.get("sub")
                 .and_then(Value::as_str)
                 .map(|s| format!(
-                    " (API sees sub {s}, bound: {})",
+                    " (API sees sub {s}, scheme {}, bound: {})",
+                    body.get("scheme").and_then(Value::as_str).unwrap_or("?"),
                     body.get("bound").unwrap_or(&Value::Null)
                 ))
                 .unwrap_or_default()
         ),
-        data: json!({"cert_thumbprint": seen, "bound": body.get("bound")}),
+        data: json!({"cert_thumbprint": seen, "bound": body.get("bound"), "scheme": body.get("scheme")}),
     });
 
     // 6. The stolen-token attempts.
     let other = ca::self_signed_certified_key(&IssueSpec::client("attacker"), KeyKind::EcP256)?;
-    let url = format!("{base_url}/whoami");
-    let token_scheme = if bound { "mtls_pop" } else { "Bearer" };
+    let url = format!("{}/whoami", ctx.base_url);
     let expected = if bound { 401 } else { 200 };
-    let attempts: [(&'static str, Option<&CertifiedKey>, &str, &str); 3] = [
-        (
-            "another_certificate",
-            Some(&other),
-            token_scheme,
-            "same token from another certificate",
+    let get = http::Method::GET;
+    let bearer = auth_headers(&format!("Bearer {access_token}"), None)?;
+    let attempts: Vec<Attempt> = match scheme {
+        ProtocolScheme::DPoP | ProtocolScheme::Pop => {
+            // The attacker holds the token but not the app's key: it signs with its own.
+            let thief = certbound_core::pop::ProofKey::generate()?;
+            let (stolen, replayed) = if scheme == ProtocolScheme::DPoP {
+                let proof = thief.dpop_proof("GET", &url, Some(&access_token), None)?;
+                // A proof the app really sent, captured and sent again.
+                let h = app
+                    .authorization_header_for_request(&scopes, &options, "GET", &url)
+                    .await?;
+                let mut captured = http::HeaderMap::new();
+                h.apply(&mut captured)?;
+                let first = ctx
+                    .pool
+                    .client_for(None)?
+                    .get(&url)
+                    .headers(captured.clone())
+                    .send()
+                    .await
+                    .context("the captured request failed")?;
+                n.info(&format!(
+                    "the app's own request with that proof → {}",
+                    first.status()
+                ));
+                (
+                    auth_headers(&format!("DPoP {access_token}"), Some(&proof))?,
+                    Attempt {
+                        name: "replayed_proof",
+                        what: "a captured DPoP proof sent again",
+                        cert: None,
+                        method: get.clone(),
+                        path: "/whoami",
+                        headers: captured,
+                        expected: 401,
+                    },
+                )
+            } else {
+                let shr = thief.signed_http_request(&access_token, "GET", &url)?;
+                // A request the app really signed — for POST — replayed as GET.
+                let h = app
+                    .authorization_header_for_request(&scopes, &options, "POST", &url)
+                    .await?;
+                let mut other_request = http::HeaderMap::new();
+                h.apply(&mut other_request)?;
+                (
+                    auth_headers(&format!("PoP {shr}"), None)?,
+                    Attempt {
+                        name: "other_request",
+                        what: "the app's signed request for POST /whoami sent as GET",
+                        cert: None,
+                        method: get.clone(),
+                        path: "/whoami",
+                        headers: other_request,
+                        expected: 401,
+                    },
+                )
+            };
+            vec![
+                Attempt {
+                    name: "another_key",
+                    what: "same token with a proof from another key",
+                    cert: None,
+                    method: get.clone(),
+                    path: "/whoami",
+                    headers: stolen,
+                    expected: 401,
+                },
+                replayed,
+                Attempt {
+                    name: "bearer_no_proof",
+                    what: "same token as Bearer with no proof",
+                    cert: None,
+                    method: get.clone(),
+                    path: "/whoami",
+                    headers: bearer,
+                    expected: 401,
+                },
+            ]
+        }
+        _ => {
+            let token_scheme = if bound { "mtls_pop" } else { "Bearer" };
+            let own = auth_headers(&format!("{token_scheme} {access_token}"), None)?;
+            if !bound {
+                n.info("the token is unbound: whoever holds it can use it, from any machine");
+            }
+            vec![
+                Attempt {
+                    name: "another_certificate",
+                    what: "same token from another certificate",
+                    cert: Some(other),
+                    method: get.clone(),
+                    path: "/whoami",
+                    headers: own.clone(),
+                    expected,
+                },
+                Attempt {
+                    name: "no_certificate",
+                    what: "same token with no certificate",
+                    cert: None,
+                    method: get.clone(),
+                    path: "/whoami",
+                    headers: own,
+                    expected,
+                },
+                Attempt {
+                    name: "bearer_no_certificate",
+                    what: "same token as Bearer with no certificate",
+                    cert: None,
+                    method: get.clone(),
+                    path: "/whoami",
+                    headers: bearer,
+                    expected,
+                },
+            ]
+        }
+    };
+    run_attempts(ctx, n, attempts).await
+}
+
+/// Steps 4–6 for `MTLS`: the certificate alone, no token.
+async fn certificate_only(ctx: &Ctx<'_>, n: &mut Narrator) -> anyhow::Result<()> {
+    let downstream = Downstream::new(ctx.app.clone(), ctx.pool.clone());
+    let api = DownstreamApiConfig {
+        base_url: Some(ctx.base_url.to_string()),
+        relative_path: Some("/certificate".into()),
+        http_method: "GET".into(),
+        protocol_scheme: ProtocolScheme::Mtls,
+        request_app_token: false,
+        accept_header: Some("application/json".into()),
+        ..Default::default()
+    };
+    let resp = downstream
+        .call_api("demo", &api, CallOptions::default())
+        .await?;
+    let body: Value = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
+    let seen = body
+        .get("x5t#S256")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    n.push(Step {
+        name: "bound_call",
+        ok: resp.status().as_u16() == 200 && seen.as_deref() == Some(ctx.thumb),
+        status: Some(resp.status().as_u16()),
+        expected_status: Some(200),
+        detail: format!(
+            "mTLS call presenting the client certificate, no token → {}{}",
+            resp.status(),
+            body.get("subject")
+                .and_then(Value::as_str)
+                .map(|s| format!(" (API sees certificate {s})"))
+                .unwrap_or_default()
         ),
-        (
-            "no_certificate",
-            None,
-            token_scheme,
-            "same token with no certificate",
-        ),
-        (
-            "bearer_no_certificate",
-            None,
-            "Bearer",
-            "same token as Bearer with no certificate",
-        ),
+        data: json!({"cert_thumbprint": seen}),
+    });
+    let other = ca::self_signed_certified_key(&IssueSpec::client("attacker"), KeyKind::EcP256)?;
+    let attempts = vec![
+        Attempt {
+            name: "another_certificate",
+            what: "another certificate",
+            cert: Some(other),
+            method: http::Method::GET,
+            path: "/certificate",
+            headers: http::HeaderMap::new(),
+            expected: 403,
+        },
+        Attempt {
+            name: "no_certificate",
+            what: "no certificate",
+            cert: None,
+            method: http::Method::GET,
+            path: "/certificate",
+            headers: http::HeaderMap::new(),
+            expected: 401,
+        },
     ];
-    if !bound {
-        n.info("the token is unbound: whoever holds it can use it, from any machine");
-    }
-    for (name, cert, header_scheme, what) in attempts {
-        let client = pool.client_for(cert)?;
-        let mut value = http::HeaderValue::from_str(&format!("{header_scheme} {access_token}"))?;
-        value.set_sensitive(true);
+    run_attempts(ctx, n, attempts).await
+}
+
+async fn run_attempts(
+    ctx: &Ctx<'_>,
+    n: &mut Narrator,
+    attempts: Vec<Attempt>,
+) -> anyhow::Result<()> {
+    for a in attempts {
+        let client = ctx.pool.client_for(a.cert.as_ref())?;
         let r = client
-            .get(&url)
-            .header(http::header::AUTHORIZATION, value)
+            .request(a.method.clone(), format!("{}{}", ctx.base_url, a.path))
+            .headers(a.headers)
             .timeout(Duration::from_secs(20))
             .send()
             .await
-            .with_context(|| format!("{what}: request failed"))?;
+            .with_context(|| format!("{}: request failed", a.what))?;
         let status = r.status().as_u16();
         let www = r
             .headers()
             .get(http::header::WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let invalid_token = www
+        let body = r.text().await.unwrap_or_default();
+        let error = www
             .as_deref()
-            .is_some_and(|w| w.contains("error=\"invalid_token\""));
-        let ok = status == expected && (expected != 401 || invalid_token);
+            .and_then(|w| w.split("error=\"").nth(1))
+            .and_then(|e| e.split('"').next())
+            .map(str::to_owned);
+        let invalid_token = matches!(
+            error.as_deref(),
+            Some("invalid_token" | "invalid_dpop_proof")
+        );
+        // Token rejections carry a WWW-Authenticate error; certificate-only ones a JSON body.
+        let ok = status == a.expected
+            && (a.expected < 400 || invalid_token || ctx.scheme == ProtocolScheme::Mtls);
         let why = www
             .as_deref()
             .and_then(|w| w.split("error_description=\"").nth(1))
             .and_then(|d| d.split('"').next())
             .map(|d| format!(": {d}"))
+            .or_else(|| {
+                serde_json::from_str::<Value>(&body).ok().and_then(|v| {
+                    v.get("error_description")
+                        .or(v.get("message"))
+                        .and_then(Value::as_str)
+                        .map(|d| format!(": {d}"))
+                })
+            })
             .unwrap_or_default();
         n.push(Step {
-            name,
+            name: a.name,
             ok,
             status: Some(status),
-            expected_status: Some(expected),
+            expected_status: Some(a.expected),
             detail: format!(
-                "{what} → {status}{}{}",
-                if invalid_token { " invalid_token" } else { "" },
+                "{} → {status}{}{}",
+                a.what,
+                error.map(|e| format!(" {e}")).unwrap_or_default(),
                 why
             ),
             data: json!({"www_authenticate": www}),
         });
     }
-
-    let _ = stop_api.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
-    if let Some(e) = emulator {
-        e.shutdown().await;
-    }
-    running.shutdown().await;
     Ok(())
 }
 

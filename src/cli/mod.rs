@@ -76,7 +76,7 @@ pub struct DemoArgs {
     /// Mint the binding certificate through the managed-identity (IMDS v2) emulator.
     #[arg(long)]
     pub managed_identity: bool,
-    /// Protocol scheme for the downstream call (mtls_pop, bearer, …).
+    /// Protocol scheme: mtls_pop (default), bearer, dpop, pop or mtls.
     #[arg(long, default_value = "mtls_pop")]
     pub scheme: String,
 }
@@ -182,7 +182,7 @@ pub struct TokenArgs {
     /// Scopes (repeatable); default: the first downstream API's scopes.
     #[arg(long)]
     pub scope: Vec<String>,
-    /// bearer or mtls_pop.
+    /// bearer, mtls_pop, pop or dpop (mtls sends no token).
     #[arg(long)]
     pub scheme: Option<String>,
     /// Extra trust anchor for server certificates (PEM).
