@@ -85,3 +85,64 @@ fn baseline_hashmap_format(bencher: divan::Bencher) {
         black_box(format!("{tt} {tok}"))
     });
 }
+
+/// An app whose cache holds a token bound to its proof key (`DPoP` or `Pop`).
+fn warm_key_bound_app(scheme: certbound_client::ProtocolScheme) -> App {
+    let authority = "https://127.0.0.1:9/t/v2.0";
+    let key = certbound_core::pop::ProofKey::generate().unwrap();
+    let jkt = certbound_core::Thumbprint::from_base64url(&key.thumbprint()).unwrap();
+    let cache = Arc::new(MemoryTokenCache::new(100));
+    let ck = CacheKey::new(
+        authority,
+        "t",
+        "app",
+        &SCOPES,
+        scheme.token_type(),
+        Some(&jkt),
+    );
+    let token_type = if scheme == certbound_client::ProtocolScheme::DPoP {
+        "DPoP"
+    } else {
+        "pop"
+    };
+    let token = CachedToken::new(
+        token_type,
+        Secret::new(TOKEN),
+        certbound_core::now_unix() + 86_400,
+        None,
+        Some(&jkt),
+    );
+    cache.set(&ck, &token).now_or_never().unwrap().unwrap();
+    App::builder()
+        .client_id("app")
+        .authority(authority)
+        .client_secret("bench-secret")
+        .proof_key(key)
+        .token_cache(cache)
+        .build()
+        .unwrap()
+}
+
+/// The per-request header for `DPoP` (cached token + a fresh ES256 proof): compare with
+/// `cache_hit_header` (MTLS_POP) in the same run — the difference is the proof.
+#[divan::bench(args = ["DPoP", "Pop"])]
+fn cache_hit_header_with_proof(bencher: divan::Bencher, scheme: &str) {
+    let scheme: certbound_client::ProtocolScheme = scheme.parse().unwrap();
+    let app = warm_key_bound_app(scheme);
+    let opts = HeaderOptions::default().scheme(scheme);
+    let url = "https://api.example/orders/7?expand=lines";
+    let first = app
+        .authorization_header_for_request(&SCOPES, &opts, "GET", url)
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.source(), certbound_client::TokenSource::Cache);
+    bencher.bench_local(|| {
+        let h = app
+            .authorization_header_for_request(black_box(&SCOPES), &opts, "GET", url)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        black_box(h)
+    });
+}
