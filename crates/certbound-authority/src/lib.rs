@@ -278,6 +278,7 @@ impl Authority {
             }
         }
         let dpop = pop::DpopEndpoint::new(&token_urls, self.inner.dpop_nonce)?;
+        let dpop_nonces = dpop.nonces();
         let verifier = client_auth::Verifier::new(
             self.inner.ca.cert().clone(),
             vec![
@@ -337,6 +338,7 @@ impl Authority {
             addr: local,
             endpoints,
             local_issuer,
+            dpop_nonces,
             stop: Some(tx),
             task: Some(task),
         })
@@ -350,6 +352,7 @@ pub struct RunningAuthority {
     addr: SocketAddr,
     endpoints: Endpoints,
     local_issuer: issue::LocalIssuer,
+    dpop_nonces: Option<certbound_resource::proof::DpopNonces>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -421,6 +424,43 @@ impl RunningAuthority {
     /// ```
     pub fn issue_token(&self, request: &IssueRequest) -> Result<IssuedAccessToken, OAuthError> {
         self.local_issuer.issue_token(request)
+    }
+    /// Issues a DPoP-bound token in process (`cnf.jkt` = `jkt`, the RFC 7638 thumbprint of
+    /// the client's proof key), as the token endpoint does for a token request with a valid
+    /// `DPoP` proof. Send it as `Authorization: DPoP <token>` with a fresh proof.
+    ///
+    /// ```no_run
+    /// # async fn run(running: certbound_authority::RunningAuthority) -> Result<(), Box<dyn std::error::Error>> {
+    /// let key = certbound_core::pop::ProofKey::generate()?;
+    /// let t = running.issue_dpop_token("app", "api://orders/.default", &key.thumbprint())?;
+    /// assert_eq!(t.key_binding, Some(certbound_authority::KeyBinding::Dpop(key.thumbprint())));
+    /// # Ok(()) }
+    /// ```
+    pub fn issue_dpop_token(
+        &self,
+        client_id: &str,
+        resource: &str,
+        jkt: &str,
+    ) -> Result<IssuedAccessToken, OAuthError> {
+        self.issue_token(&IssueRequest::new(client_id, resource).dpop_bound(jkt))
+    }
+    /// Issues a PoP-bound token in process (`cnf.kid` = `kid`, the RFC 7638 thumbprint of
+    /// the client's proof key), as the token endpoint does for `token_type=pop` with
+    /// `req_cnf`. Send it inside a signed HTTP request (`Authorization: PoP <shr>`).
+    pub fn issue_pop_token(
+        &self,
+        client_id: &str,
+        resource: &str,
+        kid: &str,
+    ) -> Result<IssuedAccessToken, OAuthError> {
+        self.issue_token(&IssueRequest::new(client_id, resource).pop_bound(kid))
+    }
+    /// The DPoP nonce the token endpoint currently accepts, when it demands nonces
+    /// ([`AuthorityOptions::dpop_nonce`]); `None` otherwise.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.dpop_nonces
+            .as_ref()
+            .map(certbound_resource::proof::DpopNonces::current)
     }
     /// A cloneable handle for [`RunningAuthority::issue_token`] (for other services).
     pub fn local_issuer(&self) -> LocalIssuer {

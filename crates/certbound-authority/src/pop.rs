@@ -143,6 +143,11 @@ impl DpopEndpoint {
         Ok(Self { aliases, nonces })
     }
 
+    /// The nonce source, when nonces are demanded.
+    pub(crate) fn nonces(&self) -> Option<DpopNonces> {
+        self.nonces.clone()
+    }
+
     /// The nonce to send in `DPoP-Nonce`, when nonces are demanded.
     pub(crate) fn current_nonce(&self) -> Option<String> {
         self.nonces.as_ref().map(DpopNonces::current)

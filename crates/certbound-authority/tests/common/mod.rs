@@ -65,6 +65,69 @@ impl Env {
     }
 }
 
+/// A token-endpoint response, raw text included (to check nothing secret is echoed).
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+    pub fn description(&self) -> &str {
+        self.body["error_description"].as_str().unwrap_or("")
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Env {
+    /// The token endpoint at `https://localhost:PORT/…` (the same server).
+    pub fn localhost_token_endpoint(&self) -> String {
+        self.running.token_endpoint().replacen(
+            &self.running.addr().to_string(),
+            &format!("localhost:{}", self.running.addr().port()),
+            1,
+        )
+    }
+    /// POSTs `form` to `url` (an alias of the token endpoint) with extra `headers`
+    /// (appended, so a name may repeat), presenting `identity` when given.
+    pub async fn post(
+        &self,
+        url: &str,
+        identity: Option<&CertifiedKey>,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> Reply {
+        let cfg = client_config(&self.anchors(), identity).unwrap();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(cfg)
+            .resolve("localhost", self.running.addr())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let mut req = http.post(url).form(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            headers,
+            text,
+        }
+    }
+}
+
 pub fn self_signed(cn: &str, kind: KeyKind) -> CertifiedKey {
     ca::self_signed_certified_key(&IssueSpec::client(cn), kind).unwrap()
 }
