@@ -25,10 +25,13 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(AuthorityOptions::default()).await
+}
+
+async fn world_with(options: AuthorityOptions) -> World {
     certbound::core::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
-    let authority =
-        Authority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).unwrap();
+    let authority = Authority::open_or_init(dir.path().join("a"), options).unwrap();
     let running = authority
         .spawn("127.0.0.1:0".parse().unwrap())
         .await
@@ -71,10 +74,16 @@ impl World {
 
     /// Starts the sample API; returns its base URL.
     async fn api(&self, require_binding: bool) -> String {
+        self.api_with(require_binding, false).await
+    }
+
+    /// Starts the sample API, optionally demanding DPoP nonces; returns its base URL.
+    async fn api_with(&self, require_binding: bool, dpop_nonce: bool) -> String {
         let validator = Validator::builder()
             .issuer(self.running.issuer())
             .audience(AUD)
             .require_binding(require_binding)
+            .require_dpop_nonce(dpop_nonce)
             .trust_anchors(self.anchors.clone())
             .build()
             .await
@@ -107,8 +116,8 @@ fn api_config(base: &str, scheme: ProtocolScheme) -> DownstreamApiConfig {
 }
 
 #[tokio::test]
-async fn the_scenario_behaves_for_both_schemes() {
-    for scheme in [ProtocolScheme::MtlsPop, ProtocolScheme::Bearer] {
+async fn the_scenario_behaves_for_every_scheme() {
+    for scheme in ProtocolScheme::ALL {
         let report = certbound::cli::demo::run_scenario(scheme, false).await;
         assert!(report.ok, "{scheme}: {report:#?}");
     }
@@ -281,4 +290,101 @@ async fn invalid_token_triggers_one_forced_refresh_and_one_retry() {
         2,
         "first token, then one forced refresh"
     );
+}
+
+/// DPoP where both the authority and the API demand nonces: the downstream client answers
+/// each `use_dpop_nonce` once, remembers the nonce, and later calls go straight through.
+#[tokio::test]
+async fn dpop_nonces_at_the_token_endpoint_and_the_api_are_answered_once() {
+    let w = world_with(AuthorityOptions {
+        dpop_nonce: true,
+        ..AuthorityOptions::default()
+    })
+    .await;
+    let cert = w.client("dpop-app");
+    let app = w.app(&cert);
+    let base = w.api_with(true, true).await;
+    let ds = Downstream::new(
+        app.clone(),
+        TransportPool::builder()
+            .trust(w.anchors.clone())
+            .build()
+            .unwrap(),
+    );
+    let api = api_config(&base, ProtocolScheme::DPoP);
+    let first = ds
+        .call_api("api", &api, CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200, "{}", first.text_lossy());
+    assert!(first.was_retried(), "the API's use_dpop_nonce was answered");
+    assert_eq!(
+        app.token_requests_sent(),
+        2,
+        "one use_dpop_nonce answer at the token endpoint, one retry"
+    );
+    let body: serde_json::Value = serde_json::from_slice(first.body()).unwrap();
+    assert_eq!(body["scheme"], "DPoP");
+    assert_eq!(body["cnf"]["jkt"], app.proof_key().thumbprint().as_str());
+    let second = ds
+        .call_api("api", &api, CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 200);
+    assert!(
+        !second.was_retried(),
+        "the remembered nonce went with the first proof"
+    );
+    assert_eq!(
+        app.token_requests_sent(),
+        2,
+        "the token came from the cache"
+    );
+}
+
+/// `Pop` and `DPoP` through the downstream client against an API that requires binding, and
+/// a proof-key rotation in between: the next call acquires a token for the new key.
+#[tokio::test]
+async fn key_bound_schemes_through_downstream_and_proof_key_rotation() {
+    let w = world().await;
+    let cert = w.client("pop-app");
+    let app = w.app(&cert);
+    let base = w.api(true).await;
+    let ds = Downstream::new(
+        app.clone(),
+        TransportPool::builder()
+            .trust(w.anchors.clone())
+            .build()
+            .unwrap(),
+    );
+    for (scheme, member) in [(ProtocolScheme::Pop, "kid"), (ProtocolScheme::DPoP, "jkt")] {
+        let api = api_config(&base, scheme);
+        let r = ds
+            .call_api("api", &api, CallOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}: {}", r.text_lossy());
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body["cnf"][member], app.proof_key().thumbprint().as_str());
+        assert!(
+            body["cert_thumbprint"].is_null(),
+            "{scheme}: no TLS client certificate"
+        );
+    }
+    let before = app.token_requests_sent();
+    let old = app.proof_key().thumbprint();
+    app.rotate_proof_key().unwrap();
+    let r = ds
+        .call_api(
+            "api",
+            &api_config(&base, ProtocolScheme::DPoP),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+    assert_ne!(body["cnf"]["jkt"], old.as_str());
+    assert_eq!(body["cnf"]["jkt"], app.proof_key().thumbprint().as_str());
+    assert_eq!(app.token_requests_sent(), before + 1);
 }
