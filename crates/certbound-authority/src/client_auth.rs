@@ -4,9 +4,13 @@
 //!
 //! Exactly one of HTTP Basic, `client_secret`, `client_assertion` may be used per request
 //! (RFC 6749 §2.3); without any of them the TLS client certificate must authenticate the
-//! client. Separately from the method used, [`Authenticated::peer_authenticates`] says
+//! client. Separately from the method used, `Authenticated::peer_authenticates` says
 //! whether the connection's certificate authenticates the client, which is what
 //! certificate binding requires.
+//!
+//! A `private_key_jwt` assertion names its certificate by `x5t#S256`, `x5t`, `x5c` or
+//! `kid`. The thumbprints are accepted in base64url (RFC 7515) and in standard base64,
+//! padded or not (azure_identity sends `x5t` that way), and compared in constant time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! The HTTP surface: discovery, JWKS and the token endpoint (axum).
 //!
 //! Each request carries the connection's TLS client certificate as a
-//! [`TlsInfo`](certbound_resource::transport::TlsInfo) extension (inserted by
+//! [`TlsInfo`] extension (inserted by
 //! `certbound_resource::transport::TlsServer`).
 
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 //! # certbound-authority
 //!
 //! A local development authority: an Entra-shaped, OIDC-compliant token service for one
-//! tenant that issues RFC 8705 certificate-bound access tokens over HTTPS on loopback,
-//! so clients and resource servers can be exercised with no cloud account.
+//! tenant that issues RFC 8705 certificate-bound access tokens — and tokens bound to a
+//! proof key: DPoP (RFC 9449) and Microsoft's signed-HTTP-request "PoP" — over HTTPS on
+//! loopback, so clients and resource servers can be exercised with no cloud account.
 //!
 //! The data path, module by module:
 //! - [`state`]: the state directory (dev CA, TLS certificate, signing key, registry file),
@@ -10,6 +11,8 @@
 //! - [`registry`]: client registrations ([`ClientRegistration`]) and the registry file a
 //!   running authority re-reads when it changes;
 //! - [`client_auth`]: client authentication (secret, `private_key_jwt`, mTLS);
+//! - [`pop`]: key binding at the token endpoint — DPoP proofs (replay, nonce) and
+//!   `token_type=pop` with `req_cnf`;
 //! - [`issue`]: scope → audience, and signing the access token;
 //! - [`http`]: discovery, JWKS and the token endpoint;
 //! - [`imds`]: the managed-identity emulator backed by this authority;
@@ -34,10 +37,20 @@
 //! ## Which token a request gets
 //! | request | token |
 //! |---|---|
+//! | a `DPoP` header with a valid proof (RFC 9449) | `token_type: "DPoP"`, `cnf.jkt` = the proof key's RFC 7638 thumbprint |
+//! | `token_type=pop` and `req_cnf=base64url({"kid":"<thumbprint>"})` | `token_type: "pop"`, `cnf.kid` = that thumbprint (Microsoft PoP / SHR) |
 //! | `token_type=mtls_pop` over TLS with a certificate that authenticates the client | `token_type: "mtls_pop"`, `cnf."x5t#S256"` of that certificate (Entra mTLS PoP) |
 //! | authenticated by its TLS certificate (`self_signed_tls_client_auth`, `tls_client_auth`), registered for bound tokens (the default) | `Bearer` with `cnf` (RFC 8705 §3) |
 //! | anything else (secret, `private_key_jwt`, or `--no-bound-tokens`) | unbound `Bearer` |
 //! | `token_type=mtls_pop` without a certificate, or with one that does not authenticate the client | `401 invalid_client` |
+//!
+//! The client authenticates as it is registered (secret, `private_key_jwt`, TLS certificate)
+//! whatever the binding; a key-bound token carries no certificate binding. A `DPoP` header
+//! with `token_type=mtls_pop` or `pop` is `invalid_request` (the bindings are exclusive), and
+//! so is `token_type=pop` without a well-formed `req_cnf`. A refused DPoP proof is
+//! `400 invalid_dpop_proof`; with [`AuthorityOptions::dpop_nonce`] a proof without the
+//! current server nonce is `400 use_dpop_nonce` with a `DPoP-Nonce` header (see [`pop`]).
+//! Discovery advertises `dpop_signing_alg_values_supported` and the four token types.
 //!
 //! Errors follow RFC 6749 §5.2: `invalid_request` (missing/repeated parameters,
 //! malformed body, several authentication methods), `invalid_client` (401; with
@@ -49,7 +62,8 @@
 //! Other in-process services can use [`Authority::ca`] to mint certificates,
 //! [`Authority::register`] to register the identities they hand out (the running authority
 //! sees them on its next request) and [`RunningAuthority::issue_token`] to sign tokens
-//! exactly as the token endpoint does. [`imds`] wires the managed-identity (IMDS v2, IMDS v1,
+//! exactly as the token endpoint does ([`RunningAuthority::issue_dpop_token`] and
+//! [`RunningAuthority::issue_pop_token`] for key-bound ones). [`imds`] wires the managed-identity (IMDS v2, IMDS v1,
 //! App Service) emulator to the authority that way (`certbound authority serve --imds-addr`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
