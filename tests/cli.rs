@@ -91,6 +91,22 @@ fn write_config(path: &Path, issuer: &str, cert: &Path, api_url: &str, scheme: &
     std::fs::write(path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
 }
 
+/// `certbound authority register` of `cert` as `cli-app` for `api://cli-api`.
+fn register(auth_dir: &str, cert: &Path) {
+    run_ok(&[
+        "authority",
+        "register",
+        "--dir",
+        auth_dir,
+        "--client-id",
+        "cli-app",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--audience",
+        "api://cli-api",
+    ]);
+}
+
 #[test]
 fn demo_json_reports_every_step() {
     let out = bin().args(["demo", "--json"]).output().unwrap();
@@ -153,18 +169,7 @@ fn full_cli_flow_authority_token_api_call_inspect() {
     ]);
     let cert = d("app.pem");
     assert!(cert.is_file() && d("app.key").is_file());
-    run_ok(&[
-        "authority",
-        "register",
-        "--dir",
-        auth_dir_s,
-        "--client-id",
-        "cli-app",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--audience",
-        "api://cli-api",
-    ]);
+    register(auth_dir_s, &cert);
 
     // The protected API, requiring binding.
     let api = Server::start(&[
@@ -304,18 +309,7 @@ fn call_and_token_support_every_scheme() {
         prefix.to_str().unwrap(),
     ]);
     let cert = d("app.pem");
-    run_ok(&[
-        "authority",
-        "register",
-        "--dir",
-        auth_dir_s,
-        "--client-id",
-        "cli-app",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--audience",
-        "api://cli-api",
-    ]);
+    register(auth_dir_s, &cert);
     let thumb = certbound_core::Certificate::load_file(&cert)
         .unwrap()
         .thumbprint()

@@ -72,6 +72,17 @@ impl World {
             .unwrap()
     }
 
+    /// A downstream client for `app` trusting the authority's CA.
+    fn downstream(&self, app: &App) -> Downstream {
+        Downstream::new(
+            app.clone(),
+            TransportPool::builder()
+                .trust(self.anchors.clone())
+                .build()
+                .unwrap(),
+        )
+    }
+
     /// Starts the sample API; returns its base URL.
     async fn api(&self, require_binding: bool) -> String {
         self.api_with(require_binding, false).await
@@ -129,13 +140,7 @@ async fn bearer_api_works_with_an_unbound_token() {
     let cert = w.client("bearer-app");
     let base = w.api(false).await;
     let app = w.app(&cert);
-    let ds = Downstream::new(
-        app,
-        TransportPool::builder()
-            .trust(w.anchors.clone())
-            .build()
-            .unwrap(),
-    );
+    let ds = w.downstream(&app);
     let resp = ds
         .call_api(
             "api",
@@ -155,13 +160,7 @@ async fn unbound_token_is_refused_where_binding_is_required() {
     let w = world().await;
     let cert = w.client("app");
     let base = w.api(true).await;
-    let ds = Downstream::new(
-        w.app(&cert),
-        TransportPool::builder()
-            .trust(w.anchors.clone())
-            .build()
-            .unwrap(),
-    );
+    let ds = w.downstream(&w.app(&cert));
     let resp = ds
         .call_api(
             "api",
@@ -263,13 +262,7 @@ async fn invalid_token_triggers_one_forced_refresh_and_one_retry() {
         TlsServer::new(listener, server_config(&id, ClientAuth::Optional).unwrap())
             .serve(router, std::future::pending()),
     );
-    let ds = Downstream::new(
-        app.clone(),
-        TransportPool::builder()
-            .trust(w.anchors.clone())
-            .build()
-            .unwrap(),
-    );
+    let ds = w.downstream(&app);
     let before = app.token_requests_sent();
     let resp = ds
         .call_api(
@@ -304,13 +297,7 @@ async fn dpop_nonces_at_the_token_endpoint_and_the_api_are_answered_once() {
     let cert = w.client("dpop-app");
     let app = w.app(&cert);
     let base = w.api_with(true, true).await;
-    let ds = Downstream::new(
-        app.clone(),
-        TransportPool::builder()
-            .trust(w.anchors.clone())
-            .build()
-            .unwrap(),
-    );
+    let ds = w.downstream(&app);
     let api = api_config(&base, ProtocolScheme::DPoP);
     let first = ds
         .call_api("api", &api, CallOptions::default())
@@ -350,13 +337,7 @@ async fn key_bound_schemes_through_downstream_and_proof_key_rotation() {
     let cert = w.client("pop-app");
     let app = w.app(&cert);
     let base = w.api(true).await;
-    let ds = Downstream::new(
-        app.clone(),
-        TransportPool::builder()
-            .trust(w.anchors.clone())
-            .build()
-            .unwrap(),
-    );
+    let ds = w.downstream(&app);
     for (scheme, member) in [(ProtocolScheme::Pop, "kid"), (ProtocolScheme::DPoP, "jkt")] {
         let api = api_config(&base, scheme);
         let r = ds

@@ -367,6 +367,34 @@ struct Ctx<'a> {
     managed_identity: bool,
 }
 
+impl Ctx<'_> {
+    /// `GET path` on the demo API through the downstream client with `scheme`; the
+    /// response and its JSON body (`null` when it is not JSON).
+    async fn call(
+        &self,
+        path: &str,
+        scheme: ProtocolScheme,
+        scopes: Vec<String>,
+    ) -> anyhow::Result<(certbound_downstream::DownstreamResponse, Value)> {
+        let downstream = Downstream::new(self.app.clone(), self.pool.clone());
+        let api = DownstreamApiConfig {
+            base_url: Some(self.base_url.to_string()),
+            relative_path: Some(path.into()),
+            http_method: "GET".into(),
+            protocol_scheme: scheme,
+            request_app_token: scheme.uses_token(),
+            scopes,
+            accept_header: Some("application/json".into()),
+            ..Default::default()
+        };
+        let resp = downstream
+            .call_api("demo", &api, CallOptions::default())
+            .await?;
+        let body = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
+        Ok((resp, body))
+    }
+}
+
 /// One attempt to use the token (or certificate) the way an attacker who copied it would.
 struct Attempt {
     name: &'static str,
@@ -470,21 +498,7 @@ async fn with_token(ctx: &Ctx<'_>, n: &mut Narrator) -> anyhow::Result<()> {
 
     // 5. The call, through the downstream client (mTLS with the binding certificate for
     // MTLS_POP; a fresh proof per request for DPoP and PoP).
-    let downstream = Downstream::new(app.clone(), ctx.pool.clone());
-    let api = DownstreamApiConfig {
-        base_url: Some(ctx.base_url.to_string()),
-        relative_path: Some("/whoami".into()),
-        http_method: "GET".into(),
-        protocol_scheme: scheme,
-        request_app_token: true,
-        scopes: scopes.to_vec(),
-        accept_header: Some("application/json".into()),
-        ..Default::default()
-    };
-    let resp = downstream
-        .call_api("demo", &api, CallOptions::default())
-        .await?;
-    let body: Value = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
+    let (resp, body) = ctx.call("/whoami", scheme, scopes.to_vec()).await?;
     let seen = body
         .get("cert_thumbprint")
         .and_then(Value::as_str)
@@ -655,20 +669,9 @@ async fn with_token(ctx: &Ctx<'_>, n: &mut Narrator) -> anyhow::Result<()> {
 
 /// Steps 4–6 for `MTLS`: the certificate alone, no token.
 async fn certificate_only(ctx: &Ctx<'_>, n: &mut Narrator) -> anyhow::Result<()> {
-    let downstream = Downstream::new(ctx.app.clone(), ctx.pool.clone());
-    let api = DownstreamApiConfig {
-        base_url: Some(ctx.base_url.to_string()),
-        relative_path: Some("/certificate".into()),
-        http_method: "GET".into(),
-        protocol_scheme: ProtocolScheme::Mtls,
-        request_app_token: false,
-        accept_header: Some("application/json".into()),
-        ..Default::default()
-    };
-    let resp = downstream
-        .call_api("demo", &api, CallOptions::default())
+    let (resp, body) = ctx
+        .call("/certificate", ProtocolScheme::Mtls, Vec::new())
         .await?;
-    let body: Value = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
     let seen = body
         .get("x5t#S256")
         .and_then(Value::as_str)
