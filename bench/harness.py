@@ -164,9 +164,10 @@ def main():
                            capture_output=True)
 
         # 2. Cache-hit token retrieval.
-        variants = {"certbound App::authorization_header_for_app": [cb, "cachehit", "--issuer", issuer, "--ca", ca,
-                                                                    "--cert", ccert, "--key", ckey,
-                                                                    "--client-id", "bench", "--iters", "2000000"]}
+        hit = [cb, "cachehit", "--issuer", issuer, "--ca", ca, "--cert", ccert, "--key", ckey,
+               "--client-id", "bench", "--iters", "2000000"]
+        variants = {"certbound App::authorization_header_for_app": hit,
+                    "certbound HeaderHandle::get": hit + ["--handle", "1"]}
         envs = {}
         if peers.get("azure_identity", {}).get("ok"):
             name = "azure_identity ClientCertificateCredential::get_token"
@@ -292,7 +293,7 @@ def interleave(title, variants, metric, envs=None, warmup_rounds=0):
                         for i in range(n)]
     return {"metric": metric,
             "variants": {k: stats(v) for k, v in values.items() if v},
-            "errors": errors, "paired": paired}
+            "errors": errors, "paired": paired, "values": values}
 
 
 if __name__ == "__main__":

@@ -73,6 +73,16 @@ fn cache_hit_header(bencher: divan::Bencher) {
     });
 }
 
+/// The same cache hit through a prepared [`certbound_client::HeaderHandle`] (no scope
+/// hashing or lookup: one atomic load, a generation check, one reference count).
+#[divan::bench]
+fn cache_hit_header_handle(bencher: divan::Bencher) {
+    let app = warm_app();
+    let handle = app.header_handle(&SCOPES, &HeaderOptions::mtls_pop());
+    handle.get().now_or_never().unwrap().unwrap();
+    bencher.bench_local(|| black_box(handle.get().now_or_never().unwrap().unwrap()));
+}
+
 #[divan::bench]
 fn baseline_hashmap_format(bencher: divan::Bencher) {
     let mut map: HashMap<String, (String, String)> = HashMap::new();

@@ -33,7 +33,7 @@ use crate::credential::{
 };
 use crate::error::ClientError;
 use crate::header::{
-    AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenOptions, TokenSource,
+    AuthorizationHeader, HeaderOptions, HeaderParts, ProtocolScheme, TokenOptions, TokenSource,
 };
 use crate::managed::{ManagedIdentityCredential, MintedCredential};
 use crate::proof::NonceStore;
@@ -214,20 +214,20 @@ impl App {
         let (value, scheme_len, dpop) = if scheme == ProtocolScheme::DPoP {
             let proof =
                 crate::proof::dpop_proof(key, &self.inner.nonces, method, url, Some(token))?;
-            (entry.header.value.clone(), 4, Some(proof.into_boxed_str()))
+            (entry.header.value().into(), 4, Some(proof.into_boxed_str()))
         } else {
             let shr = crate::proof::signed_http_request(key, token, method, url)?;
-            (Arc::from(format!("PoP {shr}")), 3, None)
+            (format!("PoP {shr}").into_boxed_str(), 3, None)
         };
-        Ok(AuthorizationHeader {
+        Ok(HeaderParts {
             value,
             dpop,
             scheme_len,
             binding: None,
             binding_thumbprint: None,
             expires_on: entry.token.expires_on,
-            source,
-        })
+        }
+        .into_header(source))
     }
 
     /// The `Authorization` header for an app token with `scopes`, and the certificate to
@@ -255,15 +255,15 @@ impl App {
     ) -> Result<AuthorizationHeader, ClientError> {
         if scheme == ProtocolScheme::Mtls {
             let cert = self.client_certificate().await?;
-            return Ok(AuthorizationHeader {
-                value: Arc::from(""),
+            return Ok(HeaderParts {
+                value: Box::from(""),
                 dpop: None,
                 scheme_len: 0,
                 binding_thumbprint: Some(cert.thumbprint()),
                 expires_on: cert.leaf().not_after(),
                 binding: Some(cert),
-                source: TokenSource::Cache,
-            });
+            }
+            .into_header(TokenSource::Cache));
         }
         if !options.force_refresh {
             if let Some(h) = self.hot_lookup(scopes, scheme, options.tenant.as_deref()) {
@@ -274,6 +274,42 @@ impl App {
         let mut h = entry.header.clone();
         h.source = source;
         Ok(h)
+    }
+
+    /// A prepared header source for `scopes` and `options`: each
+    /// [`HeaderHandle::get`] is a cache hit of one atomic load, a generation check and one
+    /// reference-count increment while the token is fresh — no scope hashing or lookup.
+    /// Made once per downstream API and kept (it is `Clone`, `Send`, `Sync`).
+    ///
+    /// ```no_run
+    /// # async fn run(app: certbound_client::App) -> Result<(), certbound_client::ClientError> {
+    /// let orders = app.header_handle(&["api://orders/.default"], &certbound_client::HeaderOptions::mtls_pop());
+    /// let h = orders.get().await?; // the first call acquires; later calls are cache hits
+    /// # Ok(()) }
+    /// ```
+    pub fn header_handle(
+        &self,
+        scopes: &[impl AsRef<str>],
+        options: &HeaderOptions,
+    ) -> HeaderHandle {
+        let mut scopes: Vec<String> = scopes
+            .iter()
+            .map(|s| s.as_ref().trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        HeaderHandle {
+            inner: Arc::new(HandleInner {
+                app: self.clone(),
+                scopes: scopes.into_boxed_slice(),
+                options: HeaderOptions {
+                    force_refresh: false,
+                    ..options.clone()
+                },
+                slot: arc_swap::ArcSwapOption::empty(),
+            }),
+        }
     }
 
     /// An app token for `scopes` (`client_credentials`), from the cache when valid.
@@ -383,7 +419,8 @@ impl App {
         {
             return None; // the proof key was rotated
         }
-        let now = certbound_core::now_unix();
+        // The coarse clock (one atomic load): expiry margins are minutes long.
+        let now = certbound_core::clock::coarse_now_unix();
         if now >= e.usable_until {
             return None;
         }
@@ -553,21 +590,21 @@ impl App {
         token: CachedToken,
         cert: Option<CertifiedKey>,
     ) -> Arc<HotEntry> {
-        let value: Arc<str> =
-            format!("{} {}", token.token_type, token.access_token.expose()).into();
-        let header = AuthorizationHeader {
+        let value =
+            format!("{} {}", token.token_type, token.access_token.expose()).into_boxed_str();
+        let header = HeaderParts {
             value,
             dpop: None,
             scheme_len: token.token_type.len(),
             binding_thumbprint: cert.as_ref().map(CertifiedKey::thumbprint),
             binding: cert,
             expires_on: token.expires_on,
-            source: TokenSource::Cache,
-        };
+        }
+        .into_header(TokenSource::Cache);
         // A bound header is only useful while its certificate can still be presented (rotating
         // sources such as managed identity mint a new one before the old expires).
         let minted = self.inner.credential.managed_identity().is_some();
-        let cert_until = header.binding.as_ref().map_or(i64::MAX, |c| {
+        let cert_until = header.binding().map_or(i64::MAX, |c| {
             let until = c.leaf().not_after() - 60;
             // A minted certificate is re-minted from its refresh point on: stop serving the
             // header then, so the next request picks up the new certificate (and token).
@@ -818,6 +855,89 @@ impl App {
             }
         }
         r
+    }
+}
+
+/// A prepared header source for one set of scopes and options; see [`App::header_handle`].
+#[derive(Clone)]
+pub struct HeaderHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    app: App,
+    scopes: Box<[String]>,
+    options: HeaderOptions,
+    slot: arc_swap::ArcSwapOption<HotEntry>,
+}
+
+impl fmt::Debug for HeaderHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeaderHandle")
+            .field("scopes", &self.inner.scopes)
+            .field("scheme", &self.inner.options.scheme)
+            .field("tenant", &self.inner.options.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HeaderHandle {
+    /// The header: the remembered entry while it is fresh (not past its refresh point or
+    /// expiry margin, same credential generation), else what
+    /// [`App::authorization_header_for_app`] gives (cache, then authority).
+    pub async fn get(&self) -> Result<AuthorizationHeader, ClientError> {
+        let i = &self.inner;
+        if let Some(e) = &*i.slot.load() {
+            let now = certbound_core::clock::coarse_now_unix();
+            if now < e.usable_until
+                && e.token.refresh_on.is_none_or(|r| now < r)
+                && e.generation == i.app.inner.credential.generation()
+            {
+                return Ok(e.header.clone());
+            }
+        }
+        self.fill(false).await
+    }
+
+    /// Asks the authority for a new token now (like `force_refresh`) and remembers it.
+    pub async fn refresh(&self) -> Result<AuthorizationHeader, ClientError> {
+        self.fill(true).await
+    }
+
+    /// The scopes (trimmed, sorted, deduplicated).
+    pub fn scopes(&self) -> &[String] {
+        &self.inner.scopes
+    }
+
+    async fn fill(&self, force: bool) -> Result<AuthorizationHeader, ClientError> {
+        let i = &self.inner;
+        let app = &i.app;
+        let scheme = app.effective_scheme(&i.options)?;
+        if scheme.signs_requests() {
+            return Err(ClientError::SchemeNotSatisfiable(format!(
+                "{scheme} signs every request: use App::authorization_header_for_request(scopes, options, method, url)"
+            )));
+        }
+        if !scheme.uses_token() {
+            return app.header_for(&i.scopes, scheme, &i.options).await;
+        }
+        let cached = (!force)
+            .then(|| app.hot_entry(&i.scopes, scheme, i.options.tenant.as_deref()))
+            .flatten();
+        let (entry, source) = match cached {
+            Some(e) => (e, TokenSource::Cache),
+            None => {
+                let o = HeaderOptions {
+                    force_refresh: force,
+                    ..i.options.clone()
+                };
+                app.token_slow(&i.scopes, scheme, &o).await?
+            }
+        };
+        i.slot.store(Some(entry.clone()));
+        let mut h = entry.header.clone();
+        h.source = source;
+        Ok(h)
     }
 }
 

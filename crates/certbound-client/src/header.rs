@@ -261,43 +261,59 @@ pub enum TokenSource {
 ///
 /// For `MTLS` there is no token: [`value`](Self::value) is empty and [`apply`](Self::apply)
 /// adds no header.
+///
+/// Cloning is one reference-count increment (the cache hands out clones).
 #[derive(Clone)]
 pub struct AuthorizationHeader {
-    pub(crate) value: Arc<str>,
+    pub(crate) parts: Arc<HeaderParts>,
+    pub(crate) source: TokenSource,
+}
+
+/// What an [`AuthorizationHeader`] shares between its clones.
+pub(crate) struct HeaderParts {
+    pub(crate) value: Box<str>,
     pub(crate) dpop: Option<Box<str>>,
     pub(crate) scheme_len: usize,
     pub(crate) binding: Option<CertifiedKey>,
     pub(crate) binding_thumbprint: Option<Thumbprint>,
     pub(crate) expires_on: i64,
-    pub(crate) source: TokenSource,
+}
+
+impl HeaderParts {
+    pub(crate) fn into_header(self, source: TokenSource) -> AuthorizationHeader {
+        AuthorizationHeader {
+            parts: Arc::new(self),
+            source,
+        }
+    }
 }
 
 impl AuthorizationHeader {
     /// The header value, `<scheme> <credential>` (e.g. `mtls_pop eyJ…`, `DPoP eyJ…`,
     /// `PoP <signed request>`); empty for `MTLS`. Do not log it.
     pub fn value(&self) -> &str {
-        &self.value
+        &self.parts.value
     }
     /// The scheme part (the token type as the server returned it: `mtls_pop`, `Bearer`;
     /// `PoP` or `DPoP` for key-bound tokens; empty for `MTLS`).
     pub fn scheme(&self) -> &str {
-        &self.value[..self.scheme_len]
+        &self.parts.value[..self.parts.scheme_len]
     }
     /// Whether an `Authorization` header is sent (false for `MTLS`).
     pub fn has_token(&self) -> bool {
-        !self.value.is_empty()
+        !self.parts.value.is_empty()
     }
     /// The `DPoP` proof to send as the `DPoP` request header (RFC 9449), made for this one
     /// request; `None` for other schemes. Do not log it.
     pub fn dpop_proof(&self) -> Option<&str> {
-        self.dpop.as_deref()
+        self.parts.dpop.as_deref()
     }
     /// Adds `Authorization` (and `DPoP`) to `headers`, marked sensitive.
     pub fn apply(&self, headers: &mut http::HeaderMap) -> Result<(), ClientError> {
         if self.has_token() {
             headers.insert(http::header::AUTHORIZATION, self.to_header_value()?);
         }
-        if let Some(p) = &self.dpop {
+        if let Some(p) = &self.parts.dpop {
             let mut v = http::HeaderValue::from_str(p).map_err(|_| {
                 ClientError::Proof("the DPoP proof is not a valid header value".into())
             })?;
@@ -309,15 +325,15 @@ impl AuthorizationHeader {
     /// The certificate to present on the TLS connection: `Some` for `MTLS_POP` (the certificate
     /// the token is bound to) and `MTLS`.
     pub fn binding(&self) -> Option<&CertifiedKey> {
-        self.binding.as_ref()
+        self.parts.binding.as_ref()
     }
     /// The `x5t#S256` of [`binding`](Self::binding).
     pub fn binding_thumbprint(&self) -> Option<&Thumbprint> {
-        self.binding_thumbprint.as_ref()
+        self.parts.binding_thumbprint.as_ref()
     }
     /// Token expiry (Unix seconds).
     pub fn expires_on(&self) -> i64 {
-        self.expires_on
+        self.parts.expires_on
     }
     /// Cache or identity provider.
     pub fn source(&self) -> TokenSource {
@@ -325,11 +341,12 @@ impl AuthorizationHeader {
     }
     /// An `http::HeaderValue` marked sensitive (HTTP/2 never indexes it; hyper/reqwest redact it).
     pub fn to_header_value(&self) -> Result<http::HeaderValue, ClientError> {
-        let mut v =
-            http::HeaderValue::from_str(&self.value).map_err(|_| ClientError::InvalidResponse {
+        let mut v = http::HeaderValue::from_str(&self.parts.value).map_err(|_| {
+            ClientError::InvalidResponse {
                 url: "(token)".into(),
                 message: "the access token holds characters not allowed in an HTTP header".into(),
-            })?;
+            }
+        })?;
         v.set_sensitive(true);
         Ok(v)
     }
@@ -340,9 +357,12 @@ impl fmt::Debug for AuthorizationHeader {
         f.debug_struct("AuthorizationHeader")
             .field("scheme", &self.scheme())
             .field("value", &"<redacted>")
-            .field("dpop_proof", &self.dpop.as_ref().map(|_| "<redacted>"))
-            .field("binding", &self.binding_thumbprint)
-            .field("expires_on", &self.expires_on)
+            .field(
+                "dpop_proof",
+                &self.parts.dpop.as_ref().map(|_| "<redacted>"),
+            )
+            .field("binding", &self.parts.binding_thumbprint)
+            .field("expires_on", &self.parts.expires_on)
             .field("source", &self.source)
             .finish()
     }

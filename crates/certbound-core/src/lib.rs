@@ -10,6 +10,8 @@
 //! - [`jose`]: JWS algorithms, JWKs and compact JWS signing.
 //! - [`ca`]: minting certificates (development CA, self-signed client certificates).
 //! - [`tls`]: rustls configurations on the aws-lc-rs provider.
+//! - [`pop`]: application-layer proof of possession (DPoP, signed HTTP requests).
+//! - [`clock`]: a coarse clock for hot paths.
 //!
 //! ```
 //! use certbound_core::ca::{self, IssueSpec};
@@ -25,6 +27,7 @@
 pub mod b64;
 pub mod ca;
 pub mod cert;
+pub mod clock;
 pub mod error;
 pub mod jose;
 pub mod key;
