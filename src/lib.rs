@@ -26,5 +26,7 @@ pub use certbound_resource as resource;
 pub mod cli;
 mod setup;
 
-pub use certbound_client::{App, AppBuilder, AppConfig, HeaderOptions, ProtocolScheme};
+pub use certbound_client::{
+    App, AppBuilder, AppConfig, AuthorizationHeader, HeaderHandle, HeaderOptions, ProtocolScheme,
+};
 pub use setup::{SetupError, app_builder, app_from_config_file};
