@@ -164,10 +164,12 @@ def main():
                            capture_output=True)
 
         # 2. Cache-hit token retrieval.
+        # (The loop length stays the last argument: the callgrind profile below replaces it.)
         hit = [cb, "cachehit", "--issuer", issuer, "--ca", ca, "--cert", ccert, "--key", ckey,
-               "--client-id", "bench", "--iters", "2000000"]
-        variants = {"certbound App::authorization_header_for_app": hit,
-                    "certbound HeaderHandle::get": hit + ["--handle", "1"]}
+               "--client-id", "bench"]
+        variants = {"certbound App::authorization_header_for_app": hit + ["--iters", "2000000"],
+                    "certbound HeaderHandle::get": hit + ["--handle", "1", "--iters", "2000000"],
+                    "certbound HeaderHandle::cached (borrowed)": hit + ["--handle", "borrowed", "--iters", "2000000"]}
         envs = {}
         if peers.get("azure_identity", {}).get("ok"):
             name = "azure_identity ClientCertificateCredential::get_token"

@@ -83,6 +83,18 @@ fn cache_hit_header_handle(bencher: divan::Bencher) {
     bencher.bench_local(|| black_box(handle.get().now_or_never().unwrap().unwrap()));
 }
 
+/// The borrowed cache hit ([`certbound_client::HeaderHandle::cached`]): no reference count.
+#[divan::bench]
+fn cache_hit_header_handle_borrowed(bencher: divan::Bencher) {
+    let app = warm_app();
+    let handle = app.header_handle(&SCOPES, &HeaderOptions::mtls_pop());
+    handle.get().now_or_never().unwrap().unwrap();
+    bencher.bench_local(|| {
+        let h = handle.cached().unwrap();
+        black_box(h.value().len())
+    });
+}
+
 #[divan::bench]
 fn baseline_hashmap_format(bencher: divan::Bencher) {
     let mut map: HashMap<String, (String, String)> = HashMap::new();

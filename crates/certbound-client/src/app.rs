@@ -307,7 +307,7 @@ impl App {
                     force_refresh: false,
                     ..options.clone()
                 },
-                slot: arc_swap::ArcSwapOption::empty(),
+                slot: arc_swap::ArcSwap::from_pointee(Slot::empty()),
             }),
         }
     }
@@ -868,7 +868,50 @@ struct HandleInner {
     app: App,
     scopes: Box<[String]>,
     options: HeaderOptions,
-    slot: arc_swap::ArcSwapOption<HotEntry>,
+    slot: arc_swap::ArcSwap<Slot>,
+}
+
+/// What a handle remembers: the header and until when it may be served without a lookup.
+struct Slot {
+    header: AuthorizationHeader,
+    /// `min(usable_until, refresh_on)` of the cache entry.
+    fresh_until: i64,
+    generation: u64,
+}
+
+impl Slot {
+    fn empty() -> Self {
+        Self {
+            header: HeaderParts {
+                value: Box::from(""),
+                dpop: None,
+                scheme_len: 0,
+                binding: None,
+                binding_thumbprint: None,
+                expires_on: 0,
+            }
+            .into_header(TokenSource::Cache),
+            fresh_until: i64::MIN,
+            generation: 0,
+        }
+    }
+}
+
+/// A borrowed cache-hit header from [`HeaderHandle::cached`]: no reference count is taken.
+/// Use it and drop it; do not hold it across an `.await`.
+pub struct HeaderRef(arc_swap::Guard<Arc<Slot>>);
+
+impl std::ops::Deref for HeaderRef {
+    type Target = AuthorizationHeader;
+    fn deref(&self) -> &AuthorizationHeader {
+        &self.0.header
+    }
+}
+
+impl fmt::Debug for HeaderRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
 }
 
 impl fmt::Debug for HeaderHandle {
@@ -886,17 +929,29 @@ impl HeaderHandle {
     /// expiry margin, same credential generation), else what
     /// [`App::authorization_header_for_app`] gives (cache, then authority).
     pub async fn get(&self) -> Result<AuthorizationHeader, ClientError> {
-        let i = &self.inner;
-        if let Some(e) = &*i.slot.load() {
-            let now = certbound_core::clock::coarse_now_unix();
-            if now < e.usable_until
-                && e.token.refresh_on.is_none_or(|r| now < r)
-                && e.generation == i.app.inner.credential.generation()
-            {
-                return Ok(e.header.clone());
-            }
+        if let Some(h) = self.cached() {
+            return Ok((*h).clone());
         }
         self.fill(false).await
+    }
+
+    /// The remembered header, borrowed, when it is fresh — the cheapest cache hit (one
+    /// `ArcSwap` load, no reference count); `None` when [`get`](Self::get) has to look further.
+    ///
+    /// ```no_run
+    /// # async fn run(h: certbound_client::HeaderHandle) -> Result<(), certbound_client::ClientError> {
+    /// let value: String = match h.cached() {
+    ///     Some(hit) => hit.value().to_owned(),
+    ///     None => h.get().await?.value().to_owned(),
+    /// };
+    /// # Ok(()) }
+    /// ```
+    pub fn cached(&self) -> Option<HeaderRef> {
+        let i = &self.inner;
+        let slot = i.slot.load();
+        let now = certbound_core::clock::coarse_now_unix();
+        (now < slot.fresh_until && slot.generation == i.app.inner.credential.generation())
+            .then(|| HeaderRef(slot))
     }
 
     /// Asks the authority for a new token now (like `force_refresh`) and remembers it.
@@ -934,7 +989,13 @@ impl HeaderHandle {
                 app.token_slow(&i.scopes, scheme, &o).await?
             }
         };
-        i.slot.store(Some(entry.clone()));
+        i.slot.store(Arc::new(Slot {
+            header: entry.header.clone(),
+            fresh_until: entry
+                .usable_until
+                .min(entry.token.refresh_on.unwrap_or(i64::MAX)),
+            generation: entry.generation,
+        }));
         let mut h = entry.header.clone();
         h.source = source;
         Ok(h)

@@ -33,7 +33,7 @@ mod proof;
 pub mod secret;
 
 pub use acquire::RetryPolicy;
-pub use app::{App, AppBuilder, AppToken, HeaderHandle};
+pub use app::{App, AppBuilder, AppToken, HeaderHandle, HeaderRef};
 pub use authority::Authority;
 pub use cache::{CacheKey, CachedToken, MemoryTokenCache, TokenCache};
 pub use config::AppConfig;

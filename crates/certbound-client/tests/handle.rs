@@ -23,6 +23,13 @@ async fn handle_serves_the_cached_header_and_refreshes_on_demand() {
     assert_eq!(h1.binding().unwrap().thumbprint(), cert.thumbprint());
     let h2 = handle.get().await.unwrap();
     assert_eq!(h2.source(), TokenSource::Cache);
+    let borrowed = handle.cached().expect("fresh");
+    assert_eq!(borrowed.value(), h1.value());
+    assert!(
+        !format!("{borrowed:?}").contains(h1.value()),
+        "Debug redacts"
+    );
+    drop(borrowed);
     assert_eq!(h2.value(), h1.value());
     // The handle and the app share one cache.
     let h3 = app
@@ -57,6 +64,7 @@ async fn handle_moves_on_after_the_refresh_point() {
         .build()
         .unwrap();
     let handle = app.header_handle(&[SCOPE], &HeaderOptions::mtls_pop());
+    assert!(handle.cached().is_none(), "nothing remembered yet");
     let first = handle.get().await.unwrap();
     // Past refresh_in the handle re-checks the cache, which refreshes in the background; the
     // old token keeps being served until the new one is there.
