@@ -16,8 +16,11 @@ SECTIONS = [
      "tokens/s", 5.0, "certbound ÷ oidc-provider (tokens/s)"),
     ("cache_hit", "2. Cache-hit token retrieval",
      "Each variant in its own process: acquire one real token from the certbound development authority, then time "
-     "its own loop of cache hits for the same scope (after a 10 % warm-up). certbound: "
-     "`App::authorization_header_for_app` with `HeaderOptions::mtls_pop()` (bound token over mTLS). azure_identity "
+     "its own loop of cache hits for the same scope (after a 10 % warm-up). certbound, three ways to the same "
+     "bound `mtls_pop` header (`HeaderOptions::mtls_pop()`): `App::authorization_header_for_app(scopes, options)` "
+     "(scopes looked up on every call); a prepared `HeaderHandle::get` (made once per API with "
+     "`App::header_handle`; returns an owned header, one reference count); `HeaderHandle::cached` (the same hit "
+     "borrowed, no reference count; the summary's goal ratio uses the fastest certbound way). azure_identity "
      "1.0 `ClientCertificateCredential::get_token` (private_key_jwt with the PFX's RSA key, the flow that credential "
      "implements, pointed at the authority with `AZURE_AUTHORITY_HOST`; its cache is filled by that first real "
      "request). MSAL for Python `ConfidentialClientApplication.acquire_token_for_client` (`oidc_authority` = the "
