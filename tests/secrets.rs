@@ -1,5 +1,5 @@
 //! Secrets never reach diagnostics: the whole demo at `RUST_LOG=trace` prints no token, no
-//! private key and no secret, on stdout or stderr.
+//! private key, no DPoP proof or signed request and no secret, on stdout or stderr — for every scheme.
 
 use std::process::Command;
 
@@ -17,7 +17,7 @@ fn jwt_like(text: &str) -> Option<&str> {
 
 #[test]
 fn demo_at_trace_level_leaks_nothing() {
-    for scheme in ["mtls_pop", "bearer"] {
+    for scheme in ["mtls_pop", "bearer", "dpop", "pop", "mtls"] {
         let out = Command::new(env!("CARGO_BIN_EXE_certbound"))
             .args(["demo", "--scheme", scheme])
             .env("RUST_LOG", "trace")
