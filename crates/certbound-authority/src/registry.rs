@@ -597,17 +597,71 @@ impl Registry {
     }
 }
 
-/// Read-modify-write of the registry file (atomic replace).
+/// Read-modify-write of the registry file (atomic replace), under an exclusive advisory
+/// lock on `<file>.lock` so concurrent registrations — from this process, a running
+/// `authority serve`, or several `authority register` commands — never lose one another's
+/// entries. (The lock is released when the file handle drops, also on error or panic.)
 pub(crate) fn upsert_in_file(path: &Path, rec: ClientRecord) -> Result<(), AuthorityError> {
+    let lock_path = lock_path_for(path);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| AuthorityError::io(&lock_path, "open the registry lock file", e))?;
+    lock.lock()
+        .map_err(|e| AuthorityError::io(&lock_path, "lock", e))?;
     let bytes = std::fs::read(path).map_err(|e| AuthorityError::io(path, "read", e))?;
     let mut f = StateFile::parse(&bytes, path)?;
     f.upsert(rec);
-    crate::state::write_atomic(path, &f.to_json()?, true)
+    let written = crate::state::write_atomic(path, &f.to_json()?, true);
+    drop(lock);
+    written
+}
+
+/// `authority.json` → `authority.json.lock` (next to it).
+fn lock_path_for(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    path.with_file_name(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_registrations_through_separate_handles_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authority.json");
+        let f = StateFile::new("tenant".into(), JwsAlgorithm::ES256);
+        std::fs::write(&path, f.to_json().unwrap()).unwrap();
+        let ca = certbound_core::ca::DevCa::generate("registry test CA").unwrap();
+        let ca = ca.cert();
+        // Each thread opens the lock file itself, as separate processes would.
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let path = &path;
+                s.spawn(move || {
+                    let _ = ca;
+                    for i in 0..10 {
+                        let rec = ClientRegistration::with_secret(
+                            format!("app-{t}-{i}"),
+                            "s3cret-long-enough",
+                        );
+                        upsert_in_file(path, record_for(&rec, ca).unwrap()).unwrap();
+                    }
+                });
+            }
+        });
+        let f = StateFile::parse(&std::fs::read(&path).unwrap(), &path).unwrap();
+        assert_eq!(
+            Clients::from_file(&f).len(),
+            80,
+            "every registration is in the file"
+        );
+        assert!(lock_path_for(&path).ends_with("authority.json.lock"));
+    }
 
     #[test]
     fn secret_hash_verifies_and_redacts() {
