@@ -535,7 +535,7 @@ pub(crate) fn decode_thumbprint_header(text: &str, len: usize) -> Option<Vec<u8>
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let unpadded = text.trim_end_matches('=');
     let padding = text.len() - unpadded.len();
-    if padding > 2 || (padding > 0 && text.len() % 4 != 0) {
+    if padding > 2 || (padding > 0 && !text.len().is_multiple_of(4)) {
         return None;
     }
     let bytes = if unpadded.contains(['+', '/']) {

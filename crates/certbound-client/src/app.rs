@@ -265,10 +265,10 @@ impl App {
             }
             .into_header(TokenSource::Cache));
         }
-        if !options.force_refresh {
-            if let Some(h) = self.hot_lookup(scopes, scheme, options.tenant.as_deref()) {
-                return Ok(h);
-            }
+        if !options.force_refresh
+            && let Some(h) = self.hot_lookup(scopes, scheme, options.tenant.as_deref())
+        {
+            return Ok(h);
         }
         let (entry, source) = self.token_slow(scopes, scheme, options).await?;
         let mut h = entry.header.clone();
@@ -424,10 +424,10 @@ impl App {
         if now >= e.usable_until {
             return None;
         }
-        if let Some(r) = e.token.refresh_on {
-            if now >= r {
-                self.maybe_refresh(&e, now);
-            }
+        if let Some(r) = e.token.refresh_on
+            && now >= r
+        {
+            self.maybe_refresh(&e, now);
         }
         Some(e)
     }
@@ -555,13 +555,12 @@ impl App {
             .lock()
             .ok()
             .and_then(|g| g.get(&key).copied())
+            && now < until
         {
-            if now < until {
-                return Err(ClientError::Throttled {
-                    url: self.route_url(&route),
-                    retry_after: Duration::from_secs((until - now) as u64),
-                });
-            }
+            return Err(ClientError::Throttled {
+                url: self.route_url(&route),
+                retry_after: Duration::from_secs((until - now) as u64),
+            });
         }
         let token = self
             .single_flight(&key, &sorted, scheme, route, resolved, cert.clone())
@@ -662,22 +661,22 @@ impl App {
                                 cert.as_ref(),
                             )
                             .await;
-                        if let Ok(t) = &r {
-                            if let Err(e) = app.inner.cache.set(&key2, t).await {
-                                tracing::warn!(key = %key2, error = %e, "token cache store failed");
-                            }
+                        if let Ok(t) = &r
+                            && let Err(e) = app.inner.cache.set(&key2, t).await
+                        {
+                            tracing::warn!(key = %key2, error = %e, "token cache store failed");
                         }
-                        if let Err(ClientError::Throttled { retry_after, .. }) = &r {
-                            if let Ok(mut t) = app.inner.throttled.lock() {
-                                if t.len() >= 1024 {
-                                    let now = certbound_core::now_unix();
-                                    t.retain(|_, until| *until > now);
-                                }
-                                t.insert(
-                                    key2.clone(),
-                                    certbound_core::now_unix() + retry_after.as_secs() as i64,
-                                );
+                        if let Err(ClientError::Throttled { retry_after, .. }) = &r
+                            && let Ok(mut t) = app.inner.throttled.lock()
+                        {
+                            if t.len() >= 1024 {
+                                let now = certbound_core::now_unix();
+                                t.retain(|_, until| *until > now);
                             }
+                            t.insert(
+                                key2.clone(),
+                                certbound_core::now_unix() + retry_after.as_secs() as i64,
+                            );
                         }
                         if let Ok(mut g) = app.inner.inflight.lock() {
                             g.remove(&key2);
@@ -1195,14 +1194,13 @@ impl HotCache {
         if g.len() >= self.per_shard && !g.contains_key(&fp) {
             let now = certbound_core::now_unix();
             g.retain(|_, v| v.usable_until > now);
-            if g.len() >= self.per_shard {
-                if let Some(victim) = g
+            if g.len() >= self.per_shard
+                && let Some(victim) = g
                     .iter()
                     .min_by_key(|(_, v)| v.usable_until)
                     .map(|(k, _)| *k)
-                {
-                    g.remove(&victim);
-                }
+            {
+                g.remove(&victim);
             }
         }
         g.insert(fp, e);

@@ -177,12 +177,12 @@ impl AssertionFileCredential {
         };
         let meta = std::fs::metadata(&self.path).map_err(|e| err(format!("cannot read: {e}")))?;
         let stamp = (meta.modified().ok(), meta.len());
-        if let Ok(g) = self.state.lock() {
-            if let Some((m, l, s)) = g.as_ref() {
-                if (*m, *l) == stamp && m.is_some() {
-                    return Ok(s.clone());
-                }
-            }
+        if let Ok(g) = self.state.lock()
+            && let Some((m, l, s)) = g.as_ref()
+            && (*m, *l) == stamp
+            && m.is_some()
+        {
+            return Ok(s.clone());
         }
         let text =
             std::fs::read_to_string(&self.path).map_err(|e| err(format!("cannot read: {e}")))?;

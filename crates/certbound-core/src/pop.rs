@@ -895,10 +895,10 @@ pub fn verify_dpop_proof(proof: &str, want: &DpopExpectations<'_>) -> Result<Dpo
         Some(Value::String(n)) => Some(n.clone()),
         Some(_) => return Err(PopError::Claim("nonce")),
     };
-    if let Some(required) = want.nonce {
-        if nonce.as_deref() != Some(required) {
-            return Err(PopError::Nonce);
-        }
+    if let Some(required) = want.nonce
+        && nonce.as_deref() != Some(required)
+    {
+        return Err(PopError::Nonce);
     }
     if let Some(at) = want.access_token {
         let ath = match p.get("ath") {

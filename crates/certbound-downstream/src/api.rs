@@ -374,10 +374,10 @@ impl Downstream {
         let status = resp.status();
         let headers = resp.headers().clone();
         let mut fresh_nonce = false;
-        if header_options.scheme == ProtocolScheme::DPoP {
-            if let Some(n) = headers.get("dpop-nonce").and_then(|v| v.to_str().ok()) {
-                fresh_nonce = self.app.note_dpop_nonce(url.as_str(), n);
-            }
+        if header_options.scheme == ProtocolScheme::DPoP
+            && let Some(n) = headers.get("dpop-nonce").and_then(|v| v.to_str().ok())
+        {
+            fresh_nonce = self.app.note_dpop_nonce(url.as_str(), n);
         }
         let body = read_limited(resp, self.max_body, &shown).await?;
         Ok(DownstreamResponse {

@@ -393,10 +393,10 @@ impl Validator {
                     tracing::info!(rule = "dpop_proof", reason = %e, "DPoP proof refused");
                     Rejection::InvalidDpopProof(DpopError::Proof(e))
                 })?;
-                if let Some(nonces) = &p.nonces {
-                    if !checked.nonce.as_deref().is_some_and(|n| nonces.is_valid(n)) {
-                        return Err(Rejection::UseDpopNonce(nonces.current()));
-                    }
+                if let Some(nonces) = &p.nonces
+                    && !checked.nonce.as_deref().is_some_and(|n| nonces.is_valid(n))
+                {
+                    return Err(Rejection::UseDpopNonce(nonces.current()));
                 }
                 Ok(Prepared::Dpop(token, Box::new(checked)))
             }
@@ -456,11 +456,11 @@ impl Validator {
                     tracing::info!(rule = "pop_kid", "SHR key does not match cnf.kid");
                     return Err(refuse(TokenError::PopKeyMismatch));
                 }
-                if let Some(n) = &shr.nonce {
-                    if !p.replay.first_use("shr", &shr.thumbprint, n) {
-                        tracing::info!(rule = "pop_replay", "signed request replayed");
-                        return Err(refuse(TokenError::SignedRequestReplayed));
-                    }
+                if let Some(n) = &shr.nonce
+                    && !p.replay.first_use("shr", &shr.thumbprint, n)
+                {
+                    tracing::info!(rule = "pop_replay", "signed request replayed");
+                    return Err(refuse(TokenError::SignedRequestReplayed));
                 }
                 validated.proof_key = Some(Arc::from(shr.thumbprint.as_str()));
                 Ok(validated)
@@ -576,10 +576,10 @@ impl TokenEndpointDpop {
             .window(secs(self.window), secs(self.future_skew));
         let checked = pop::verify_dpop_proof(proof, &want)
             .map_err(|e| TokenEndpointDpopError::InvalidProof(DpopError::Proof(e)))?;
-        if let Some(nonces) = &self.nonces {
-            if !checked.nonce.as_deref().is_some_and(|n| nonces.is_valid(n)) {
-                return Err(TokenEndpointDpopError::UseNonce(nonces.current()));
-            }
+        if let Some(nonces) = &self.nonces
+            && !checked.nonce.as_deref().is_some_and(|n| nonces.is_valid(n))
+        {
+            return Err(TokenEndpointDpopError::UseNonce(nonces.current()));
         }
         if !self
             .replay

@@ -343,10 +343,10 @@ impl IntoResponse for Rejection {
                 headers.append(header::WWW_AUTHENTICATE, v);
             }
         }
-        if let Self::UseDpopNonce(nonce) = &self {
-            if let Ok(v) = HeaderValue::from_str(nonce) {
-                headers.insert("dpop-nonce", v);
-            }
+        if let Self::UseDpopNonce(nonce) = &self
+            && let Ok(v) = HeaderValue::from_str(nonce)
+        {
+            headers.insert("dpop-nonce", v);
         }
         if matches!(self, Self::KeysUnavailable(_)) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -872,15 +872,15 @@ impl Validator {
         if now.saturating_sub(cfg.skew) >= exp {
             return Outcome::Done(Err(TokenError::Expired));
         }
-        if let Some(nbf) = tri!(numeric_date(nbf_v.as_ref(), "nbf")) {
-            if now.saturating_add(cfg.skew) < nbf {
-                return Outcome::Done(Err(TokenError::NotYetValid));
-            }
+        if let Some(nbf) = tri!(numeric_date(nbf_v.as_ref(), "nbf"))
+            && now.saturating_add(cfg.skew) < nbf
+        {
+            return Outcome::Done(Err(TokenError::NotYetValid));
         }
-        if let Some(iat) = tri!(numeric_date(iat_v.as_ref(), "iat")) {
-            if now.saturating_add(cfg.skew) < iat {
-                return Outcome::Done(Err(TokenError::IssuedInFuture));
-            }
+        if let Some(iat) = tri!(numeric_date(iat_v.as_ref(), "iat"))
+            && now.saturating_add(cfg.skew) < iat
+        {
+            return Outcome::Done(Err(TokenError::IssuedInFuture));
         }
         // Binding.
         let cnf = match &cnf_v {

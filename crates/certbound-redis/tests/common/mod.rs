@@ -419,10 +419,10 @@ pub async fn get_or_fetch(
     http: &reqwest::Client,
     token_url: &str,
 ) -> Result<(CachedToken, bool), String> {
-    if let Some(t) = cache.get(key).await.map_err(|e| e.to_string())? {
-        if t.expires_on > certbound_core::now_unix() + 60 {
-            return Ok((t, true));
-        }
+    if let Some(t) = cache.get(key).await.map_err(|e| e.to_string())?
+        && t.expires_on > certbound_core::now_unix() + 60
+    {
+        return Ok((t, true));
     }
     let resp = http
         .post(token_url)
