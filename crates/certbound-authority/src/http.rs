@@ -81,7 +81,7 @@ impl Service {
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [alg],
             "scopes_supported": [],
-            "claims_supported": ["iss", "aud", "sub", "client_id", "azp", "appid", "tid", "iat", "nbf", "exp", "jti", "cnf", "scp"],
+            "claims_supported": ["iss", "aud", "sub", "oid", "client_id", "azp", "appid", "tid", "iat", "nbf", "exp", "jti", "cnf", "scp"],
             "token_types_supported": ["Bearer", "mtls_pop", "pop", "DPoP"],
             "dpop_signing_alg_values_supported": certbound_core::pop::PROOF_ALGORITHMS
                 .iter()
@@ -343,7 +343,7 @@ async fn handle_token(
     let subject = Subject {
         client_id: &auth.client.client_id,
         azpacr: auth.method.azpacr(),
-        object_id: None,
+        object_id: Some(&auth.client.object_id),
     };
     let issued = svc.issuer.issue(&subject, &audience, cnf)?;
     tracing::info!(

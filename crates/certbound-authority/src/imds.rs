@@ -71,7 +71,8 @@ impl TokenIssuer for AuthorityTokenIssuer {
 }
 
 /// A registration sink that registers every minted identity with `authority` as a
-/// `tls_client_auth` client (CA-issued certificate, subject DN) with bound tokens.
+/// `tls_client_auth` client (CA-issued certificate, subject DN) with bound tokens and the
+/// identity's object id as the `oid` of its tokens.
 ///
 /// A registration that fails is logged (the token endpoint will then refuse the
 /// certificate with `invalid_client`).
@@ -82,7 +83,8 @@ pub fn registration_sink(authority: Authority) -> RegistrationSink {
             reg.certificate.clone(),
             CertAuthMethod::TlsClientAuth,
         )
-        .bound_tokens(true);
+        .bound_tokens(true)
+        .object_id(&reg.object_id);
         match authority.register(registration) {
             Ok(()) => tracing::info!(
                 client_id = %reg.client_id,

@@ -132,6 +132,9 @@ pub struct ClientRegistration {
     /// Issue certificate-bound `Bearer` tokens when the client authenticates with its TLS
     /// certificate (RFC 8705 §3, `tls_client_certificate_bound_access_tokens`). Default true.
     pub bound_tokens: bool,
+    /// The `oid` claim of the client's tokens (its service principal's object id in Entra
+    /// terms). `None`: a GUID derived from the tenant and client id, stable across restarts.
+    pub object_id: Option<String>,
 }
 
 impl ClientRegistration {
@@ -142,6 +145,7 @@ impl ClientRegistration {
             credential: Credential::Secret(ClientSecret::new(secret)),
             audiences: Vec::new(),
             bound_tokens: true,
+            object_id: None,
         }
     }
     /// A client authenticating with a certificate.
@@ -158,7 +162,13 @@ impl ClientRegistration {
             },
             audiences: Vec::new(),
             bound_tokens: true,
+            object_id: None,
         }
+    }
+    /// Sets the object id (`oid`) of the client's tokens (a managed identity's object id).
+    pub fn object_id(mut self, oid: impl Into<String>) -> Self {
+        self.object_id = Some(oid.into());
+        self
     }
     /// Allows one more audience.
     pub fn audience(mut self, aud: impl Into<String>) -> Self {
@@ -255,6 +265,8 @@ pub(crate) struct ClientRecord {
     tls_client_certificate_bound_access_tokens: bool,
     #[serde(default)]
     audiences: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    object_id: Option<String>,
 }
 
 fn yes() -> bool {
@@ -325,7 +337,16 @@ pub(crate) fn record_for(
             ));
         }
     }
+    if let Some(oid) = &reg.object_id
+        && (oid.is_empty() || oid.len() > 256 || oid.chars().any(|c| c.is_control() || c == ' '))
+    {
+        return Err(AuthorityError::registration(
+            &reg.client_id,
+            "the object id must be 1 to 256 characters without spaces or control characters",
+        ));
+    }
     let mut rec = ClientRecord {
+        object_id: reg.object_id.clone(),
         client_id: reg.client_id.clone(),
         token_endpoint_auth_method: String::new(),
         client_secret_hash: None,
@@ -424,13 +445,15 @@ pub(crate) enum ClientCredential {
 #[derive(Debug)]
 pub(crate) struct Client {
     pub client_id: String,
+    /// The `oid` claim of its tokens.
+    pub object_id: String,
     pub credential: ClientCredential,
     pub bound_tokens: bool,
     pub audiences: Vec<String>,
 }
 
 impl Client {
-    fn from_record(rec: &ClientRecord) -> Result<Self, String> {
+    fn from_record(rec: &ClientRecord, tenant: &str) -> Result<Self, String> {
         let credential = match rec.token_endpoint_auth_method.as_str() {
             "client_secret_post" | "client_secret_basic" => ClientCredential::Secret(
                 rec.client_secret_hash
@@ -461,6 +484,10 @@ impl Client {
             other => return Err(format!("unknown token_endpoint_auth_method `{other}`")),
         };
         Ok(Self {
+            object_id: rec
+                .object_id
+                .clone()
+                .unwrap_or_else(|| derived_object_id(tenant, &rec.client_id)),
             client_id: rec.client_id.clone(),
             credential,
             bound_tokens: rec.tls_client_certificate_bound_access_tokens,
@@ -484,6 +511,29 @@ impl Client {
     }
 }
 
+/// A stable GUID-shaped object id for a client without one: SHA-256 of the tenant and
+/// client id (so it survives restarts and differs between tenants and clients).
+fn derived_object_id(tenant: &str, client_id: &str) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(b"certbound-client-object\0");
+    ctx.update(tenant.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(client_id.as_bytes());
+    let d = ctx.finish();
+    let h: String = d.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// The clients currently registered.
 #[derive(Debug, Default)]
 pub(crate) struct Clients {
@@ -494,7 +544,7 @@ impl Clients {
     fn from_file(f: &StateFile) -> Self {
         let mut by_id = HashMap::new();
         for rec in &f.clients {
-            match Client::from_record(rec) {
+            match Client::from_record(rec, &f.tenant) {
                 Ok(c) => {
                     by_id.insert(c.client_id.clone(), Arc::new(c));
                 }
@@ -664,6 +714,25 @@ mod tests {
     }
 
     #[test]
+    fn object_ids_are_stable_guids_unless_given() {
+        let a = derived_object_id("t1", "app");
+        assert_eq!(a, derived_object_id("t1", "app"));
+        assert_ne!(a, derived_object_id("t2", "app"));
+        assert_ne!(a, derived_object_id("t1", "app2"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+        let ca = certbound_core::ca::DevCa::generate("oid test CA").unwrap();
+        let reg = ClientRegistration::with_secret("app", "long-enough-secret").object_id("obj 1");
+        assert!(record_for(&reg, ca.cert()).is_err(), "spaces are refused");
+        let reg = ClientRegistration::with_secret("app", "long-enough-secret").object_id("obj-1");
+        let rec = record_for(&reg, ca.cert()).unwrap();
+        assert_eq!(Client::from_record(&rec, "t1").unwrap().object_id, "obj-1");
+        let reg = ClientRegistration::with_secret("app", "long-enough-secret");
+        let rec = record_for(&reg, ca.cert()).unwrap();
+        assert_eq!(Client::from_record(&rec, "t1").unwrap().object_id, a);
+    }
+
+    #[test]
     fn secret_hash_verifies_and_redacts() {
         let h = SecretHash::new("correct horse battery");
         assert!(h.verify("correct horse battery"));
@@ -686,6 +755,7 @@ mod tests {
     fn audiences_match_modulo_trailing_slash() {
         let c = Client {
             client_id: "a".into(),
+            object_id: "oid-a".into(),
             credential: ClientCredential::SubjectDn("CN=a".into()),
             bound_tokens: true,
             audiences: vec!["https://api.example/".into()],

@@ -110,6 +110,22 @@ async fn client_secret_post_gives_unbound_bearer_with_all_claims() {
         assert_eq!(c[k], "s-app", "{k}");
     }
     assert_eq!(c["tid"], env.running.tenant());
+    // An object id like Entra's service-principal `oid`: GUID-shaped, the same on every token.
+    let oid = c["oid"].as_str().expect("oid");
+    assert_eq!((oid.len(), oid.matches('-').count()), (36, 4), "{oid}");
+    let (st2, body2, _) = env
+        .token(
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "s-app"),
+                ("client_secret", "correct-horse-battery"),
+                ("scope", SCOPE),
+            ],
+        )
+        .await;
+    assert_eq!(st2, 200, "{body2}");
+    assert_eq!(claims(body2["access_token"].as_str().unwrap())["oid"], oid);
     let (iat, nbf, exp) = (
         c["iat"].as_i64().unwrap(),
         c["nbf"].as_i64().unwrap(),

@@ -88,6 +88,8 @@ async fn bound_token_through_a_certificate_minted_by_imds_v2() {
     assert_eq!(c["cnf"]["x5t#S256"], thumb.to_base64url().as_str());
     // The identity's client id from IMDS, not AzureAd.ClientId.
     assert_eq!(c["client_id"], env.system().client_id.as_str());
+    // …and its object id, as Entra puts it in managed-identity tokens.
+    assert_eq!(c["oid"], env.system().object_id.as_str());
     assert_eq!(c["iss"], env.running.issuer());
     assert_eq!(c["aud"], "api://orders");
     assert_eq!(mi.certificates().mints(), 1);
