@@ -31,7 +31,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aws_lc_rs::digest;
 use serde_json::{Value, json};
 
 pub use certbound_imds::emulator::{
@@ -103,23 +102,11 @@ pub fn registration_sink(authority: Authority) -> RegistrationSink {
 
 /// A GUID derived from the authority's CA and a label (stable per state directory).
 fn derived_guid(authority: &Authority, label: &str) -> String {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(b"certbound-imds-identity\0");
-    ctx.update(authority.ca_cert().der());
-    ctx.update(label.as_bytes());
-    let d = ctx.finish();
-    let h: String = d.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    certbound_core::id::derived_guid(&[
+        b"certbound-imds-identity\0",
+        authority.ca_cert().der(),
+        label.as_bytes(),
+    ])
 }
 
 fn derived_identity(authority: &Authority, label: &str) -> EmulatedIdentity {

@@ -514,24 +514,12 @@ impl Client {
 /// A stable GUID-shaped object id for a client without one: SHA-256 of the tenant and
 /// client id (so it survives restarts and differs between tenants and clients).
 fn derived_object_id(tenant: &str, client_id: &str) -> String {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(b"certbound-client-object\0");
-    ctx.update(tenant.as_bytes());
-    ctx.update(b"\0");
-    ctx.update(client_id.as_bytes());
-    let d = ctx.finish();
-    let h: String = d.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    certbound_core::id::derived_guid(&[
+        b"certbound-client-object\0",
+        tenant.as_bytes(),
+        b"\0",
+        client_id.as_bytes(),
+    ])
 }
 
 /// The clients currently registered.

@@ -29,6 +29,7 @@ pub mod ca;
 pub mod cert;
 pub mod clock;
 pub mod error;
+pub mod id;
 pub mod jose;
 pub mod key;
 pub mod pop;

@@ -265,23 +265,14 @@ impl EmulatorConfig {
         on_register: RegistrationSink,
     ) -> Self {
         let guid = || {
-            let mut h = random_hex(16);
-            if h.len() != 32 {
+            certbound_core::id::random_guid().unwrap_or_else(|| {
                 // Not secret, only distinct: the clock will do.
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
                     .unwrap_or(0);
-                h = format!("{t:032x}");
-            }
-            format!(
-                "{}-{}-{}-{}-{}",
-                &h[..8],
-                &h[8..12],
-                &h[12..16],
-                &h[16..20],
-                &h[20..32]
-            )
+                certbound_core::id::guid_text(&t.to_be_bytes())
+            })
         };
         Self {
             ca,
