@@ -406,6 +406,35 @@ fn call_and_token_support_every_scheme() {
     let out = call(Some("bearer"));
     assert!(!out.status.success());
 
+    // An API demanding DPoP nonces: `call` answers its use_dpop_nonce challenge once.
+    let nonce_api = Server::start(&[
+        "api",
+        "serve",
+        "--authority",
+        &issuer,
+        "--audience",
+        "api://cli-api",
+        "--ca-cert",
+        &ca,
+        "--require-binding",
+        "--dpop-nonce",
+    ]);
+    assert_eq!(nonce_api.ready["dpop_nonce"], true);
+    let nonce_url = format!("https://{}", nonce_api.ready["addr"].as_str().unwrap());
+    let mut pem = std::fs::read_to_string(&bundle).unwrap();
+    pem.push_str(&std::fs::read_to_string(nonce_api.ready["tls_cert"].as_str().unwrap()).unwrap());
+    std::fs::write(&bundle, pem).unwrap();
+    write_config(&config, &issuer, &cert, &nonce_url, "DPoP");
+    let out = call(None);
+    assert!(
+        out.status.success(),
+        "DPoP with nonces: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["scheme"], "DPoP");
+    assert!(nonce_api.terminate().success());
+
     // certbound token --scheme dpop: a DPoP-bound token; presented as Bearer it is refused.
     write_config(&config, &issuer, &cert, &api_url, "Bearer");
     let out = run_ok(&[

@@ -10,6 +10,10 @@
 //! admits any currently valid certificate, or only those named by `--allow-cert-thumbprint`
 //! and/or chaining to a `--client-ca-cert`; the ready line adds
 //! `"allow_cert_thumbprints"` and `"client_ca_certs"`.
+//!
+//! `DPoP` and `Pop` requests are checked against the request's own URL, or against
+//! `--external-url` when a proxy sits in front; `--dpop-nonce` makes the API demand server
+//! nonces in DPoP proofs. The ready line adds `"dpop_nonce"` and `"external_url"`.
 
 use std::path::PathBuf;
 
@@ -139,19 +143,22 @@ pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
             .add_pem_file(ca)
             .with_context(|| format!("cannot load --ca-cert {}", ca.display()))?;
     }
-    let validator = Validator::builder()
+    let mut validator = Validator::builder()
         .issuer(args.authority.clone())
         .audiences(args.audience.iter().cloned())
         .require_binding(args.require_binding)
-        .trust_anchors(anchors)
-        .build()
-        .await
-        .with_context(|| {
-            format!(
-                "cannot set up token validation for authority {}",
-                args.authority
-            )
-        })?;
+        .require_dpop_nonce(args.dpop_nonce)
+        .trust_anchors(anchors);
+    if let Some(url) = &args.external_url {
+        // Checked by the builder (an absolute http(s) URL).
+        validator = validator.external_base_url(url.clone());
+    }
+    let validator = validator.build().await.with_context(|| {
+        format!(
+            "cannot set up token validation for authority {}",
+            args.authority
+        )
+    })?;
 
     let (identity, temp, tls_cert_path) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
@@ -184,6 +191,8 @@ pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
         "issuer": args.authority,
         "audience": args.audience,
         "require_binding": args.require_binding,
+        "dpop_nonce": args.dpop_nonce,
+        "external_url": args.external_url,
         "allow_cert_thumbprints": args
             .allow_cert_thumbprint
             .iter()

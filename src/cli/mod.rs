@@ -255,6 +255,13 @@ pub struct ApiServeArgs {
     /// repeatable. With `--allow-cert-thumbprint` too, both must hold.
     #[arg(long = "client-ca-cert", value_name = "PEM")]
     pub client_ca_cert: Vec<PathBuf>,
+    /// Demand server nonces in DPoP proofs (`401 use_dpop_nonce` with a `DPoP-Nonce`).
+    #[arg(long)]
+    pub dpop_nonce: bool,
+    /// The public base URL clients use when a proxy sits in front (e.g.
+    /// `https://api.example.com`): DPoP `htu` and signed-request `u`/`p` are checked against it.
+    #[arg(long, value_name = "URL")]
+    pub external_url: Option<String>,
 }
 
 /// `certbound inspect`.
