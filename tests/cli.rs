@@ -91,6 +91,23 @@ fn write_config(path: &Path, issuer: &str, cert: &Path, api_url: &str, scheme: &
     std::fs::write(path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
 }
 
+/// `certbound api serve` for `api://cli-api` requiring binding, with `extra` flags.
+fn binding_api(issuer: &str, ca: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "api",
+        "serve",
+        "--authority",
+        issuer,
+        "--audience",
+        "api://cli-api",
+        "--ca-cert",
+        ca,
+        "--require-binding",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
 /// `certbound authority register` of `cert` as `cli-app` for `api://cli-api`.
 fn register(auth_dir: &str, cert: &Path) {
     run_ok(&[
@@ -314,19 +331,7 @@ fn call_and_token_support_every_scheme() {
         .unwrap()
         .thumbprint()
         .to_base64url();
-    let api = Server::start(&[
-        "api",
-        "serve",
-        "--authority",
-        &issuer,
-        "--audience",
-        "api://cli-api",
-        "--ca-cert",
-        &ca,
-        "--require-binding",
-        "--allow-cert-thumbprint",
-        &thumb,
-    ]);
+    let api = binding_api(&issuer, &ca, &["--allow-cert-thumbprint", &thumb]);
     let api_url = format!("https://{}", api.ready["addr"].as_str().unwrap());
     let api_trust = api.ready["tls_cert"]
         .as_str()
@@ -407,18 +412,7 @@ fn call_and_token_support_every_scheme() {
     assert!(!out.status.success());
 
     // An API demanding DPoP nonces: `call` answers its use_dpop_nonce challenge once.
-    let nonce_api = Server::start(&[
-        "api",
-        "serve",
-        "--authority",
-        &issuer,
-        "--audience",
-        "api://cli-api",
-        "--ca-cert",
-        &ca,
-        "--require-binding",
-        "--dpop-nonce",
-    ]);
+    let nonce_api = binding_api(&issuer, &ca, &["--dpop-nonce"]);
     assert_eq!(nonce_api.ready["dpop_nonce"], true);
     let nonce_url = format!("https://{}", nonce_api.ready["addr"].as_str().unwrap());
     let mut pem = std::fs::read_to_string(&bundle).unwrap();

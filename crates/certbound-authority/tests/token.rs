@@ -83,17 +83,13 @@ async fn client_secret_post_gives_unbound_bearer_with_all_claims() {
             "correct-horse-battery",
         ))
         .unwrap();
-    let (st, body, headers) = env
-        .token(
-            None,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", "s-app"),
-                ("client_secret", "correct-horse-battery"),
-                ("scope", SCOPE),
-            ],
-        )
-        .await;
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "s-app"),
+        ("client_secret", "correct-horse-battery"),
+        ("scope", SCOPE),
+    ];
+    let (st, body, headers) = env.token(None, &form).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
@@ -113,17 +109,7 @@ async fn client_secret_post_gives_unbound_bearer_with_all_claims() {
     // An object id like Entra's service-principal `oid`: GUID-shaped, the same on every token.
     let oid = c["oid"].as_str().expect("oid");
     assert_eq!((oid.len(), oid.matches('-').count()), (36, 4), "{oid}");
-    let (st2, body2, _) = env
-        .token(
-            None,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", "s-app"),
-                ("client_secret", "correct-horse-battery"),
-                ("scope", SCOPE),
-            ],
-        )
-        .await;
+    let (st2, body2, _) = env.token(None, &form).await;
     assert_eq!(st2, 200, "{body2}");
     assert_eq!(claims(body2["access_token"].as_str().unwrap())["oid"], oid);
     let (iat, nbf, exp) = (
