@@ -222,6 +222,13 @@ impl KeyBound<'_> {
             Self::DPoP(..) => "jkt",
         }
     }
+    /// The scheme and the claim path, for errors.
+    fn names(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Pop(_) => ("Pop", "cnf.kid"),
+            Self::DPoP(..) => ("DPoP", "cnf.jkt"),
+        }
+    }
 }
 
 /// Builds the form for one attempt (a fresh client assertion each time: `jti` is unique).
@@ -588,24 +595,16 @@ fn parse_success(
     }
     if let Some(k) = req.key_bound {
         let expected = k.key().thumbprint();
-        let scheme = if matches!(k, KeyBound::Pop(_)) {
-            "Pop"
-        } else {
-            "DPoP"
-        };
         if let Some(c) = &claims {
             let got = c.get("cnf").and_then(|c| c.get(k.claim()));
             let matches = got
                 .and_then(Value::as_str)
                 .is_some_and(|g| certbound_core::pop::thumbprints_equal(g, &expected));
             if !matches {
+                let (scheme, claim) = k.names();
                 return Err(ClientError::KeyBindingMismatch {
                     scheme,
-                    claim: if k.claim() == "kid" {
-                        "cnf.kid"
-                    } else {
-                        "cnf.jkt"
-                    },
+                    claim,
                     expected,
                     received: match got {
                         None => "missing".into(),

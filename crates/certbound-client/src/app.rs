@@ -165,12 +165,18 @@ impl App {
             return Ok(mi.minted().await?.certified_key().clone());
         }
         let resolved = self.inner.credential.resolve().await?;
-        resolved.certificate().cloned().ok_or_else(|| {
-            ClientError::SchemeNotSatisfiable(format!(
-                "MTLS needs a certificate credential with its private key (SourceType Path, Base64Encoded or ManagedCertificate); the loaded credential is a {}",
-                self.inner.credential.describe()
-            ))
-        })
+        resolved
+            .certificate()
+            .cloned()
+            .ok_or_else(|| ClientError::SchemeNotSatisfiable(self.certificate_needed("MTLS")))
+    }
+
+    /// Why `scheme` cannot be served: the loaded credential has no certificate with its key.
+    fn certificate_needed(&self, scheme: &str) -> String {
+        format!(
+            "{scheme} needs a certificate credential with its private key (SourceType Path, Base64Encoded or ManagedCertificate); the loaded credential is a {}",
+            self.inner.credential.describe()
+        )
     }
 
     /// The headers for one request with `method` to `url`: what
@@ -202,13 +208,7 @@ impl App {
         if !scheme.signs_requests() {
             return self.header_for(scopes, scheme, options).await;
         }
-        let (entry, source) = match (!options.force_refresh)
-            .then(|| self.hot_entry(scopes, scheme, options.tenant.as_deref()))
-            .flatten()
-        {
-            Some(e) => (e, TokenSource::Cache),
-            None => self.token_slow(scopes, scheme, options).await?,
-        };
+        let (entry, source) = self.entry(scopes, scheme, options).await?;
         let token = entry.token.access_token.expose();
         let key = &self.inner.proof_key;
         let (value, scheme_len, dpop) = if scheme == ProtocolScheme::DPoP {
@@ -240,9 +240,7 @@ impl App {
     ) -> Result<AuthorizationHeader, ClientError> {
         let scheme = self.effective_scheme(options)?;
         if scheme.signs_requests() {
-            return Err(ClientError::SchemeNotSatisfiable(format!(
-                "{scheme} signs every request: use authorization_header_for_request(scopes, options, method, url)"
-            )));
+            return Err(signs_every_request(scheme));
         }
         self.header_for(scopes, scheme, options).await
     }
@@ -265,12 +263,7 @@ impl App {
             }
             .into_header(TokenSource::Cache));
         }
-        if !options.force_refresh
-            && let Some(h) = self.hot_lookup(scopes, scheme, options.tenant.as_deref())
-        {
-            return Ok(h);
-        }
-        let (entry, source) = self.token_slow(scopes, scheme, options).await?;
+        let (entry, source) = self.entry(scopes, scheme, options).await?;
         let mut h = entry.header.clone();
         h.source = source;
         Ok(h)
@@ -324,13 +317,7 @@ impl App {
                 "MTLS authenticates with the client certificate alone: there is no token to acquire".into(),
             ));
         }
-        let (entry, source) = match (!options.force_refresh)
-            .then(|| self.hot_entry(scopes, scheme, options.tenant.as_deref()))
-            .flatten()
-        {
-            Some(e) => (e, TokenSource::Cache),
-            None => self.token_slow(scopes, scheme, options).await?,
-        };
+        let (entry, source) = self.entry(scopes, scheme, options).await?;
         Ok(AppToken {
             token_type: entry.token.token_type.clone(),
             access_token: entry.token.access_token.clone(),
@@ -351,10 +338,9 @@ impl App {
     fn effective_scheme(&self, o: &HeaderOptions) -> Result<ProtocolScheme, ClientError> {
         if o.scheme == ProtocolScheme::Mtls {
             if !self.inner.credential.provides_certificate() {
-                return Err(ClientError::SchemeNotSatisfiable(format!(
-                    "MTLS needs a certificate credential with its private key (SourceType Path, Base64Encoded or ManagedCertificate); the loaded credential is a {}",
-                    self.inner.credential.describe()
-                )));
+                return Err(ClientError::SchemeNotSatisfiable(
+                    self.certificate_needed("MTLS"),
+                ));
             }
             return Ok(o.scheme);
         }
@@ -374,10 +360,7 @@ impl App {
                 )
             })
         } else if !self.inner.credential.provides_certificate() {
-            Some(format!(
-                "MTLS_POP needs a certificate credential with its private key (SourceType Path, Base64Encoded or ManagedCertificate); the loaded credential is a {}",
-                self.inner.credential.describe()
-            ))
+            Some(self.certificate_needed("MTLS_POP"))
         } else {
             None
         };
@@ -432,14 +415,20 @@ impl App {
         Some(e)
     }
 
-    fn hot_lookup(
+    /// The hot entry (unless `force_refresh`), else the pluggable cache or the authority.
+    /// The hot path takes a shard read lock and one reference count.
+    async fn entry(
         &self,
         scopes: &[impl AsRef<str>],
         scheme: ProtocolScheme,
-        tenant: Option<&str>,
-    ) -> Option<AuthorizationHeader> {
-        self.hot_entry(scopes, scheme, tenant)
-            .map(|e| e.header.clone())
+        o: &HeaderOptions,
+    ) -> Result<(Arc<HotEntry>, TokenSource), ClientError> {
+        if !o.force_refresh
+            && let Some(e) = self.hot_entry(scopes, scheme, o.tenant.as_deref())
+        {
+            return Ok((e, TokenSource::Cache));
+        }
+        self.token_slow(scopes, scheme, o).await
     }
 
     /// Starts one background refresh for an entry past its `refresh_on` (at most one every 30 s).
@@ -506,33 +495,18 @@ impl App {
                 } else {
                     None
                 };
-                // Certificate-bound: the certificate's thumbprint; key-bound: the proof
-                // key's (so a rotated key never finds the old key's tokens).
-                let binding = match &cert {
-                    Some(c) => Some(c.thumbprint()),
-                    None if scheme.signs_requests() => {
-                        Thumbprint::from_base64url(&self.inner.proof_key.thumbprint())
-                    }
-                    None => None,
-                };
                 let key = CacheKey::new(
                     &authority.url(),
                     authority.tenant(),
                     &self.inner.client_id,
                     &sorted,
                     scheme.token_type(),
-                    binding.as_ref(),
+                    self.binding_for(scheme, cert.as_ref()).as_ref(),
                 );
                 (Route::Authority(authority), Some(resolved), cert, key)
             }
         };
-        let tp = match &cert {
-            Some(c) => Some(c.thumbprint()),
-            None if scheme.signs_requests() => {
-                Thumbprint::from_base64url(&self.inner.proof_key.thumbprint())
-            }
-            None => None,
-        };
+        let tp = self.binding_for(scheme, cert.as_ref());
         let now = certbound_core::now_unix();
         if !o.force_refresh {
             match self.inner.cache.get(&key).await {
@@ -567,6 +541,22 @@ impl App {
             .await?;
         let e = self.remember(sorted, scheme, o.tenant.as_deref(), key, token, cert);
         Ok((e, TokenSource::IdentityProvider))
+    }
+
+    /// What a token for `scheme` is bound to: the certificate's thumbprint (`MTLS_POP`), the
+    /// proof key's (`Pop`, `DPoP`: a rotated key never finds the old key's tokens), or nothing.
+    fn binding_for(
+        &self,
+        scheme: ProtocolScheme,
+        cert: Option<&CertifiedKey>,
+    ) -> Option<Thumbprint> {
+        match cert {
+            Some(c) => Some(c.thumbprint()),
+            None if scheme.signs_requests() => {
+                Thumbprint::from_base64url(&self.inner.proof_key.thumbprint())
+            }
+            None => None,
+        }
     }
 
     fn usable(&self, t: &CachedToken, binding: Option<&Thumbprint>, now: i64) -> bool {
@@ -968,25 +958,19 @@ impl HeaderHandle {
         let app = &i.app;
         let scheme = app.effective_scheme(&i.options)?;
         if scheme.signs_requests() {
-            return Err(ClientError::SchemeNotSatisfiable(format!(
-                "{scheme} signs every request: use App::authorization_header_for_request(scopes, options, method, url)"
-            )));
+            return Err(signs_every_request(scheme));
         }
         if !scheme.uses_token() {
             return app.header_for(&i.scopes, scheme, &i.options).await;
         }
-        let cached = (!force)
-            .then(|| app.hot_entry(&i.scopes, scheme, i.options.tenant.as_deref()))
-            .flatten();
-        let (entry, source) = match cached {
-            Some(e) => (e, TokenSource::Cache),
-            None => {
-                let o = HeaderOptions {
-                    force_refresh: force,
-                    ..i.options.clone()
-                };
-                app.token_slow(&i.scopes, scheme, &o).await?
-            }
+        let (entry, source) = if force {
+            let o = HeaderOptions {
+                force_refresh: true,
+                ..i.options.clone()
+            };
+            app.entry(&i.scopes, scheme, &o).await?
+        } else {
+            app.entry(&i.scopes, scheme, &i.options).await?
         };
         i.slot.store(Arc::new(Slot {
             header: entry.header.clone(),
@@ -999,6 +983,13 @@ impl HeaderHandle {
         h.source = source;
         Ok(h)
     }
+}
+
+/// A header for a scheme that signs each request was asked for without the request.
+fn signs_every_request(scheme: ProtocolScheme) -> ClientError {
+    ClientError::SchemeNotSatisfiable(format!(
+        "{scheme} signs every request: use App::authorization_header_for_request(scopes, options, method, url)"
+    ))
 }
 
 /// Where a token request goes.

@@ -308,26 +308,19 @@ impl Downstream {
         header_options: &HeaderOptions,
     ) -> Result<DownstreamResponse, DownstreamError> {
         let mut auth = HeaderMap::new();
-        let binding = if header_options.scheme == ProtocolScheme::Mtls {
-            let cert = self
-                .app
-                .client_certificate()
-                .await
-                .map_err(|e| DownstreamError::Token(e.to_string()))?;
-            Some(cert)
-        } else if api.request_app_token {
-            let scopes = if api.scopes.is_empty() {
+        // `MTLS` needs no token (and no scopes): the header provider gives its certificate.
+        let scheme = header_options.scheme;
+        let binding = if scheme == ProtocolScheme::Mtls || api.request_app_token {
+            if scheme.uses_token() && api.scopes.is_empty() {
                 return Err(DownstreamError::Config {
                     api: name.into(),
                     problem: "RequestAppToken is true but Scopes is empty".into(),
                 });
-            } else {
-                &api.scopes
-            };
+            }
             let h = self
                 .app
                 .authorization_header_for_request(
-                    scopes,
+                    &api.scopes,
                     header_options,
                     method.as_str(),
                     url.as_str(),
