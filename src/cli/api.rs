@@ -90,10 +90,7 @@ fn parse_thumbprint(text: &str) -> anyhow::Result<Thumbprint> {
         for (i, b) in bytes.iter_mut().enumerate() {
             *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
         }
-        let b64 = certbound_core::b64::encode(bytes);
-        if let Some(tp) = Thumbprint::from_base64url(&b64) {
-            return Ok(tp);
-        }
+        return Ok(Thumbprint::from_bytes(bytes));
     }
     anyhow::bail!(
         "--allow-cert-thumbprint {t:?} is not an x5t#S256 thumbprint: give the base64url \

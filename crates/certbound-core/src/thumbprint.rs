@@ -38,6 +38,11 @@ impl Thumbprint {
         Some(Self(arr))
     }
 
+    /// A thumbprint from its 32 SHA-256 bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
