@@ -108,6 +108,22 @@ fn binding_api(issuer: &str, ca: &str, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
+/// `certbound cert new` of `dir/app.pem` + `dir/app.key`, registered as `cli-app`.
+fn new_registered_cert(dir: &Path, auth_dir: &str) -> PathBuf {
+    let prefix = dir.join("app");
+    run_ok(&[
+        "cert",
+        "new",
+        "--cn",
+        "cli-app",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    let cert = dir.join("app.pem");
+    register(auth_dir, &cert);
+    cert
+}
+
 /// `certbound authority register` of `cert` as `cli-app` for `api://cli-api`.
 fn register(auth_dir: &str, cert: &Path) {
     run_ok(&[
@@ -175,33 +191,11 @@ fn full_cli_flow_authority_token_api_call_inspect() {
     assert!(authority.ready["tenant"].as_str().is_some());
 
     // A client certificate, registered while the authority runs.
-    let prefix = d("app");
-    run_ok(&[
-        "cert",
-        "new",
-        "--cn",
-        "cli-app",
-        "--out",
-        prefix.to_str().unwrap(),
-    ]);
-    let cert = d("app.pem");
+    let cert = new_registered_cert(dir.path(), auth_dir_s);
     assert!(cert.is_file() && d("app.key").is_file());
-    register(auth_dir_s, &cert);
 
     // The protected API, requiring binding.
-    let api = Server::start(&[
-        "api",
-        "serve",
-        "--authority",
-        &issuer,
-        "--audience",
-        "api://cli-api",
-        "--addr",
-        "127.0.0.1:0",
-        "--ca-cert",
-        &ca,
-        "--require-binding",
-    ]);
+    let api = binding_api(&issuer, &ca, &["--addr", "127.0.0.1:0"]);
     let api_url = format!("https://{}", api.ready["addr"].as_str().unwrap());
     let api_ca = api.ready["tls_cert"].as_str().map(str::to_owned);
 
@@ -316,17 +310,7 @@ fn call_and_token_support_every_scheme() {
     let authority = Server::start(&["authority", "serve", "--dir", auth_dir_s]);
     let issuer = authority.ready["issuer"].as_str().unwrap().to_string();
     let ca = authority.ready["ca_cert"].as_str().unwrap().to_string();
-    let prefix = d("app");
-    run_ok(&[
-        "cert",
-        "new",
-        "--cn",
-        "cli-app",
-        "--out",
-        prefix.to_str().unwrap(),
-    ]);
-    let cert = d("app.pem");
-    register(auth_dir_s, &cert);
+    let cert = new_registered_cert(dir.path(), auth_dir_s);
     let thumb = certbound_core::Certificate::load_file(&cert)
         .unwrap()
         .thumbprint()
