@@ -174,14 +174,7 @@ async fn dpop_bound_tokens_for_ec_and_rsa_keys_on_every_endpoint_alias() {
 #[tokio::test]
 async fn dpop_binds_the_key_whatever_the_client_authentication() {
     let env = start().await;
-    let cert = self_signed("dpop-tls-app", KeyKind::EcP256);
-    env.running
-        .register(ClientRegistration::with_certificate(
-            "dpop-tls-app",
-            cert.leaf().clone(),
-            CertAuthMethod::SelfSignedTlsClientAuth,
-        ))
-        .unwrap();
+    let cert = env.register_self_signed("dpop-tls-app", KeyKind::EcP256);
     let key = ProofKey::generate().unwrap();
     let url = env.running.token_endpoint().to_owned();
 
@@ -419,14 +412,7 @@ async fn hostile_proofs_get_invalid_dpop_proof() {
 #[tokio::test]
 async fn dpop_and_other_bindings_are_exclusive() {
     let env = start().await;
-    let cert = self_signed("excl-app", KeyKind::EcP256);
-    env.running
-        .register(ClientRegistration::with_certificate(
-            "excl-app",
-            cert.leaf().clone(),
-            CertAuthMethod::SelfSignedTlsClientAuth,
-        ))
-        .unwrap();
+    let cert = env.register_self_signed("excl-app", KeyKind::EcP256);
     let key = ProofKey::generate().unwrap();
     let url = env.running.token_endpoint().to_owned();
     let req_cnf = key.req_cnf();

@@ -4,7 +4,7 @@
 mod common;
 
 use base64::Engine as _;
-use certbound_authority::{CertAuthMethod, ClientRegistration};
+use certbound_authority::ClientRegistration;
 use certbound_core::pop::ProofKey;
 use certbound_core::{JwsAlgorithm, KeyKind, b64};
 use common::*;
@@ -37,14 +37,7 @@ async fn validator(env: &Env) -> certbound_resource::Validator {
 #[tokio::test]
 async fn pop_bound_tokens_with_private_key_jwt_secret_and_tls_certificate() {
     let env = start().await;
-    let cert = self_signed("pop-cert-app", KeyKind::EcP256);
-    env.running
-        .register(ClientRegistration::with_certificate(
-            "pop-cert-app",
-            cert.leaf().clone(),
-            CertAuthMethod::SelfSignedTlsClientAuth,
-        ))
-        .unwrap();
+    let cert = env.register_self_signed("pop-cert-app", KeyKind::EcP256);
     env.running
         .register(ClientRegistration::with_secret("pop-secret-app", SECRET))
         .unwrap();

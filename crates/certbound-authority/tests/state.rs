@@ -4,7 +4,7 @@
 
 mod common;
 
-use certbound_authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound_authority::{Authority, AuthorityOptions, ClientRegistration};
 use certbound_core::KeyKind;
 use common::*;
 
@@ -14,14 +14,7 @@ const SCOPE: &str = "api://orders/.default";
 async fn restart_keeps_keys_and_registrations() {
     let env = start().await;
     let dir = env.running.authority().dir().to_path_buf();
-    let app = self_signed("app", KeyKind::EcP256);
-    env.running
-        .register(ClientRegistration::with_certificate(
-            "app",
-            app.leaf().clone(),
-            CertAuthMethod::SelfSignedTlsClientAuth,
-        ))
-        .unwrap();
+    let app = env.register_self_signed("app", KeyKind::EcP256);
     let kid = env.running.authority().kid().to_owned();
     let tenant = env.running.tenant().to_owned();
     let ca = env.running.ca_cert().thumbprint();

@@ -260,14 +260,7 @@ async fn private_key_jwt_all_algorithms_and_key_hints() {
 #[tokio::test]
 async fn self_signed_tls_client_auth_binding_rules() {
     let env = start().await;
-    let app = self_signed("tls-app", KeyKind::EcP256);
-    env.running
-        .register(ClientRegistration::with_certificate(
-            "tls-app",
-            app.leaf().clone(),
-            CertAuthMethod::SelfSignedTlsClientAuth,
-        ))
-        .unwrap();
+    let app = env.register_self_signed("tls-app", KeyKind::EcP256);
     let x5t = app.thumbprint().to_base64url();
 
     // Entra mTLS PoP: token_type=mtls_pop → mtls_pop + cnf.

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use certbound_authority::{Authority, AuthorityOptions, RunningAuthority};
+use certbound_authority::{
+    Authority, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,
+};
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::jose::{JwsHeader, sign_compact};
 use certbound_core::tls::{TrustAnchors, client_config};
@@ -31,6 +33,20 @@ pub async fn start_with(opts: AuthorityOptions) -> Env {
 }
 
 impl Env {
+    /// A self-signed client certificate registered as `client_id`
+    /// (`self_signed_tls_client_auth`).
+    pub fn register_self_signed(&self, client_id: &str, kind: KeyKind) -> CertifiedKey {
+        let cert = self_signed(client_id, kind);
+        self.running
+            .register(ClientRegistration::with_certificate(
+                client_id,
+                cert.leaf().clone(),
+                CertAuthMethod::SelfSignedTlsClientAuth,
+            ))
+            .unwrap();
+        cert
+    }
+
     pub fn anchors(&self) -> TrustAnchors {
         let mut a = TrustAnchors::default();
         a.add(&self.running.ca_cert());
