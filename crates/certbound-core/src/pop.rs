@@ -121,6 +121,18 @@ pub enum PopError {
     /// Making a proof failed (key generation or signing).
     #[error("cannot make the proof: {0}")]
     Sign(String),
+    /// The request has no single `Host` (or HTTP/2 `:authority`) to pick the server's
+    /// origin by.
+    #[error("the request has no single Host or :authority naming this server")]
+    HostMissing,
+    /// The request's `Host`/`:authority` is none of the origins the server is configured
+    /// with (RFC 9449 §11.1: a proof must name this server).
+    #[error("the request's Host is not an origin of this server")]
+    HostNotOrigin,
+    /// The server has no origin to check proofs against: no external URL is configured and
+    /// it listens on a wildcard address (or its address is unknown).
+    #[error("this server has no origin to check proofs against: configure its external URL")]
+    NoOrigin,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -960,8 +972,8 @@ impl fmt::Debug for SignedHttpRequest {
 }
 
 impl SignedHttpRequest {
-    /// Checks `m`, `u`, `p` against the request (each is required) and `ts` within
-    /// `max_age` seconds before `now` (and `future_skew` after).
+    /// Checks `m` (case-sensitively, RFC 9110 §9.1), `u`, `p` against the request (each is
+    /// required) and `ts` within `max_age` seconds before `now` (and `future_skew` after).
     pub fn check_request(
         &self,
         method: &str,
@@ -972,7 +984,8 @@ impl SignedHttpRequest {
     ) -> Result<(), PopError> {
         let target = HttpTarget::parse(url)?;
         match &self.method {
-            Some(m) if m.eq_ignore_ascii_case(method) => {}
+            // RFC 9110 §9.1: methods are case-sensitive (`get` is not `GET`).
+            Some(m) if m == method => {}
             Some(_) => return Err(PopError::MethodMismatch),
             None => return Err(PopError::Claim("m")),
         }
@@ -1087,5 +1100,22 @@ mod tests {
         let decoded = b64::decode(k.req_cnf()).unwrap();
         let v: Value = serde_json::from_slice(&decoded).unwrap();
         assert_eq!(v, json!({"kid": k.thumbprint()}));
+    }
+
+    #[test]
+    fn signed_request_methods_compare_case_sensitively() {
+        let k = ProofKey::generate().unwrap();
+        let url = "https://api.example/orders";
+        let now = crate::now_unix();
+        for (made, sent) in [("GET", "get"), ("get", "GET"), ("Post", "POST")] {
+            let shr = k.signed_http_request("at", made, url).unwrap();
+            let v = verify_signed_http_request(&shr).unwrap();
+            assert_eq!(
+                v.check_request(sent, url, now, 60, 5),
+                Err(PopError::MethodMismatch),
+                "m={made} for {sent}"
+            );
+            assert_eq!(v.check_request(made, url, now, 60, 5), Ok(()));
+        }
     }
 }

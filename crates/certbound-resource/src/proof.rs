@@ -11,9 +11,22 @@
 //!   proof key's RFC 7638 thumbprint, and finally the `jti` against a bounded replay cache
 //!   whose entries live as long as the proof window.
 //! - **PoP**: `Authorization: PoP <shr>`. The SHR's signature is verified with its own
-//!   `cnf.jwk` and its `kid` must be that key's thumbprint; `m`, `u`, `p` must name the
-//!   request and `ts` lie in the window; the inner token (`at`) is validated as usual and its
-//!   `cnf.kid` must equal the key's thumbprint; a repeated SHR `nonce` is refused.
+//!   `cnf.jwk` and its `kid` must be that key's thumbprint; `m` (case-sensitively), `u`, `p`
+//!   must name the request and `ts` lie in the window; the inner token (`at`) is validated as
+//!   usual and its `cnf.kid` must equal the key's thumbprint; every SHR is replay-protected,
+//!   by its `nonce`, or by the SHA-256 of its whole text when it has none.
+//!
+//! **Origin** (SPEC §5.1, RFC 9449 §4.3 step 9 and §11.1): the URL a proof must name is
+//! built from the server's **own** origins — the configured external base URLs
+//! ([`external_base_url`](crate::ValidatorBuilder::external_base_url), repeatable, each
+//! possibly with a path prefix), else `https://<the address the server listens on>` (from
+//! [`TlsInfo::listen_addr`]) when that is a specific address — joined with the request's
+//! path. What the request claims (absolute-form target, `Host`, `:authority`) only selects
+//! among those origins: a proof-scheme request whose `Host`/`:authority` names none of them
+//! is refused (401 `invalid_dpop_proof` / `invalid_token`), and a proof naming a configured
+//! origin other than the one its `Host` names is refused too. A server on a wildcard
+//! address without an external URL has no origin: [`Validator::proof_origins`] says so
+//! before serving ([`crate::sample::serve`] and `certbound api serve` refuse to start).
 //!
 //! A DPoP-bound token sent as `Bearer` (or `mtls_pop`, or inside an SHR) is refused, and so
 //! is a token that is not bound to a proof key when sent with `DPoP` or `PoP`.
@@ -48,6 +61,7 @@
 //! let mut headers = HeaderMap::new();
 //! headers.insert("authorization", HeaderValue::from_str(&format!("DPoP {token}")).unwrap());
 //! headers.insert("dpop", HeaderValue::from_str(&proof).unwrap());
+//! headers.insert("host", HeaderValue::from_static("api.example"));
 //! let uri: Uri = "/orders".parse().unwrap();
 //! let ok = validator.validate_http_request(&Method::GET, &uri, &headers, None).await.unwrap();
 //! assert_eq!(ok.proof_key_thumbprint(), Some(proof_key.thumbprint().as_str()));
@@ -56,11 +70,14 @@
 //! # });
 //! ```
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::{digest, hmac};
-use certbound_core::pop::{self, DpopExpectations, DpopProof, HttpTarget, SignedHttpRequest};
+use certbound_core::pop::{
+    self, DpopExpectations, DpopProof, HttpTarget, PopError, SignedHttpRequest,
+};
 use http::{HeaderMap, Method, Uri, header};
 use subtle::ConstantTimeEq as _;
 
@@ -79,7 +96,8 @@ pub const DEFAULT_REPLAY_CAPACITY: u64 = 1_000_000;
 
 #[derive(Clone, Debug)]
 pub(crate) struct ProofConfig {
-    pub(crate) external_base_url: Option<String>,
+    /// The server's own origins (`--external-url`), in order; empty: the listen address.
+    pub(crate) external_base_urls: Vec<String>,
     pub(crate) window: Duration,
     pub(crate) future_skew: Duration,
     pub(crate) require_nonce: bool,
@@ -89,7 +107,7 @@ pub(crate) struct ProofConfig {
 impl Default for ProofConfig {
     fn default() -> Self {
         Self {
-            external_base_url: None,
+            external_base_urls: Vec::new(),
             window: DEFAULT_PROOF_WINDOW,
             future_skew: DEFAULT_PROOF_FUTURE_SKEW,
             require_nonce: false,
@@ -228,9 +246,73 @@ impl DpopNonces {
     }
 }
 
+/// One origin of this server: what a proof's URL must start with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    /// `http` or `https`.
+    scheme: String,
+    /// Lowercase host, with `:port` unless it is the scheme's default.
+    authority: String,
+    /// Normalised path prefix without a trailing slash (`""` for none).
+    prefix: String,
+}
+
+impl Origin {
+    /// An external base URL: absolute http(s), no query, fragment or user info.
+    fn parse(url: &str) -> Result<Self, BuildError> {
+        if url.contains(['?', '#']) {
+            return Err(BuildError::BadBaseUrl(url.to_owned()));
+        }
+        let t = HttpTarget::parse(url).map_err(|_| BuildError::BadBaseUrl(url.to_owned()))?;
+        Ok(Self {
+            scheme: t.scheme,
+            authority: t.authority,
+            prefix: t.path.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// `https://<addr>` for a specific listen address; `None` for a wildcard one.
+    fn of_listener(addr: SocketAddr) -> Option<Self> {
+        if addr.ip().is_unspecified() {
+            return None;
+        }
+        HttpTarget::parse(&format!("https://{addr}/"))
+            .ok()
+            .map(|t| Self {
+                scheme: t.scheme,
+                authority: t.authority,
+                prefix: String::new(),
+            })
+    }
+
+    /// `scheme://authority[/prefix]`.
+    fn base(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.authority, self.prefix)
+    }
+
+    /// The URL a proof for `path` on this origin names.
+    fn url(&self, path: &str) -> String {
+        format!("{}://{}{}{path}", self.scheme, self.authority, self.prefix)
+    }
+
+    /// Whether `host` (a `Host` or `:authority` value) names this origin. Anything but a
+    /// bare `host[:port]` (a path, query, user info, spaces) names none.
+    fn named_by(&self, host: &str) -> bool {
+        if host.is_empty()
+            || host
+                .bytes()
+                .any(|b| matches!(b, b'/' | b'?' | b'#' | b'@' | b'\\') || !b.is_ascii_graphic())
+        {
+            return false;
+        }
+        HttpTarget::parse(&format!("{}://{host}/", self.scheme))
+            .is_ok_and(|t| t.authority == self.authority)
+    }
+}
+
 pub(crate) struct ProofState {
-    /// `scheme://authority[/prefix]` without a trailing slash.
-    base: Option<String>,
+    /// The configured origins (empty: the listen address, per request).
+    origins: Vec<Origin>,
     window: i64,
     future_skew: i64,
     replay: ReplayCache,
@@ -239,21 +321,13 @@ pub(crate) struct ProofState {
 
 impl ProofState {
     pub(crate) fn new(cfg: ProofConfig) -> Result<Self, BuildError> {
-        let base = match &cfg.external_base_url {
-            None => None,
-            Some(u) => {
-                if u.contains(['?', '#']) {
-                    return Err(BuildError::BadBaseUrl(u.clone()));
-                }
-                let t = HttpTarget::parse(u).map_err(|_| BuildError::BadBaseUrl(u.clone()))?;
-                Some(format!(
-                    "{}://{}{}",
-                    t.scheme,
-                    t.authority,
-                    t.path.trim_end_matches('/')
-                ))
+        let mut origins: Vec<Origin> = Vec::new();
+        for url in &cfg.external_base_urls {
+            let o = Origin::parse(url)?;
+            if !origins.contains(&o) {
+                origins.push(o);
             }
-        };
+        }
         let window = cfg.window.max(Duration::from_secs(1));
         let nonces =
             if cfg.require_nonce {
@@ -264,7 +338,7 @@ impl ProofState {
                 None
             };
         Ok(Self {
-            base,
+            origins,
             window: i64::try_from(window.as_secs()).unwrap_or(i64::MAX),
             future_skew: i64::try_from(cfg.future_skew.as_secs()).unwrap_or(i64::MAX),
             // A proof is refused once older than the window (+ future skew), so its entry
@@ -291,8 +365,9 @@ enum Prepared<'a> {
     Plain(Scheme, &'a str),
     /// `DPoP`: proof verified (all but replay and `jkt`).
     Dpop(&'a str, Box<DpopProof>),
-    /// `PoP`: SHR verified and matched with the request.
-    Shr(Box<SignedHttpRequest>),
+    /// `PoP`: SHR verified and matched with the request; its whole text (the replay key
+    /// when it has no `nonce`).
+    Shr(Box<SignedHttpRequest>, &'a str),
 }
 
 impl Validator {
@@ -318,7 +393,7 @@ impl Validator {
         let (scheme, token) = match &prepared {
             Prepared::Plain(s, t) => (*s, *t),
             Prepared::Dpop(t, _) => (Scheme::DPoP, *t),
-            Prepared::Shr(shr) => (Scheme::Pop, shr.access_token.as_str()),
+            Prepared::Shr(shr, _) => (Scheme::Pop, shr.access_token.as_str()),
         };
         let validated = self.validate_in_span(scheme, token, peer).await?;
         self.finish_proof(prepared, validated)
@@ -344,7 +419,9 @@ impl Validator {
         let validated = match &prepared {
             Prepared::Plain(s, t) => self.validate_cached(*s, t, peer)?,
             Prepared::Dpop(t, _) => self.validate_cached_any(Scheme::DPoP, t, peer)?,
-            Prepared::Shr(shr) => self.validate_cached_any(Scheme::Pop, &shr.access_token, peer)?,
+            Prepared::Shr(shr, _) => {
+                self.validate_cached_any(Scheme::Pop, &shr.access_token, peer)?
+            }
         };
         self.finish_proof(prepared, validated)
     }
@@ -355,26 +432,65 @@ impl Validator {
         self.inner.proof.nonces.as_ref().map(DpopNonces::current)
     }
 
-    /// The URL the request was made to, as the client saw it: the configured external base
-    /// URL joined with the path, or the absolute request URI, or the `Host` header.
-    fn request_url(&self, f: &RequestFacts<'_>) -> Result<String, Rejection> {
-        let path = f.uri.path();
-        if let Some(base) = &self.inner.proof.base {
-            return Ok(format!("{base}{path}"));
+    /// The origins DPoP and PoP proofs are checked against when the server listens on
+    /// `listen` (`scheme://authority[/prefix]`): the configured external base URLs, else
+    /// `https://<listen>`. A server on a wildcard address (`0.0.0.0`, `::`) without an
+    /// external URL has none: [`BuildError::WildcardListen`]. Call it once the listener is
+    /// bound and before serving ([`crate::sample::serve`] does); without it such a server
+    /// refuses every `DPoP` and `PoP` request.
+    pub fn proof_origins(&self, listen: SocketAddr) -> Result<Vec<String>, BuildError> {
+        let p = &self.inner.proof;
+        if !p.origins.is_empty() {
+            return Ok(p.origins.iter().map(Origin::base).collect());
         }
-        if let (Some(s), Some(a)) = (f.uri.scheme_str(), f.uri.authority()) {
-            return Ok(format!("{s}://{a}{path}"));
+        Origin::of_listener(listen)
+            .map(|o| vec![o.base()])
+            .ok_or(BuildError::WildcardListen(listen))
+    }
+
+    /// The URLs a proof for this request may name, each an origin of this server that the
+    /// request's `Host`/`:authority` names, joined with the request's path.
+    fn proof_urls(&self, f: &RequestFacts<'_>) -> Result<Vec<String>, PopError> {
+        let fallback;
+        let origins: &[Origin] = if self.inner.proof.origins.is_empty() {
+            let listen = f.tls.and_then(|t| t.listen_addr);
+            fallback = listen.and_then(Origin::of_listener).ok_or_else(|| {
+                tracing::warn!(
+                    listen = ?listen,
+                    "DPoP/PoP request refused: no external URL configured and no specific \
+                     listen address to take the origin from"
+                );
+                PopError::NoOrigin
+            })?;
+            std::slice::from_ref(&fallback)
+        } else {
+            &self.inner.proof.origins
+        };
+        // What the request claims: the absolute-form target or HTTP/2 `:authority`, and the
+        // `Host` header. Each present one must name the origin.
+        let mut names: Vec<&str> = Vec::with_capacity(2);
+        if let Some(a) = f.uri.authority() {
+            names.push(a.as_str());
         }
         let mut hosts = f.headers.get_all(header::HOST).iter();
-        match (hosts.next().and_then(|h| h.to_str().ok()), hosts.next()) {
-            (Some(host), None) if !host.is_empty() => {
-                let scheme = if f.tls.is_some() { "https" } else { "http" };
-                Ok(format!("{scheme}://{host}{path}"))
-            }
-            _ => Err(Rejection::InvalidRequest(
-                "no single Host header: cannot check the proof's URL",
-            )),
+        match (hosts.next(), hosts.next()) {
+            (None, _) => {}
+            (Some(h), None) => names.push(h.to_str().map_err(|_| PopError::HostNotOrigin)?),
+            (Some(_), Some(_)) => return Err(PopError::HostMissing),
         }
+        if names.is_empty() {
+            return Err(PopError::HostMissing);
+        }
+        let path = f.uri.path();
+        let urls: Vec<String> = origins
+            .iter()
+            .filter(|o| names.iter().all(|n| o.named_by(n)))
+            .map(|o| o.url(path))
+            .collect();
+        if urls.is_empty() {
+            return Err(PopError::HostNotOrigin);
+        }
+        Ok(urls)
     }
 
     fn prepare<'a>(&self, f: &RequestFacts<'a>) -> Result<Prepared<'a>, Rejection> {
@@ -385,8 +501,12 @@ impl Validator {
             Scheme::Bearer | Scheme::MtlsPop => Ok(Prepared::Plain(scheme, token)),
             Scheme::DPoP => {
                 let proof = extract::dpop_proof(f.headers).map_err(Rejection::InvalidDpopProof)?;
-                let url = self.request_url(f)?;
-                let want = DpopExpectations::new(f.method.as_str(), &url, now)
+                let urls = self.proof_urls(f).map_err(|e| {
+                    tracing::info!(rule = "dpop_origin", reason = %e, "DPoP proof refused");
+                    Rejection::InvalidDpopProof(DpopError::Proof(e))
+                })?;
+                let url = dpop_url(proof, &urls);
+                let want = DpopExpectations::new(f.method.as_str(), url, now)
                     .access_token(token)
                     .window(p.window, p.future_skew);
                 let checked = pop::verify_dpop_proof(proof, &want).map_err(|e| {
@@ -408,11 +528,21 @@ impl Validator {
                         error: TokenError::SignedRequest(e),
                     }
                 };
+                let urls = self.proof_urls(f).map_err(refuse)?;
                 let shr = pop::verify_signed_http_request(token).map_err(refuse)?;
-                let url = self.request_url(f)?;
-                shr.check_request(f.method.as_str(), &url, now, p.window, p.future_skew)
-                    .map_err(refuse)?;
-                Ok(Prepared::Shr(Box::new(shr)))
+                // The first origin's verdict, unless another origin the Host names matches.
+                let mut verdict = Err(PopError::HostNotOrigin);
+                for url in &urls {
+                    let r = shr.check_request(f.method.as_str(), url, now, p.window, p.future_skew);
+                    if r.is_ok() || verdict == Err(PopError::HostNotOrigin) {
+                        verdict = r;
+                    }
+                    if verdict.is_ok() {
+                        break;
+                    }
+                }
+                verdict.map_err(refuse)?;
+                Ok(Prepared::Shr(Box::new(shr), token))
             }
         }
     }
@@ -447,7 +577,7 @@ impl Validator {
                 validated.proof_key = Some(Arc::from(proof.jkt.as_str()));
                 Ok(validated)
             }
-            Prepared::Shr(shr) => {
+            Prepared::Shr(shr, text) => {
                 let refuse = |error| Rejection::InvalidToken {
                     scheme: Scheme::Pop,
                     error,
@@ -456,9 +586,18 @@ impl Validator {
                     tracing::info!(rule = "pop_kid", "SHR key does not match cnf.kid");
                     return Err(refuse(TokenError::PopKeyMismatch));
                 }
-                if let Some(n) = &shr.nonce
-                    && !p.replay.first_use("shr", &shr.thumbprint, n)
-                {
+                // Every SHR is replay-protected: by its nonce, else by the hash of its
+                // whole (signed) text — without a nonce it would otherwise be replayable
+                // for the whole `ts` window.
+                let fresh = match &shr.nonce {
+                    Some(n) => p.replay.first_use("shr", &shr.thumbprint, n),
+                    None => {
+                        let h = digest::digest(&digest::SHA256, text.as_bytes());
+                        let id = certbound_core::b64::encode(h.as_ref());
+                        p.replay.first_use("shr-text", &shr.thumbprint, &id)
+                    }
+                };
+                if !fresh {
                     tracing::info!(rule = "pop_replay", "signed request replayed");
                     return Err(refuse(TokenError::SignedRequestReplayed));
                 }
@@ -467,6 +606,30 @@ impl Validator {
             }
         }
     }
+}
+
+/// Of `urls` (non-empty), the one the proof's `htu` names, else the first: several origins
+/// of one host (path prefixes) would otherwise need one signature check each. Only picks
+/// the expectation; [`pop::verify_dpop_proof`] still checks everything, `htu` included.
+fn dpop_url<'u>(proof: &str, urls: &'u [String]) -> &'u str {
+    let first = urls.first().map_or("", String::as_str);
+    if urls.len() < 2 || proof.len() > pop::MAX_PROOF_LEN {
+        return first;
+    }
+    let claimed = certbound_core::jose::decode_unverified(proof)
+        .ok()
+        .and_then(|(_, p)| {
+            p.get("htu")
+                .and_then(|v| v.as_str())
+                .map(pop::normalize_htu)
+        })
+        .and_then(Result::ok);
+    claimed
+        .and_then(|htu| {
+            urls.iter()
+                .find(|u| pop::normalize_htu(u).is_ok_and(|n| n == htu))
+        })
+        .map_or(first, String::as_str)
 }
 
 /// Why a token endpoint refused a DPoP proof (RFC 9449 §5, §8): answer HTTP 400 with

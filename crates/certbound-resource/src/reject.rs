@@ -130,8 +130,9 @@ pub enum TokenError {
     /// The signed HTTP request (`PoP` scheme) was refused.
     #[error("signed request: {0}")]
     SignedRequest(PopError),
-    /// The SHR's `nonce` was already used within the window.
-    #[error("signed request replayed (nonce already used)")]
+    /// The SHR (its `nonce`, or its whole text when it has none) was already used within
+    /// the window.
+    #[error("signed request replayed (already used)")]
     SignedRequestReplayed,
     /// The SHR key's thumbprint is not the inner token's `cnf.kid`.
     #[error("signed request key does not match the token's cnf.kid")]

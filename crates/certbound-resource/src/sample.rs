@@ -49,13 +49,19 @@ pub fn router_with(validator: Validator, certificate: RequireClientCertificate) 
 
 /// Serves the sample API on `listener` over TLS with `identity`, asking for (not requiring)
 /// a client certificate, until `shutdown` completes — what `certbound api serve` runs, for
-/// embedding (e.g. `certbound demo`).
+/// embedding (e.g. `certbound demo`). Refuses to start (`InvalidInput`) when DPoP and PoP
+/// proofs would have no origin: a wildcard listen address without an external URL
+/// ([`Validator::proof_origins`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     identity: &certbound_core::CertifiedKey,
     validator: Validator,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let listen = listener.local_addr()?;
+    validator
+        .proof_origins(listen)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let tls =
         certbound_core::tls::server_config(identity, certbound_core::tls::ClientAuth::Optional)
             .map_err(|e| {

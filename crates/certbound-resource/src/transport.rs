@@ -58,6 +58,10 @@ pub struct TlsInfo {
     pub peer: Option<PeerCertificate>,
     /// The remote address.
     pub remote_addr: SocketAddr,
+    /// The address the server's listener is bound to (possibly a wildcard such as
+    /// `0.0.0.0:8443`), when known: without a configured external URL, DPoP and PoP proofs
+    /// must name `https://<this address>` (SPEC §5.1).
+    pub listen_addr: Option<SocketAddr>,
 }
 
 /// Limits that keep a server healthy under hostile or idle clients.
@@ -127,6 +131,7 @@ impl TlsServer {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let listen_addr = self.listener.local_addr().ok();
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let permits = Arc::new(Semaphore::new(self.limits.max_connections.max(1)));
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -189,7 +194,11 @@ impl TlsServer {
                         chain: certs.iter().map(|c| c.clone().into_owned()).collect(),
                     })
                 });
-                let info = TlsInfo { peer, remote_addr };
+                let info = TlsInfo {
+                    peer,
+                    remote_addr,
+                    listen_addr,
+                };
                 let svc = tower::service_fn(move |mut req: Request<Incoming>| {
                     req.extensions_mut().insert(info.clone());
                     service.clone().oneshot(req)

@@ -244,6 +244,14 @@ pub enum BuildError {
     /// The external base URL is not an absolute http(s) URL.
     #[error("the external base URL `{0}` is not an absolute http(s) URL without query or fragment")]
     BadBaseUrl(String),
+    /// The server listens on a wildcard address and has no external URL, so DPoP and PoP
+    /// proofs have no origin of this server to name (SPEC §5.1).
+    #[error(
+        "the server listens on {0}, a wildcard address, and accepts DPoP and PoP proofs, which \
+         must name this server's own origin: configure its external URL(s) (--external-url, \
+         or ValidatorBuilder::external_base_url)"
+    )]
+    WildcardListen(std::net::SocketAddr),
     /// The key set has no key usable with the allowed algorithms.
     #[error("the issuer's JWKS has no usable key for the allowed algorithms ({0})")]
     NoUsableKeys(String),
@@ -398,13 +406,21 @@ impl ValidatorBuilder {
         self
     }
 
-    /// The API's external base URL (e.g. `https://api.example.com` or
-    /// `https://gw.example.com/orders-api`), used for the URL a DPoP proof (`htu`) or signed
-    /// request (`u`, `p`) must name: the base joined with the request's path. Set it when a
-    /// proxy or gateway sits in front of the API; by default the URL comes from the request
-    /// (absolute URI, or the `Host` header with `https` on TLS connections).
+    /// Adds an external base URL of the API (e.g. `https://api.example.com` or
+    /// `https://gw.example.com/orders-api`): an origin a DPoP proof (`htu`) or signed request
+    /// (`u`, `p`) may name, the base joined with the request's path, when the request's
+    /// `Host` names it (SPEC §5.1). Repeatable (one per name the API is reached by). Without
+    /// any, the origin is `https://<the address the server listens on>`, which must then be
+    /// a specific address. Never taken from the request itself.
     pub fn external_base_url(mut self, url: impl Into<String>) -> Self {
-        self.proof.external_base_url = Some(url.into());
+        self.proof.external_base_urls.push(url.into());
+        self
+    }
+    /// Adds several external base URLs (see [`external_base_url`](Self::external_base_url)).
+    pub fn external_base_urls(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.proof
+            .external_base_urls
+            .extend(urls.into_iter().map(Into::into));
         self
     }
     /// How old a DPoP proof (`iat`) or signed request (`ts`) may be (default 60 s); also

@@ -964,6 +964,7 @@ fn tls_info(w: &World, cert: Cert) -> TlsInfo {
             thumbprint: c.thumbprint(),
         }),
         remote_addr: "127.0.0.1:1".parse().unwrap(),
+        listen_addr: None,
     }
 }
 

@@ -15,6 +15,8 @@ use http::header;
 use serde_json::{Value, json};
 
 const ALGS: &str = r#"algs="ES256 ES384 RS256 PS256""#;
+/// The refusal of a request whose `Host` names none of the server's origins.
+const NOT_ORIGIN: &str = "the request's Host is not an origin of this server";
 
 struct World {
     pki: Pki,
@@ -103,7 +105,40 @@ async fn send(
     for p in dpop {
         req = req.header("DPoP", *p);
     }
-    let resp = req.send().await.unwrap();
+    reply(req.send().await.unwrap()).await
+}
+
+/// An HTTP/1.1-only client: the `Host` header is then exactly what the caller sets, as a
+/// proxy forwarding a request or a replayer forging one sends it.
+fn http1(pki: &Pki) -> reqwest::Client {
+    let mut cfg = certbound_core::tls::client_config(&pki.anchors, None).unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .use_preconfigured_tls(cfg)
+        .http1_only()
+        .build()
+        .unwrap()
+}
+
+/// `send` over HTTP/1.1 to the API at `api` with `Host: host`.
+async fn send_host(
+    w: &World,
+    api: SocketAddr,
+    host: &str,
+    authorization: &str,
+    dpop: &[&str],
+) -> Reply {
+    let mut req = http1(&w.pki)
+        .get(w.url(api))
+        .header(header::HOST, host)
+        .header(header::AUTHORIZATION, authorization);
+    for p in dpop {
+        req = req.header("DPoP", *p);
+    }
+    reply(req.send().await.unwrap()).await
+}
+
+async fn reply(resp: reqwest::Response) -> Reply {
     let status = resp.status().as_u16();
     let challenges = resp
         .headers()
@@ -423,14 +458,18 @@ async fn external_base_url_behind_a_proxy() {
             None,
         )
         .unwrap();
-    let r = send(&w, api, http::Method::GET, &auth, &[&p]).await;
+    // The proxy forwards the client's Host.
+    let r = send_host(&w, api, "api.example.com", &auth, &[&p]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     // The internal URL is not what the client called.
     let p = key
         .dpop_proof("GET", &w.url(api), Some(&token), None)
         .unwrap();
-    let r = send(&w, api, http::Method::GET, &auth, &[&p]).await;
+    let r = send_host(&w, api, "api.example.com", &auth, &[&p]).await;
     dpop_refused(&r, "invalid_dpop_proof", "proof is for another URL");
+    // Nor is the listen address an origin once external URLs are configured.
+    let r = send(&w, api, http::Method::GET, &auth, &[&p]).await;
+    dpop_refused(&r, "invalid_dpop_proof", NOT_ORIGIN);
     // The configured window (30 s) applies.
     let p = key
         .dpop_proof_at(
@@ -441,7 +480,7 @@ async fn external_base_url_behind_a_proxy() {
             certbound_core::now_unix() - 45,
         )
         .unwrap();
-    let r = send(&w, api, http::Method::GET, &auth, &[&p]).await;
+    let r = send_host(&w, api, "api.example.com:443", &auth, &[&p]).await;
     dpop_refused(
         &r,
         "invalid_dpop_proof",
@@ -526,7 +565,7 @@ async fn pop_hostile_cases_over_tls() {
         200
     );
     let r = send(&w, w.api, get.clone(), &format!("PoP {shr}"), &[]).await;
-    pop_refused(&r, "signed request replayed (nonce already used)");
+    pop_refused(&r, "signed request replayed (already used)");
 
     // Another method, path, host.
     let shr = key.signed_http_request(&token, "DELETE", &url).unwrap();
@@ -605,4 +644,356 @@ async fn proof_schemes_need_the_request_line() {
         );
         assert!(v.validate_cached(scheme, &token, None).is_err());
     }
+}
+
+/// SPEC §5.1 (a): a token and proof accepted by one API are replayed to a second API of
+/// the same issuer and audience with `Host` forged to name the first. The second API
+/// compares the proof with its own origin (its listen address here), never with `Host`.
+#[tokio::test]
+async fn proof_replayed_to_a_sibling_api_with_a_forged_host_is_refused() {
+    let w = world().await;
+    let sibling = serve_api(&w.pki, validator(&w.pki, &w.issuer, |b| b).await).await;
+    let first_host = format!("127.0.0.1:{}", w.api.port());
+
+    let key = ProofKey::generate().unwrap();
+    let token = w.dpop_token(&key);
+    let auth = format!("DPoP {token}");
+    let proof = key
+        .dpop_proof("GET", &w.url(w.api), Some(&token), None)
+        .unwrap();
+    let r = send_host(&w, sibling, &first_host, &auth, &[&proof]).await;
+    dpop_refused(&r, "invalid_dpop_proof", NOT_ORIGIN);
+    // Without the forged Host it names another URL.
+    let r = send(&w, sibling, http::Method::GET, &auth, &[&proof]).await;
+    dpop_refused(&r, "invalid_dpop_proof", "proof is for another URL");
+    // The pair itself is good where it was made for.
+    let r = send(&w, w.api, http::Method::GET, &auth, &[&proof]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // The same with a signed HTTP request.
+    let key = ProofKey::generate().unwrap();
+    let token = w.pop_token(&key);
+    let shr = key
+        .signed_http_request(&token, "GET", &w.url(w.api))
+        .unwrap();
+    let auth = format!("PoP {shr}");
+    let r = send_host(&w, sibling, &first_host, &auth, &[]).await;
+    pop_refused(&r, &format!("signed request: {NOT_ORIGIN}"));
+    let r = send(&w, w.api, http::Method::GET, &auth, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Two APIs behind a gateway, each with its external URL: the same refusal.
+    let orders = serve_api(
+        &w.pki,
+        validator(&w.pki, &w.issuer, |b| {
+            b.external_base_url("https://orders.example")
+        })
+        .await,
+    )
+    .await;
+    let billing = serve_api(
+        &w.pki,
+        validator(&w.pki, &w.issuer, |b| {
+            b.external_base_url("https://billing.example")
+        })
+        .await,
+    )
+    .await;
+    let key = ProofKey::generate().unwrap();
+    let token = w.dpop_token(&key);
+    let auth = format!("DPoP {token}");
+    let proof = key
+        .dpop_proof("GET", "https://orders.example/whoami", Some(&token), None)
+        .unwrap();
+    let r = send_host(&w, billing, "orders.example", &auth, &[&proof]).await;
+    dpop_refused(&r, "invalid_dpop_proof", NOT_ORIGIN);
+    let r = send_host(&w, billing, "billing.example", &auth, &[&proof]).await;
+    dpop_refused(&r, "invalid_dpop_proof", "proof is for another URL");
+    let r = send_host(&w, orders, "orders.example", &auth, &[&proof]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// SPEC §5.1 (b): a proof naming the attacker's host, sent with that `Host`, is refused:
+/// the server is not `attacker.example`, whatever the request says.
+#[tokio::test]
+async fn proof_for_a_host_that_is_not_this_server_is_refused() {
+    let w = world().await;
+    let evil = "https://attacker.example/whoami";
+    let key = ProofKey::generate().unwrap();
+    let token = w.dpop_token(&key);
+    let auth = format!("DPoP {token}");
+    let proof = key.dpop_proof("GET", evil, Some(&token), None).unwrap();
+    let r = send_host(&w, w.api, "attacker.example", &auth, &[&proof]).await;
+    dpop_refused(&r, "invalid_dpop_proof", NOT_ORIGIN);
+    // A good proof with a foreign Host is refused too; the refusal echoes nothing of it.
+    let good = key
+        .dpop_proof("GET", &w.url(w.api), Some(&token), None)
+        .unwrap();
+    let r = send_host(&w, w.api, "attacker.example", &auth, &[&good]).await;
+    dpop_refused(&r, "invalid_dpop_proof", NOT_ORIGIN);
+    assert!(!r.body.contains("attacker"), "{}", r.body);
+    // The same proof with the Host naming this server: accepted.
+    let host = format!("127.0.0.1:{}", w.api.port());
+    let r = send_host(&w, w.api, &host, &auth, &[&good]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A Host that is not a bare host[:port] names no origin.
+    for host in [
+        format!("{host}/whoami"),
+        format!("u@{host}"),
+        format!("{host} x"),
+    ] {
+        let p = key
+            .dpop_proof("GET", &w.url(w.api), Some(&token), None)
+            .unwrap();
+        let r = send_host(&w, w.api, &host, &auth, &[&p]).await;
+        dpop_refused(&r, "invalid_dpop_proof", NOT_ORIGIN);
+    }
+
+    let key = ProofKey::generate().unwrap();
+    let token = w.pop_token(&key);
+    let shr = key.signed_http_request(&token, "GET", evil).unwrap();
+    let r = send_host(&w, w.api, "attacker.example", &format!("PoP {shr}"), &[]).await;
+    pop_refused(&r, &format!("signed request: {NOT_ORIGIN}"));
+}
+
+/// SPEC §5.1 (b): several configured origins (one with a path prefix, two on one host): a
+/// proof is accepted for the origin its `Host` names, refused for another configured one.
+#[tokio::test]
+async fn each_configured_origin_is_accepted_with_its_own_host() {
+    let w = world().await;
+    let v = validator(&w.pki, &w.issuer, |b| {
+        b.external_base_url("https://api.example.com")
+            .external_base_urls([
+                "https://gw.example.com/orders-api/",
+                "https://gw.example.com:8443/v2",
+                "https://gw.example.com/other-api",
+            ])
+    })
+    .await;
+    assert_eq!(
+        v.proof_origins("0.0.0.0:443".parse().unwrap()).unwrap(),
+        vec![
+            "https://api.example.com",
+            "https://gw.example.com/orders-api",
+            "https://gw.example.com:8443/v2",
+            "https://gw.example.com/other-api",
+        ]
+    );
+    let api = serve_api(&w.pki, v).await;
+    let key = ProofKey::generate().unwrap();
+    let token = w.dpop_token(&key);
+    let auth = format!("DPoP {token}");
+    for (url, host) in [
+        ("https://api.example.com/whoami", "api.example.com"),
+        ("https://gw.example.com/orders-api/whoami", "GW.example.com"),
+        (
+            "https://gw.example.com/other-api/whoami",
+            "gw.example.com:443",
+        ),
+        (
+            "https://gw.example.com:8443/v2/whoami",
+            "gw.example.com:8443",
+        ),
+    ] {
+        let p = key.dpop_proof("GET", url, Some(&token), None).unwrap();
+        let r = send_host(&w, api, host, &auth, &[&p]).await;
+        assert_eq!(r.status, 200, "{url} with Host {host}: {}", r.body);
+    }
+    // A configured origin, but not the one the Host names.
+    for (url, host, why) in [
+        (
+            "https://api.example.com/whoami",
+            "gw.example.com",
+            "proof is for another URL",
+        ),
+        (
+            "https://gw.example.com/orders-api/whoami",
+            "api.example.com",
+            "proof is for another URL",
+        ),
+        (
+            "https://gw.example.com/orders-api/whoami",
+            "gw.example.com:8443",
+            "proof is for another URL",
+        ),
+        // The prefix is part of the origin.
+        (
+            "https://gw.example.com/whoami",
+            "gw.example.com",
+            "proof is for another URL",
+        ),
+    ] {
+        let p = key.dpop_proof("GET", url, Some(&token), None).unwrap();
+        let r = send_host(&w, api, host, &auth, &[&p]).await;
+        dpop_refused(&r, "invalid_dpop_proof", why);
+    }
+    // The listen address is not an origin any more.
+    let p = key
+        .dpop_proof("GET", &w.url(api), Some(&token), None)
+        .unwrap();
+    let r = send(&w, api, http::Method::GET, &auth, &[&p]).await;
+    dpop_refused(&r, "invalid_dpop_proof", NOT_ORIGIN);
+
+    // Signed HTTP requests likewise.
+    let key = ProofKey::generate().unwrap();
+    let token = w.pop_token(&key);
+    let shr = key
+        .signed_http_request(&token, "GET", "https://gw.example.com/orders-api/whoami")
+        .unwrap();
+    let r = send_host(&w, api, "gw.example.com", &format!("PoP {shr}"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let shr = key
+        .signed_http_request(&token, "GET", "https://api.example.com/whoami")
+        .unwrap();
+    let r = send_host(&w, api, "gw.example.com", &format!("PoP {shr}"), &[]).await;
+    pop_refused(&r, "signed request: proof is for another URL");
+}
+
+/// SPEC §5.1 (c): without an external URL the origin is `https://<listen address>`, which a
+/// wildcard address is not: serving refuses to start, naming the option, and a server
+/// started without the check refuses every proof.
+#[tokio::test]
+async fn wildcard_listen_without_external_url_has_no_origin() {
+    let w = world().await;
+    let v = validator(&w.pki, &w.issuer, |b| b).await;
+    for wildcard in ["0.0.0.0:8443", "[::]:8443"] {
+        let e = v.proof_origins(wildcard.parse().unwrap()).unwrap_err();
+        assert!(
+            matches!(e, certbound_resource::BuildError::WildcardListen(_)),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("--external-url"), "{e}");
+        assert!(e.to_string().contains(wildcard), "{e}");
+    }
+    assert_eq!(
+        v.proof_origins("127.0.0.1:8443".parse().unwrap()).unwrap(),
+        vec!["https://127.0.0.1:8443"]
+    );
+    assert_eq!(
+        v.proof_origins("[::1]:443".parse().unwrap()).unwrap(),
+        vec!["https://[::1]"]
+    );
+
+    // sample::serve (what `certbound api serve` runs) refuses to start.
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let e = certbound_resource::sample::serve(listener, &w.pki.server, v.clone(), async {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("--external-url"), "{e}");
+    // With an external URL it serves.
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let with_url = validator(&w.pki, &w.issuer, |b| {
+        b.external_base_url("https://api.example.com")
+    })
+    .await;
+    certbound_resource::sample::serve(listener, &w.pki.server, with_url, async {})
+        .await
+        .unwrap();
+
+    // A server on a wildcard address that skipped the check refuses proofs (fail closed).
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = certbound_core::tls::server_config(
+        &w.pki.server,
+        certbound_core::tls::ClientAuth::Optional,
+    )
+    .unwrap();
+    tokio::spawn(
+        certbound_resource::transport::TlsServer::new(listener, tls).serve(
+            certbound_resource::sample::router(v),
+            std::future::pending(),
+        ),
+    );
+    let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let key = ProofKey::generate().unwrap();
+    let token = w.dpop_token(&key);
+    let p = key
+        .dpop_proof("GET", &w.url(api), Some(&token), None)
+        .unwrap();
+    let r = send(&w, api, http::Method::GET, &format!("DPoP {token}"), &[&p]).await;
+    dpop_refused(
+        &r,
+        "invalid_dpop_proof",
+        "this server has no origin to check proofs against: configure its external URL",
+    );
+    // Bearer tokens do not need an origin.
+    let r = send(
+        &w,
+        api,
+        http::Method::GET,
+        &format!("Bearer {}", w.token(None)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// A proof key whose private key the test keeps too (to forge SHRs with it).
+fn proof_key_and_signer() -> (ProofKey, PrivateKey) {
+    let signer = PrivateKey::generate(KeyKind::EcP256).unwrap();
+    let copy = PrivateKey::from_der(&signer.to_pkcs8_der()).unwrap();
+    let key = ProofKey::from_private_key(copy, signer.default_jws_algorithm()).unwrap();
+    (key, signer)
+}
+
+/// SPEC §5.1 (d): an SHR without `nonce` is replay-protected by the hash of its text.
+#[tokio::test]
+async fn nonce_less_signed_request_cannot_be_replayed() {
+    let w = world().await;
+    let (key, signer) = proof_key_and_signer();
+    let token = w.pop_token(&key);
+    let shr = key
+        .signed_http_request(&token, "GET", &w.url(w.api))
+        .unwrap();
+    let bare = forge(&shr, &signer, |_, p| {
+        p.as_object_mut().unwrap().remove("nonce");
+    });
+    assert!(
+        jose::decode_unverified(&bare)
+            .unwrap()
+            .1
+            .get("nonce")
+            .is_none()
+    );
+    let auth = format!("PoP {bare}");
+    let r = send(&w, w.api, http::Method::GET, &auth, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(&w, w.api, http::Method::GET, &auth, &[]).await;
+    pop_refused(&r, "signed request replayed (already used)");
+    // Another nonce-less SHR (another ts) is a new request.
+    let other = forge(&shr, &signer, |_, p| {
+        p.as_object_mut().unwrap().remove("nonce");
+        p["ts"] = json!(certbound_core::now_unix() - 1);
+    });
+    let r = send(&w, w.api, http::Method::GET, &format!("PoP {other}"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// SPEC §5.1 (e): methods compare case-sensitively (RFC 9110 §9.1): `get` is not `GET`.
+#[tokio::test]
+async fn proof_methods_compare_case_sensitively() {
+    let w = world().await;
+    let key = ProofKey::generate().unwrap();
+    let token = w.pop_token(&key);
+    let shr = key
+        .signed_http_request(&token, "get", &w.url(w.api))
+        .unwrap();
+    let r = send(&w, w.api, http::Method::GET, &format!("PoP {shr}"), &[]).await;
+    pop_refused(&r, "signed request: proof is for another HTTP method");
+
+    let key = ProofKey::generate().unwrap();
+    let token = w.dpop_token(&key);
+    let p = key
+        .dpop_proof("get", &w.url(w.api), Some(&token), None)
+        .unwrap();
+    let r = send(
+        &w,
+        w.api,
+        http::Method::GET,
+        &format!("DPoP {token}"),
+        &[&p],
+    )
+    .await;
+    dpop_refused(&r, "invalid_dpop_proof", "proof is for another HTTP method");
 }
