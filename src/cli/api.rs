@@ -11,9 +11,13 @@
 //! and/or chaining to a `--client-ca-cert`; the ready line adds
 //! `"allow_cert_thumbprints"` and `"client_ca_certs"`.
 //!
-//! `DPoP` and `Pop` requests are checked against the request's own URL, or against
-//! `--external-url` when a proxy sits in front; `--dpop-nonce` makes the API demand server
-//! nonces in DPoP proofs. The ready line adds `"dpop_nonce"` and `"external_url"`.
+//! `DPoP` and `Pop` proofs must name this API's own origin (SPEC §5.1): one of the
+//! `--external-url`s (repeatable, each possibly with a path prefix), the one the request's
+//! `Host` names, or by default `https://<--addr>`. On a wildcard `--addr` (`0.0.0.0`, `::`)
+//! without `--external-url` the command refuses to start. `--dpop-nonce` makes the API demand
+//! server nonces in DPoP proofs. The ready line adds `"dpop_nonce"`, `"external_url"` (the
+//! first `--external-url`, or null), `"external_urls"` and `"proof_origins"` (the origins
+//! proofs are checked against).
 
 use std::path::PathBuf;
 
@@ -84,11 +88,11 @@ fn parse_thumbprint(text: &str) -> anyhow::Result<Thumbprint> {
     if let Some(tp) = Thumbprint::from_base64url(t) {
         return Ok(tp);
     }
-    let hex: String = t.chars().filter(|c| *c != ':').collect();
-    if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+    let hex: Vec<u8> = t.bytes().filter(|b| *b != b':').collect();
+    if hex.len() == 64 && hex.iter().all(u8::is_ascii_hexdigit) {
         let mut bytes = [0u8; 32];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+        for (b, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+            *b = u8::from_str_radix(std::str::from_utf8(pair)?, 16)?;
         }
         return Ok(Thumbprint::from_bytes(bytes));
     }
@@ -133,6 +137,14 @@ fn certificate_policy(args: &ApiServeArgs) -> anyhow::Result<RequireClientCertif
 
 /// Runs the command.
 pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
+    if args.external_url.is_empty() && args.addr.ip().is_unspecified() {
+        anyhow::bail!(
+            "--addr {} is a wildcard address, so DPoP and PoP proofs have no origin of this \
+             server to name: give the URL clients call with --external-url \
+             https://HOST[:PORT][/PREFIX] (repeatable), or listen on a specific address",
+            args.addr
+        );
+    }
     let certificate = certificate_policy(&args)?;
     let mut anchors = TrustAnchors::system();
     if let Some(ca) = &args.ca_cert {
@@ -146,7 +158,7 @@ pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
         .require_binding(args.require_binding)
         .require_dpop_nonce(args.dpop_nonce)
         .trust_anchors(anchors);
-    if let Some(url) = &args.external_url {
+    for url in &args.external_url {
         // Checked by the builder (an absolute http(s) URL).
         validator = validator.external_base_url(url.clone());
     }
@@ -180,6 +192,9 @@ pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr().context("no local address")?;
+    let proof_origins = validator
+        .proof_origins(addr)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let server = TlsServer::new(listener, tls);
     super::print_ready(&serde_json::json!({
         "addr": addr.to_string(),
@@ -189,7 +204,9 @@ pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
         "audience": args.audience,
         "require_binding": args.require_binding,
         "dpop_nonce": args.dpop_nonce,
-        "external_url": args.external_url,
+        "external_url": args.external_url.first(),
+        "external_urls": args.external_url,
+        "proof_origins": proof_origins,
         "allow_cert_thumbprints": args
             .allow_cert_thumbprint
             .iter()

@@ -258,10 +258,12 @@ pub struct ApiServeArgs {
     /// Demand server nonces in DPoP proofs (`401 use_dpop_nonce` with a `DPoP-Nonce`).
     #[arg(long)]
     pub dpop_nonce: bool,
-    /// The public base URL clients use when a proxy sits in front (e.g.
-    /// `https://api.example.com`): DPoP `htu` and signed-request `u`/`p` are checked against it.
-    #[arg(long, value_name = "URL")]
-    pub external_url: Option<String>,
+    /// A public base URL of this API, possibly with a path prefix (e.g.
+    /// `https://api.example.com` or `https://gw.example.com/orders-api`); repeatable. DPoP
+    /// `htu` and signed-request `u`/`p` must name one of them, the one the request's `Host`
+    /// names. Default: `https://<--addr>`; required when `--addr` is a wildcard address.
+    #[arg(long = "external-url", value_name = "URL")]
+    pub external_url: Vec<String>,
 }
 
 /// `certbound inspect`.
