@@ -561,3 +561,50 @@ async fn in_process_dpop_tokens() {
     assert!(e.description.contains("not both"), "{e}");
     assert!(env.running.dpop_nonce().is_none());
 }
+
+/// SPEC §5.1 at the token endpoint: the proof must name this authority's own token
+/// endpoint URL, whatever `Host` the request claims. A proof for `attacker.example` sent
+/// with `Host: attacker.example` (over HTTP/1.1, so the Host is exactly that) is refused.
+#[tokio::test]
+async fn proof_for_another_host_is_refused_whatever_the_host_header() {
+    let env = start().await;
+    register_secret_client(&env);
+    let url = env.running.token_endpoint().to_owned();
+    let path = certbound_core::pop::HttpTarget::parse(&url).unwrap().path;
+    let evil = format!("https://attacker.example{path}");
+    let mut cfg = certbound_core::tls::client_config(&env.anchors(), None).unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(cfg)
+        .http1_only()
+        .build()
+        .unwrap();
+    let key = ProofKey::generate().unwrap();
+    let send = |proof: String, host: Option<&'static str>| {
+        let mut req = http.post(&url).header("DPoP", proof).form(&secret_form());
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            (status, body)
+        }
+    };
+    for host in [Some("attacker.example"), None] {
+        let proof = key.dpop_proof("POST", &evil, None, None).unwrap();
+        let (status, body) = send(proof, host).await;
+        assert_eq!(status, 400, "{host:?}: {body}");
+        assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.contains(&url), "{description}");
+        assert!(!description.contains("attacker"), "{description}");
+        assert!(body.get("access_token").is_none());
+    }
+    // An unknown Host does not change what the proof must name: this authority's URL.
+    let proof = key.dpop_proof("POST", &url, None, None).unwrap();
+    let (status, body) = send(proof, Some("attacker.example")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "DPoP");
+}

@@ -24,7 +24,8 @@
 //! path. What the request claims (absolute-form target, `Host`, `:authority`) only selects
 //! among those origins: a proof-scheme request whose `Host`/`:authority` names none of them
 //! is refused (401 `invalid_dpop_proof` / `invalid_token`), and a proof naming a configured
-//! origin other than the one its `Host` names is refused too. A server on a wildcard
+//! origin other than the one its `Host` names is refused too (a request naming no host at
+//! all is checked against the only origin, refused when there are several). A server on a wildcard
 //! address without an external URL has no origin: [`Validator::proof_origins`] says so
 //! before serving ([`crate::sample::serve`] and `certbound api serve` refuse to start).
 //!
@@ -449,7 +450,8 @@ impl Validator {
     }
 
     /// The URLs a proof for this request may name, each an origin of this server that the
-    /// request's `Host`/`:authority` names, joined with the request's path.
+    /// request's `Host`/`:authority` names (the only origin when it has neither), joined
+    /// with the request's path.
     fn proof_urls(&self, f: &RequestFacts<'_>) -> Result<Vec<String>, PopError> {
         let fallback;
         let origins: &[Origin] = if self.inner.proof.origins.is_empty() {
@@ -478,7 +480,9 @@ impl Validator {
             (Some(h), None) => names.push(h.to_str().map_err(|_| PopError::HostNotOrigin)?),
             (Some(_), Some(_)) => return Err(PopError::HostMissing),
         }
-        if names.is_empty() {
+        // No Host at all (HTTP/1.0, or an in-process caller): unambiguous only when the
+        // server has a single origin — the proof must name that one.
+        if names.is_empty() && origins.len() != 1 {
             return Err(PopError::HostMissing);
         }
         let path = f.uri.path();

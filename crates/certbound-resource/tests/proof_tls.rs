@@ -779,9 +779,40 @@ async fn each_configured_origin_is_accepted_with_its_own_host() {
             "https://gw.example.com/other-api",
         ]
     );
-    let api = serve_api(&w.pki, v).await;
+    // In process: no Host at all is ambiguous with several origins, and so are two.
     let key = ProofKey::generate().unwrap();
     let token = w.dpop_token(&key);
+    let uri: http::Uri = "/whoami".parse().unwrap();
+    for hosts in [&[][..], &["api.example.com", "api.example.com"][..]] {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!("DPoP {token}").parse().unwrap(),
+        );
+        let p = key
+            .dpop_proof("GET", "https://api.example.com/whoami", Some(&token), None)
+            .unwrap();
+        h.insert("dpop", p.parse().unwrap());
+        for host in hosts {
+            h.append(header::HOST, host.parse().unwrap());
+        }
+        let e = v
+            .validate_http_request(&http::Method::GET, &uri, &h, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                certbound_resource::Rejection::InvalidDpopProof(
+                    certbound_resource::DpopError::Proof(
+                        certbound_core::pop::PopError::HostMissing
+                    )
+                )
+            ),
+            "{hosts:?}: {e:?}"
+        );
+    }
+    let api = serve_api(&w.pki, v).await;
     let auth = format!("DPoP {token}");
     for (url, host) in [
         ("https://api.example.com/whoami", "api.example.com"),
