@@ -366,8 +366,8 @@ enum Prepared<'a> {
     Plain(Scheme, &'a str),
     /// `DPoP`: proof verified (all but replay and `jkt`).
     Dpop(&'a str, Box<DpopProof>),
-    /// `PoP`: SHR verified and matched with the request; its whole text (the replay key
-    /// when it has no `nonce`).
+    /// `PoP`: SHR verified and matched with the request; its text (whose signed part is
+    /// the replay key when it has no `nonce`).
     Shr(Box<SignedHttpRequest>, &'a str),
 }
 
@@ -534,18 +534,18 @@ impl Validator {
                 };
                 let urls = self.proof_urls(f).map_err(refuse)?;
                 let shr = pop::verify_signed_http_request(token).map_err(refuse)?;
-                // The first origin's verdict, unless another origin the Host names matches.
-                let mut verdict = Err(PopError::HostNotOrigin);
-                for url in &urls {
-                    let r = shr.check_request(f.method.as_str(), url, now, p.window, p.future_skew);
-                    if r.is_ok() || verdict == Err(PopError::HostNotOrigin) {
-                        verdict = r;
-                    }
-                    if verdict.is_ok() {
-                        break;
-                    }
+                // Accepted when it names one of the origins the Host names; else the first
+                // one's reason.
+                let mut checks = urls
+                    .iter()
+                    .map(|u| shr.check_request(f.method.as_str(), u, now, p.window, p.future_skew));
+                let first = checks.next().unwrap_or(Err(PopError::HostNotOrigin));
+                if first.is_err() {
+                    checks
+                        .find(Result::is_ok)
+                        .unwrap_or(first)
+                        .map_err(refuse)?;
                 }
-                verdict.map_err(refuse)?;
                 Ok(Prepared::Shr(Box::new(shr), token))
             }
         }
@@ -590,13 +590,17 @@ impl Validator {
                     tracing::info!(rule = "pop_kid", "SHR key does not match cnf.kid");
                     return Err(refuse(TokenError::PopKeyMismatch));
                 }
-                // Every SHR is replay-protected: by its nonce, else by the hash of its
-                // whole (signed) text — without a nonce it would otherwise be replayable
-                // for the whole `ts` window.
+                // Every SHR is replay-protected: by its nonce, else by the SHA-256 of its
+                // text — without a nonce it would otherwise be replayable for the whole
+                // `ts` window. The text up to the signature (`header.payload`, exactly
+                // what is signed): an ECDSA signature can be re-encoded by anyone as
+                // another valid one, (r, n - s), so hashing it too would let a replayer
+                // make "new" SHRs from an old one.
                 let fresh = match &shr.nonce {
                     Some(n) => p.replay.first_use("shr", &shr.thumbprint, n),
                     None => {
-                        let h = digest::digest(&digest::SHA256, text.as_bytes());
+                        let signed = text.rsplit_once('.').map_or(text, |(input, _)| input);
+                        let h = digest::digest(&digest::SHA256, signed.as_bytes());
                         let id = certbound_core::b64::encode(h.as_ref());
                         p.replay.first_use("shr-text", &shr.thumbprint, &id)
                     }

@@ -968,6 +968,25 @@ fn proof_key_and_signer() -> (ProofKey, PrivateKey) {
     (key, signer)
 }
 
+/// The other valid ES256 signature of the same message: `r || (n - s)` (P-256 order `n`).
+fn p256_other_signature(sig: &[u8]) -> Vec<u8> {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    assert_eq!(sig.len(), 64);
+    let mut out = sig.to_vec();
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(N[i]) - i16::from(sig[32 + i]) - borrow;
+        borrow = i16::from(d < 0);
+        out[32 + i] = (d + 256 * borrow) as u8;
+    }
+    assert_eq!(borrow, 0);
+    out
+}
+
 /// SPEC §5.1 (d): an SHR without `nonce` is replay-protected by the hash of its text.
 #[tokio::test]
 async fn nonce_less_signed_request_cannot_be_replayed() {
@@ -991,6 +1010,17 @@ async fn nonce_less_signed_request_cannot_be_replayed() {
     let r = send(&w, w.api, http::Method::GET, &auth, &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = send(&w, w.api, http::Method::GET, &auth, &[]).await;
+    pop_refused(&r, "signed request replayed (already used)");
+    // Anyone can turn an ECDSA signature (r, s) into another valid one, (r, n - s): the
+    // replay key is what is signed, not the signature.
+    let (input, sig) = bare.rsplit_once('.').unwrap();
+    let flipped = format!(
+        "{input}.{}",
+        b64::encode(p256_other_signature(&b64::decode(sig).unwrap()))
+    );
+    assert_ne!(flipped, bare);
+    assert!(certbound_core::pop::verify_signed_http_request(&flipped).is_ok());
+    let r = send(&w, w.api, http::Method::GET, &format!("PoP {flipped}"), &[]).await;
     pop_refused(&r, "signed request replayed (already used)");
     // Another nonce-less SHR (another ts) is a new request.
     let other = forge(&shr, &signer, |_, p| {
