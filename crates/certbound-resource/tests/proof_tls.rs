@@ -749,6 +749,26 @@ async fn proof_for_a_host_that_is_not_this_server_is_refused() {
         dpop_refused(&r, "invalid_dpop_proof", NOT_ORIGIN);
     }
 
+    // HTTP/2: `:authority` is a claim too. The server's certificate is valid for
+    // `localhost`, but its origin is its listen address, https://127.0.0.1:PORT.
+    let cfg = certbound_core::tls::client_config(&w.pki.anchors, None).unwrap();
+    let h2 = reqwest::Client::builder()
+        .use_preconfigured_tls(cfg)
+        .resolve("localhost", w.api)
+        .build()
+        .unwrap();
+    let local = format!("https://localhost:{}/whoami", w.api.port());
+    let p = key.dpop_proof("GET", &local, Some(&token), None).unwrap();
+    let resp = h2
+        .get(&local)
+        .header(header::AUTHORIZATION, &auth)
+        .header("DPoP", p)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    dpop_refused(&reply(resp).await, "invalid_dpop_proof", NOT_ORIGIN);
+
     let key = ProofKey::generate().unwrap();
     let token = w.pop_token(&key);
     let shr = key.signed_http_request(&token, "GET", evil).unwrap();
