@@ -120,3 +120,42 @@ fn token_endpoint_nonce_flow() {
         );
     }
 }
+
+/// SPEC §5.1 for token endpoints: the proof must name the endpoint's own URL; the request's
+/// `Host` is not consulted, so a proof for another host is refused whatever Host says.
+#[test]
+fn token_endpoint_proof_for_another_host_is_refused() {
+    let ep = TokenEndpointDpop::new(TOKEN_URL).unwrap();
+    let key = ProofKey::generate().unwrap();
+    for (htu, host) in [
+        (
+            "https://attacker.example/tenant/oauth2/v2.0/token",
+            "attacker.example",
+        ),
+        (
+            "https://attacker.example/tenant/oauth2/v2.0/token",
+            "login.example",
+        ),
+        (
+            "https://login.example:8443/tenant/oauth2/v2.0/token",
+            "login.example:8443",
+        ),
+        (
+            "http://login.example/tenant/oauth2/v2.0/token",
+            "login.example",
+        ),
+    ] {
+        let p = key.dpop_proof("POST", htu, None, None).unwrap();
+        let mut h = headers(&[&p]);
+        h.insert("host", HeaderValue::from_static(host));
+        assert_eq!(
+            invalid(ep.check(&Method::POST, &h).unwrap_err()),
+            DpopError::Proof(PopError::UrlMismatch),
+            "{htu} with Host {host}"
+        );
+    }
+    let p = key.dpop_proof("POST", TOKEN_URL, None, None).unwrap();
+    let mut h = headers(&[&p]);
+    h.insert("host", HeaderValue::from_static("attacker.example"));
+    assert!(ep.check(&Method::POST, &h).unwrap().is_some());
+}
