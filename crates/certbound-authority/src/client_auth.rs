@@ -23,7 +23,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq as _;
 
 use crate::error::OAuthError;
-use crate::registry::{Client, ClientCredential, Clients};
+use crate::registry::{Client, Clients};
 
 /// The assertion type RFC 7523 defines.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -50,6 +50,28 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// Every method, in the order discovery lists them.
+    pub const ALL: [AuthMethod; 5] = [
+        Self::ClientSecretPost,
+        Self::ClientSecretBasic,
+        Self::PrivateKeyJwt,
+        Self::SelfSignedTlsClientAuth,
+        Self::TlsClientAuth,
+    ];
+    /// The RFC 7591 `token_endpoint_auth_method` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            Self::TlsClientAuth => "tls_client_auth",
+        }
+    }
+    /// Whether the method uses a client secret.
+    pub fn is_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
     /// Whether the TLS client certificate was the authentication.
     pub fn is_mtls(self) -> bool {
         matches!(self, Self::SelfSignedTlsClientAuth | Self::TlsClientAuth)
@@ -60,6 +82,37 @@ impl AuthMethod {
             Self::ClientSecretBasic | Self::ClientSecretPost => "1",
             _ => "2",
         }
+    }
+}
+
+impl std::str::FromStr for AuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown authentication method `{s}` (expected client_secret_basic, client_secret_post, private_key_jwt, self_signed_tls_client_auth or tls_client_auth)"
+                )
+            })
+    }
+}
+
+impl From<crate::registry::CertAuthMethod> for AuthMethod {
+    fn from(m: crate::registry::CertAuthMethod) -> Self {
+        use crate::registry::CertAuthMethod as C;
+        match m {
+            C::SelfSignedTlsClientAuth => Self::SelfSignedTlsClientAuth,
+            C::TlsClientAuth => Self::TlsClientAuth,
+            C::PrivateKeyJwt => Self::PrivateKeyJwt,
+        }
+    }
+}
+
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -153,6 +206,14 @@ fn generic_failure() -> OAuthError {
     OAuthError::invalid_client("client authentication failed")
 }
 
+/// The client exists but was not registered for the method it tried.
+fn not_registered_for(client: &Client, tried: &str) -> OAuthError {
+    OAuthError::invalid_client(format!(
+        "this client is registered for {} and may not authenticate with {tried}",
+        client.methods_text()
+    ))
+}
+
 impl Verifier {
     pub(crate) fn new(ca: Certificate, audiences: Vec<String>) -> Self {
         Self {
@@ -162,24 +223,33 @@ impl Verifier {
         }
     }
 
-    /// Whether `peer` authenticates `client` by RFC 8705 §2.
+    /// Whether `peer` authenticates `client` by RFC 8705 §2 — by one of the mTLS methods
+    /// the client is registered for, and which one.
+    pub(crate) fn peer_method(&self, client: &Client, peer: &PeerCertificate) -> Option<AuthMethod> {
+        let self_signed = client.allows(AuthMethod::SelfSignedTlsClientAuth);
+        let ca_issued = client.allows(AuthMethod::TlsClientAuth);
+        if !self_signed && !ca_issued {
+            return None;
+        }
+        let leaf = Certificate::from_der(peer.leaf().to_vec(), "TLS client certificate").ok()?;
+        leaf.check_validity(now_unix(), "TLS client certificate").ok()?;
+        if self_signed && client.thumbprints().any(|(t, _)| t.ct_eq(&peer.thumbprint)) {
+            return Some(AuthMethod::SelfSignedTlsClientAuth);
+        }
+        if ca_issued
+            && let Some(subject) = &client.tls_subject
+            && verify_issued_by(&leaf, &self.ca).is_ok()
+            && let Ok((_, x)) = x509_parser::parse_x509_certificate(leaf.der())
+            && subject.matches(&x)
+        {
+            return Some(AuthMethod::TlsClientAuth);
+        }
+        None
+    }
+
+    /// Whether `peer` authenticates `client` (see [`Verifier::peer_method`]).
     pub(crate) fn peer_authenticates(&self, client: &Client, peer: &PeerCertificate) -> bool {
-        let Ok(leaf) = Certificate::from_der(peer.leaf().to_vec(), "TLS client certificate") else {
-            return false;
-        };
-        let now = now_unix();
-        if leaf.check_validity(now, "TLS client certificate").is_err() {
-            return false;
-        }
-        match &client.credential {
-            ClientCredential::Secret(_) => false,
-            ClientCredential::Certificates(_) => {
-                client.thumbprints().any(|(t, _)| t.ct_eq(&peer.thumbprint))
-            }
-            ClientCredential::SubjectDn(dn) => {
-                leaf.subject() == dn && verify_issued_by(&leaf, &self.ca).is_ok()
-            }
-        }
+        self.peer_method(client, peer).is_some()
     }
 
     /// Authenticates the client of a token request.
@@ -261,25 +331,24 @@ impl Verifier {
             return Err(OAuthError::invalid_request("client_id is required"));
         };
         let client = clients.get(id).ok_or_else(generic_failure)?;
+        if !client.allows(AuthMethod::SelfSignedTlsClientAuth)
+            && !client.allows(AuthMethod::TlsClientAuth)
+        {
+            return Err(not_registered_for(
+                &client,
+                "a TLS client certificate alone (self_signed_tls_client_auth or tls_client_auth)",
+            ));
+        }
         let Some(peer) = input.peer else {
             return Err(OAuthError::invalid_client(
                 "no client authentication: present the registered TLS client certificate, or send client_assertion or client_secret",
             ));
         };
-        let method = match &client.credential {
-            ClientCredential::Secret(_) => {
-                return Err(OAuthError::invalid_client(
-                    "this client authenticates with a client secret, not a certificate",
-                ));
-            }
-            ClientCredential::Certificates(_) => AuthMethod::SelfSignedTlsClientAuth,
-            ClientCredential::SubjectDn(_) => AuthMethod::TlsClientAuth,
-        };
-        if !self.peer_authenticates(&client, peer) {
+        let Some(method) = self.peer_method(&client, peer) else {
             return Err(OAuthError::invalid_client(
                 "the TLS client certificate does not authenticate this client (not registered for it, not issued by the authority's CA with the registered subject, or outside its validity period)",
             ));
-        }
+        };
         Ok(Authenticated {
             client,
             method,
@@ -296,10 +365,11 @@ impl Verifier {
         peer: Option<&PeerCertificate>,
     ) -> Result<Authenticated, OAuthError> {
         let client = clients.get(id).ok_or_else(generic_failure)?;
-        let ClientCredential::Secret(hash) = &client.credential else {
-            return Err(OAuthError::invalid_client(
-                "this client is registered with a certificate, not a client secret",
-            ));
+        if !client.allows(method) {
+            return Err(not_registered_for(&client, method.as_str()));
+        }
+        let Some(hash) = &client.secret else {
+            return Err(generic_failure());
         };
         if !hash.verify(secret) {
             return Err(generic_failure());
@@ -378,11 +448,9 @@ impl Verifier {
             return Err(bad("client_assertion sub differs from client_id"));
         }
         let client = clients.get(iss).ok_or_else(generic_failure)?;
-        let ClientCredential::Certificates(_) = &client.credential else {
-            return Err(bad(
-                "this client is not registered for private_key_jwt (it has no registered certificate)",
-            ));
-        };
+        if !client.allows(AuthMethod::PrivateKeyJwt) {
+            return Err(not_registered_for(&client, "private_key_jwt"));
+        }
 
         // Which key: x5t#S256, x5t, x5c, kid; else every registered certificate.
         let candidates: Vec<&Certificate> = {

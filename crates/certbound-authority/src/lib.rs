@@ -69,6 +69,7 @@
 #![warn(missing_docs)]
 
 pub mod client_auth;
+pub mod dn;
 pub mod error;
 pub mod http;
 pub mod imds;
@@ -76,6 +77,7 @@ pub mod issue;
 pub mod pop;
 pub mod registry;
 pub mod state;
+pub mod subject;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -93,6 +95,7 @@ pub use error::{AuthorityError, ErrorCode, OAuthError};
 pub use http::Endpoints;
 pub use issue::{IssueRequest, IssuedAccessToken, KeyBinding, LocalIssuer};
 pub use registry::{CertAuthMethod, ClientRegistration, ClientSecret, Credential};
+pub use subject::TlsClientAuthSubject;
 
 /// Options for opening (and, the first time, initialising) an authority directory.
 #[derive(Debug, Clone)]
