@@ -135,6 +135,11 @@ fn register(auth_dir: &str, cert: &Path) {
         "cli-app",
         "--cert",
         cert.to_str().unwrap(),
+        // mTLS for the bound schemes, private_key_jwt for bearer, DPoP and PoP.
+        "--auth",
+        "self_signed_tls_client_auth",
+        "--auth",
+        "private_key_jwt",
         "--audience",
         "api://cli-api",
     ]);

@@ -310,6 +310,8 @@ async fn scenario(
                 cert.leaf().clone(),
                 CertAuthMethod::SelfSignedTlsClientAuth,
             )
+            // The unbound and key-bound schemes authenticate with private_key_jwt.
+            .auth_method(certbound_authority::AuthMethod::PrivateKeyJwt)
             .audience(AUDIENCE),
         )?;
         let thumb = cert.thumbprint().to_base64url();

@@ -225,14 +225,19 @@ impl Verifier {
 
     /// Whether `peer` authenticates `client` by RFC 8705 §2 — by one of the mTLS methods
     /// the client is registered for, and which one.
-    pub(crate) fn peer_method(&self, client: &Client, peer: &PeerCertificate) -> Option<AuthMethod> {
+    pub(crate) fn peer_method(
+        &self,
+        client: &Client,
+        peer: &PeerCertificate,
+    ) -> Option<AuthMethod> {
         let self_signed = client.allows(AuthMethod::SelfSignedTlsClientAuth);
         let ca_issued = client.allows(AuthMethod::TlsClientAuth);
         if !self_signed && !ca_issued {
             return None;
         }
         let leaf = Certificate::from_der(peer.leaf().to_vec(), "TLS client certificate").ok()?;
-        leaf.check_validity(now_unix(), "TLS client certificate").ok()?;
+        leaf.check_validity(now_unix(), "TLS client certificate")
+            .ok()?;
         if self_signed && client.thumbprints().any(|(t, _)| t.ct_eq(&peer.thumbprint)) {
             return Some(AuthMethod::SelfSignedTlsClientAuth);
         }

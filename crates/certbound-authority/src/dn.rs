@@ -366,7 +366,8 @@ fn split_tlv(der: &[u8]) -> Option<(u8, &[u8])> {
         }
         let (lb, r) = rest.split_at(n);
         rest = r;
-        lb.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+        lb.iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
     };
     (rest.len() == len).then_some((id, rest))
 }
@@ -633,8 +634,13 @@ pub(crate) fn prepare(s: &str) -> Option<String> {
     for c in s.chars() {
         match c {
             // Mapped to nothing.
-            '\u{00AD}' | '\u{1806}' | '\u{034F}' | '\u{180B}'..='\u{180D}'
-            | '\u{FE00}'..='\u{FE0F}' | '\u{FFFC}' | '\u{200B}' => {}
+            '\u{00AD}'
+            | '\u{1806}'
+            | '\u{034F}'
+            | '\u{180B}'..='\u{180D}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FFFC}'
+            | '\u{200B}' => {}
             // Mapped to SPACE.
             '\u{0009}'..='\u{000D}' | '\u{0085}' => mapped.push(' '),
             c if is_separator(c) => mapped.push(' '),
@@ -644,7 +650,11 @@ pub(crate) fn prepare(s: &str) -> Option<String> {
         }
     }
     let nfkc = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc();
-    let folded: String = nfkc.normalize(&mapped).chars().flat_map(char::to_lowercase).collect();
+    let folded: String = nfkc
+        .normalize(&mapped)
+        .chars()
+        .flat_map(char::to_lowercase)
+        .collect();
     let normal = nfkc.normalize(&folded);
     if normal.chars().any(is_prohibited) {
         return None;
@@ -661,7 +671,11 @@ pub(crate) fn prepare(s: &str) -> Option<String> {
 
 /// Unicode Zs, Zl, Zp.
 fn is_separator(c: char) -> bool {
-    matches!(c, ' ' | '\u{00A0}' | '\u{1680}' | '\u{2000}'..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}')
+    matches!(
+        c,
+        ' ' | '\u{00A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
+    )
 }
 
 /// Unicode Cf (format) characters.
@@ -795,7 +809,10 @@ mod tests {
     #[test]
     fn string_types_are_decoded() {
         let bmp: Vec<u8> = "Zoë".encode_utf16().flat_map(u16::to_be_bytes).collect();
-        let ucs4: Vec<u8> = "Zoë".chars().flat_map(|c| u32::from(c).to_be_bytes()).collect();
+        let ucs4: Vec<u8> = "Zoë"
+            .chars()
+            .flat_map(|c| u32::from(c).to_be_bytes())
+            .collect();
         for value in [
             utf8("Zoë"),
             encode_tlv(0, false, 30, &bmp),
@@ -807,21 +824,30 @@ mod tests {
             assert!(dn("CN=Zo\\C3\\AB").matches(&cert), "{value:02x?}");
         }
         for tag in [19u8, 22, 26] {
-            let cert = cert_dn(&der_name(&[&[(CN, encode_tlv(0, false, u32::from(tag), b"Ab"))]]));
+            let cert = cert_dn(&der_name(&[&[(
+                CN,
+                encode_tlv(0, false, u32::from(tag), b"Ab"),
+            )]]));
             assert!(dn("CN=ab").matches(&cert), "tag {tag}");
         }
         // A PrintableString with non-ASCII content is not text: it matches nothing textual.
         let bad = cert_dn(&der_name(&[&[(CN, encode_tlv(0, false, 19, &[0xff]))]]));
         assert!(!dn("CN=\\C3\\BF").matches(&bad));
         assert_eq!(bad.to_string(), "CN=#1301FF");
-        assert!(dn("CN=#1301ff").matches(&bad), "non-strings compare as DER bytes");
+        assert!(
+            dn("CN=#1301ff").matches(&bad),
+            "non-strings compare as DER bytes"
+        );
     }
 
     #[test]
     fn hex_values_and_oids() {
         let cert = cert_dn(&der_name(&[&[(CN, utf8("a"))]]));
         assert!(dn("CN=#0C0161").matches(&cert), "a #hex UTF8String is text");
-        assert!(dn("CN=#130141").matches(&cert), "and compares case-insensitively");
+        assert!(
+            dn("CN=#130141").matches(&cert),
+            "and compares case-insensitively"
+        );
         assert!(dn("2.5.4.3=a").matches(&cert));
         assert!(dn("2.5.4.3=#0c0161").matches(&cert));
         assert!(!dn("2.5.4.4=a").matches(&cert));
@@ -837,7 +863,10 @@ mod tests {
     #[test]
     fn escapes_parse_and_print_back() {
         let d = dn("CN=\\\"q\\\" \\\\ \\2C\\3b \\<\\>\\=\\#x,O=\\#lead");
-        assert_eq!(d.to_string(), "CN=\\\"q\\\" \\\\ \\,\\; \\<\\>=#x,O=\\#lead");
+        assert_eq!(
+            d.to_string(),
+            "CN=\\\"q\\\" \\\\ \\,\\; \\<\\>=#x,O=\\#lead"
+        );
         assert_eq!(dn(&d.to_string()), d);
         let spaces = dn("CN=\\ a\\ ");
         assert_eq!(spaces.to_string(), "CN=\\ a\\ ");

@@ -438,7 +438,7 @@ pub(crate) fn record_for(
     };
     let mut methods: Vec<AuthMethod> = match &reg.credential {
         Credential::Secret(_) if reg.auth_methods.is_empty() => {
-            vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost]
+            vec![AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic]
         }
         Credential::Secret(_) => Vec::new(),
         Credential::Certificate { method, .. } => vec![AuthMethod::from(*method)],
@@ -466,7 +466,8 @@ pub(crate) fn record_for(
             }
             if reg.tls_subject.is_some() {
                 return Err(fail(
-                    "a tls_client_auth subject needs --auth tls_client_auth, not a client secret".into(),
+                    "a tls_client_auth subject needs --auth tls_client_auth, not a client secret"
+                        .into(),
                 ));
             }
             rec.client_secret_hash = Some(SecretHash::new(s.expose()));
@@ -491,9 +492,8 @@ pub(crate) fn record_for(
                             ))
                         })?;
                         Some(TlsClientAuthSubject::SubjectDn(
-                            subject_dn_of(certificate).map_err(|e| {
-                                fail(format!("unusable certificate: {e}"))
-                            })?,
+                            subject_dn_of(certificate)
+                                .map_err(|e| fail(format!("unusable certificate: {e}")))?,
                         ))
                     }
                 };
@@ -514,7 +514,11 @@ pub(crate) fn record_for(
                 return Err(fail(format!(
                     "{} needs a registered {}; a subject DN or SAN alone registers tls_client_auth only",
                     other.as_str(),
-                    if other.is_secret() { "client secret" } else { "certificate" }
+                    if other.is_secret() {
+                        "client secret"
+                    } else {
+                        "certificate"
+                    }
                 )));
             }
             if reg.tls_subject.is_some() {
@@ -553,7 +557,10 @@ impl ClientRecord {
     /// The stored `tls_client_auth` subject, if any: `(metadata name, value)`.
     pub(crate) fn tls_subject(&self) -> Option<(&'static str, &str)> {
         [
-            ("tls_client_auth_subject_dn", &self.tls_client_auth_subject_dn),
+            (
+                "tls_client_auth_subject_dn",
+                &self.tls_client_auth_subject_dn,
+            ),
             ("tls_client_auth_san_dns", &self.tls_client_auth_san_dns),
             ("tls_client_auth_san_uri", &self.tls_client_auth_san_uri),
             ("tls_client_auth_san_ip", &self.tls_client_auth_san_ip),
@@ -625,7 +632,7 @@ impl Client {
         if legacy {
             let m: AuthMethod = rec.token_endpoint_auth_method.parse()?;
             if m.is_secret() {
-                methods = vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost];
+                methods = vec![AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic];
             } else {
                 methods.push(m);
             }
@@ -681,7 +688,9 @@ impl Client {
                 return Err("tls_client_auth needs exactly one of tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri, tls_client_auth_san_ip, tls_client_auth_san_email".into());
             }
             let subject = match rec.tls_subject() {
-                Some(("tls_client_auth_subject_dn", v)) => TlsClientAuthSubject::SubjectDn(v.into()),
+                Some(("tls_client_auth_subject_dn", v)) => {
+                    TlsClientAuthSubject::SubjectDn(v.into())
+                }
                 Some(("tls_client_auth_san_dns", v)) => TlsClientAuthSubject::SanDns(v.into()),
                 Some(("tls_client_auth_san_uri", v)) => TlsClientAuthSubject::SanUri(v.into()),
                 Some(("tls_client_auth_san_ip", v)) => TlsClientAuthSubject::SanIp(v.into()),

@@ -46,7 +46,11 @@ impl TlsClientAuthSubject {
     /// The registered value as given.
     pub fn value(&self) -> &str {
         match self {
-            Self::SubjectDn(v) | Self::SanDns(v) | Self::SanUri(v) | Self::SanIp(v) | Self::SanEmail(v) => v,
+            Self::SubjectDn(v)
+            | Self::SanDns(v)
+            | Self::SanUri(v)
+            | Self::SanIp(v)
+            | Self::SanEmail(v) => v,
         }
     }
 }
@@ -207,13 +211,20 @@ mod tests {
             parse(SanIp("0:0:0:0:0:0:0:1".into())).unwrap().canonical(),
             "::1"
         );
-        assert_eq!(parse(SanDns("App.Example".into())).unwrap().canonical(), "app.example");
         assert_eq!(
-            parse(SanEmail("Ops@Example.ORG".into())).unwrap().canonical(),
+            parse(SanDns("App.Example".into())).unwrap().canonical(),
+            "app.example"
+        );
+        assert_eq!(
+            parse(SanEmail("Ops@Example.ORG".into()))
+                .unwrap()
+                .canonical(),
             "Ops@example.org"
         );
         assert_eq!(
-            parse(SubjectDn("cn=app, o=Contoso".into())).unwrap().canonical(),
+            parse(SubjectDn("cn=app, o=Contoso".into()))
+                .unwrap()
+                .canonical(),
             "CN=app,O=Contoso"
         );
         for bad in [
