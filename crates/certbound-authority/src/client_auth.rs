@@ -12,8 +12,7 @@
 //! `kid`. The thumbprints are accepted in base64url (RFC 7515) and in standard base64,
 //! padded or not (azure_identity sends `x5t` that way), and compared in constant time.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey};
 use certbound_core::{Certificate, JwsAlgorithm, Thumbprint, b64, now_unix};
@@ -24,13 +23,14 @@ use subtle::ConstantTimeEq as _;
 
 use crate::error::OAuthError;
 use crate::registry::{Client, Clients};
+use crate::replay::{JtiStore, ReplayError, key_for};
 
 /// The assertion type RFC 7523 defines.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Largest accepted client assertion.
 const MAX_ASSERTION: usize = 16 * 1024;
 /// Clock skew tolerated on `exp`, `nbf`, `iat`.
-const SKEW: i64 = 60;
+pub(crate) const SKEW: i64 = 60;
 /// An assertion may expire at most this far ahead.
 const MAX_ASSERTION_LIFETIME: i64 = 600;
 
@@ -136,52 +136,6 @@ pub(crate) struct Authenticated {
     pub peer_authenticates: bool,
 }
 
-/// Remembers assertion `jti`s until their `exp` so none is accepted twice.
-///
-/// Bounded: when full of unexpired entries, new assertions are refused
-/// (`temporarily_unavailable`) rather than forgetting one that could then be replayed.
-#[derive(Debug)]
-pub(crate) struct ReplayCache {
-    seen: Mutex<HashMap<String, i64>>,
-    capacity: usize,
-}
-
-pub(crate) enum ReplayError {
-    Replayed,
-    Full,
-}
-
-impl ReplayCache {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            seen: Mutex::new(HashMap::new()),
-            capacity,
-        }
-    }
-    /// Records `key` until `exp`; fails if it is already there.
-    pub(crate) fn check_and_insert(
-        &self,
-        key: String,
-        exp: i64,
-        now: i64,
-    ) -> Result<(), ReplayError> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(&until) = seen.get(&key)
-            && until + SKEW >= now
-        {
-            return Err(ReplayError::Replayed);
-        }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, until| *until + SKEW >= now);
-            if seen.len() >= self.capacity {
-                return Err(ReplayError::Full);
-            }
-        }
-        seen.insert(key, exp);
-        Ok(())
-    }
-}
-
 /// Checks that `cert` was issued (signed) by `ca`.
 pub(crate) fn verify_issued_by(cert: &Certificate, ca: &Certificate) -> Result<(), String> {
     let (_, leaf) = x509_parser::parse_x509_certificate(cert.der()).map_err(|e| e.to_string())?;
@@ -199,7 +153,7 @@ pub(crate) struct Verifier {
     ca: Certificate,
     /// Accepted assertion audiences: the token endpoint and the issuer.
     audiences: Vec<String>,
-    replay: ReplayCache,
+    replay: Arc<JtiStore>,
 }
 
 fn generic_failure() -> OAuthError {
@@ -215,11 +169,11 @@ fn not_registered_for(client: &Client, tried: &str) -> OAuthError {
 }
 
 impl Verifier {
-    pub(crate) fn new(ca: Certificate, audiences: Vec<String>) -> Self {
+    pub(crate) fn new(ca: Certificate, audiences: Vec<String>, replay: Arc<JtiStore>) -> Self {
         Self {
             ca,
             audiences,
-            replay: ReplayCache::new(100_000),
+            replay,
         }
     }
 
@@ -578,7 +532,7 @@ impl Verifier {
         }
         match self
             .replay
-            .check_and_insert(format!("{}\u{0}{jti}", client.client_id), exp, now)
+            .check_and_insert(key_for(&client.client_id, jti), exp, now)
         {
             Ok(()) => Ok(client),
             Err(ReplayError::Replayed) => Err(bad(
@@ -586,7 +540,11 @@ impl Verifier {
             )),
             Err(ReplayError::Full) => Err(OAuthError::new(
                 crate::error::ErrorCode::TemporarilyUnavailable,
-                "too many recent client assertions; retry shortly",
+                "too many recent client assertions (the authority's jti store is full); retry shortly",
+            )),
+            Err(ReplayError::Unavailable) => Err(OAuthError::new(
+                crate::error::ErrorCode::TemporarilyUnavailable,
+                "the authority cannot record client assertions durably right now; retry later",
             )),
         }
     }
@@ -733,22 +691,5 @@ mod tests {
         );
         assert!(decode_thumbprint_header("", 32).is_none());
         assert!(decode_thumbprint_header("not base64!", 32).is_none());
-    }
-
-    #[test]
-    fn replay_cache_refuses_second_use_and_is_bounded() {
-        let c = ReplayCache::new(2);
-        assert!(c.check_and_insert("a".into(), 1000, 900).is_ok());
-        assert!(matches!(
-            c.check_and_insert("a".into(), 1000, 900),
-            Err(ReplayError::Replayed)
-        ));
-        assert!(c.check_and_insert("b".into(), 1000, 900).is_ok());
-        assert!(matches!(
-            c.check_and_insert("c".into(), 1000, 900),
-            Err(ReplayError::Full)
-        ));
-        // Once the entries expire they make room.
-        assert!(c.check_and_insert("c".into(), 3000, 2000).is_ok());
     }
 }
