@@ -321,7 +321,7 @@ async fn scenario(
             status: None,
             expected_status: None,
             detail: format!(
-                "client certificate {} registered (self_signed_tls_client_auth)",
+                "client certificate {} registered (self_signed_tls_client_auth, private_key_jwt)",
                 cert.leaf().subject()
             ),
             data: json!({"subject": cert.leaf().subject(), "x5t#S256": thumb}),

@@ -8,13 +8,15 @@
 //!   stored as a salted PBKDF2-HMAC-SHA256 hash, never in clear;
 //! - a **certificate** with a method:
 //!   - `self_signed_tls_client_auth` or `private_key_jwt`: the certificate itself is
-//!     registered (as a JWK with `x5c`). Like an Entra ID certificate credential, it then
-//!     authenticates the client either as the TLS client certificate (exact match,
-//!     RFC 8705 §2.2) or by signing a `private_key_jwt` assertion (RFC 7523);
+//!     registered (as a JWK with `x5c`); it authenticates the client as the TLS client
+//!     certificate (exact match, RFC 8705 §2.2) or by signing a `private_key_jwt`
+//!     assertion (RFC 7523) — each only when that method is registered (an Entra-like
+//!     certificate credential registers both);
 //!   - `tls_client_auth` (RFC 8705 §2.1): the certificate must be issued by the
-//!     authority's development CA; its subject DN is registered, and any certificate from
-//!     that CA with the same subject DN authenticates the client over TLS (renewal
-//!     without re-registration).
+//!     authority's development CA; its subject DN is registered (in RFC 4514 form), and
+//!     any certificate from that CA with an equal subject DN (compared structurally, see
+//!     [`crate::dn`]) authenticates the client over TLS (renewal without
+//!     re-registration).
 //!
 //! A client authenticates only by the methods it was registered with (RFC 7591
 //! `token_endpoint_auth_method`; several may be registered, see
