@@ -272,11 +272,11 @@ fn rewrite(path: &Path, seen: &HashMap<Key, i64>) -> Result<File, AuthorityError
         text.push_str(&line(k, *exp));
     }
     let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -362,5 +362,58 @@ mod tests {
             .lines()
             .count();
         assert!(lines <= 4 * 256 + 1, "{lines}");
+    }
+
+    #[test]
+    fn concurrent_inserts_are_all_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = JtiStore::open(dir.path(), 10_000, 60, 1000).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..8u8 {
+                let s = &s;
+                scope.spawn(move || {
+                    for i in 0..40u8 {
+                        let mut k = [0u8; 32];
+                        k[0] = t;
+                        k[1] = i;
+                        assert_eq!(s.check_and_insert(k, 1100, 1000), Ok(()));
+                    }
+                });
+            }
+        });
+        drop(s);
+        let s = JtiStore::open(dir.path(), 10_000, 60, 1000).unwrap();
+        assert_eq!(s.len(), 320);
+        let mut k = [0u8; 32];
+        k[0] = 7;
+        k[1] = 39;
+        assert_eq!(
+            s.check_and_insert(k, 1100, 1000),
+            Err(ReplayError::Replayed)
+        );
+    }
+
+    #[test]
+    fn a_failed_write_refuses_that_assertion_and_later_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = JtiStore::open(dir.path(), 10, 60, 1000).unwrap();
+        assert_eq!(s.check_and_insert([1; 32], 1100, 1000), Ok(()));
+        // Swap in a handle that cannot be written.
+        s.lock().file = Some(File::open(dir.path().join(JTI_LOG)).unwrap());
+        assert_eq!(
+            s.check_and_insert([2; 32], 1100, 1000),
+            Err(ReplayError::Unavailable)
+        );
+        assert_eq!(
+            s.check_and_insert([3; 32], 1100, 1000),
+            Err(ReplayError::Unavailable)
+        );
+        drop(s);
+        let s = JtiStore::open(dir.path(), 10, 60, 1000).unwrap();
+        assert_eq!(
+            s.len(),
+            1,
+            "only the durable entry is there after a restart"
+        );
     }
 }
