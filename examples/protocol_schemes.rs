@@ -40,6 +40,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             cert.leaf().clone(),
             CertAuthMethod::SelfSignedTlsClientAuth,
         )
+        // The unbound and key-bound schemes authenticate with private_key_jwt.
+        .auth_method(certbound::authority::AuthMethod::PrivateKeyJwt)
         .audience(AUDIENCE),
     )?;
 

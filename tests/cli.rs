@@ -135,6 +135,11 @@ fn register(auth_dir: &str, cert: &Path) {
         "cli-app",
         "--cert",
         cert.to_str().unwrap(),
+        // mTLS for the bound schemes, private_key_jwt for bearer, DPoP and PoP.
+        "--auth",
+        "self_signed_tls_client_auth",
+        "--auth",
+        "private_key_jwt",
         "--audience",
         "api://cli-api",
     ]);
@@ -968,4 +973,215 @@ fn api_serve_checks_proofs_against_its_own_origins() {
     for s in [first, second, gateway, authority] {
         assert!(s.terminate().success());
     }
+}
+
+
+/// `authority register`: repeatable `--auth`, `--subject-dn` and `--san-*`, what it
+/// prints, what it refuses, and that the registered methods are the only ones accepted.
+#[test]
+fn register_methods_and_tls_client_auth_subjects() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| -> PathBuf { dir.path().join(p) };
+    let auth_dir = d("authority");
+    let auth_dir_s = auth_dir.to_str().unwrap();
+    let authority = Server::start(&["authority", "serve", "--dir", auth_dir_s]);
+    let issuer = authority.ready["issuer"].as_str().unwrap().to_string();
+    let ca = authority.ready["ca_cert"].as_str().unwrap().to_string();
+    let register = |args: &[&str]| {
+        let mut all = vec!["authority", "register", "--dir", auth_dir_s];
+        all.extend_from_slice(args);
+        bin().args(&all).output().unwrap()
+    };
+    let json = |out: &std::process::Output| -> Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // tls_client_auth by subject DN, stored in RFC 4514 form.
+    let out = json(&register(&[
+        "--client-id",
+        "cli-app",
+        "--subject-dn",
+        "cn=CLI-APP",
+    ]));
+    assert_eq!(out["token_endpoint_auth_method"], "tls_client_auth");
+    assert_eq!(
+        out["token_endpoint_auth_methods"],
+        serde_json::json!(["tls_client_auth"])
+    );
+    assert_eq!(out["tls_client_auth_subject_dn"], "CN=CLI-APP");
+    assert_eq!(out["x5t#S256"], Value::Null);
+
+    // A certificate from the authority's CA with that subject: mtls_pop works, and
+    // private_key_jwt (what `token --scheme bearer` uses) is refused.
+    let prefix = d("app");
+    run_ok(&[
+        "cert",
+        "new",
+        "--cn",
+        "cli-app",
+        "--out",
+        prefix.to_str().unwrap(),
+        "--ca-dir",
+        auth_dir_s,
+    ]);
+    let config = d("appsettings.json");
+    write_config(
+        &config,
+        &issuer,
+        &d("app.pem"),
+        "https://127.0.0.1:9",
+        "MTLS_POP",
+    );
+    let token = |scheme: &str| {
+        bin()
+            .args(["token", "--config", config.to_str().unwrap()])
+            .args(["--scheme", scheme, "--ca-cert", &ca, "--json"])
+            .output()
+            .unwrap()
+    };
+    let out = json(&token("mtls_pop"));
+    assert!(out["binding_thumbprint"].is_string(), "{out}");
+    let out = token("bearer");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid_client"), "{err}");
+    assert!(err.contains("tls_client_auth"), "{err}");
+
+    // Several methods for one certificate.
+    let out = json(&register(&[
+        "--client-id",
+        "cli-both",
+        "--cert",
+        d("app.pem").to_str().unwrap(),
+        "--auth",
+        "self_signed_tls_client_auth",
+        "--auth",
+        "private_key_jwt",
+    ]));
+    assert_eq!(
+        out["token_endpoint_auth_method"],
+        "self_signed_tls_client_auth"
+    );
+    assert_eq!(
+        out["token_endpoint_auth_methods"],
+        serde_json::json!(["self_signed_tls_client_auth", "private_key_jwt"])
+    );
+    assert!(out["x5t#S256"].is_string());
+    // The default with --cert stays self_signed_tls_client_auth alone.
+    let out = json(&register(&[
+        "--client-id",
+        "cli-default",
+        "--cert",
+        d("app.pem").to_str().unwrap(),
+    ]));
+    assert_eq!(
+        out["token_endpoint_auth_methods"],
+        serde_json::json!(["self_signed_tls_client_auth"])
+    );
+    // SANs, compared as parsed values.
+    let out = json(&register(&[
+        "--client-id",
+        "cli-ip",
+        "--san-ip",
+        "0:0:0:0:0:0:0:1",
+    ]));
+    assert_eq!(out["tls_client_auth_san_ip"], "::1");
+    let out = json(&register(&[
+        "--client-id",
+        "cli-dns",
+        "--san-dns",
+        "App.Example",
+    ]));
+    assert_eq!(out["tls_client_auth_san_dns"], "app.example");
+    // Secrets: both secret methods by default, or the ones named.
+    let out = json(&register(&[
+        "--client-id",
+        "cli-sec",
+        "--secret",
+        "long-enough-secret",
+    ]));
+    assert_eq!(out["token_endpoint_auth_method"], "client_secret_post");
+    assert_eq!(
+        out["token_endpoint_auth_methods"],
+        serde_json::json!(["client_secret_post", "client_secret_basic"])
+    );
+    let out = json(&register(&[
+        "--client-id",
+        "cli-sec-basic",
+        "--secret",
+        "long-enough-secret",
+        "--auth",
+        "client_secret_basic",
+    ]));
+    assert_eq!(
+        out["token_endpoint_auth_methods"],
+        serde_json::json!(["client_secret_basic"])
+    );
+
+    // Refusals: one clear line naming the problem.
+    for (args, needle) in [
+        (
+            vec!["--client-id", "x", "--subject-dn", "CN=a;b"],
+            "`;` must be escaped",
+        ),
+        (
+            vec!["--client-id", "x", "--subject-dn", "CN=a,"],
+            "subject DN",
+        ),
+        (
+            vec![
+                "--client-id",
+                "x",
+                "--san-dns",
+                "a.example",
+                "--san-ip",
+                "::1",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec!["--client-id", "x", "--san-dns", "*.example"],
+            "wildcards",
+        ),
+        (
+            vec![
+                "--client-id",
+                "x",
+                "--secret",
+                "long-enough-secret",
+                "--auth",
+                "private_key_jwt",
+            ],
+            "client_secret_basic or client_secret_post",
+        ),
+        (
+            vec![
+                "--client-id",
+                "x",
+                "--subject-dn",
+                "CN=x",
+                "--auth",
+                "private_key_jwt",
+            ],
+            "private_key_jwt needs a registered certificate",
+        ),
+        (
+            vec!["--client-id", "x", "--auth", "magic", "--san-ip", "::1"],
+            "unknown authentication method",
+        ),
+    ] {
+        let out = register(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        if !needle.contains("cannot be used") {
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+        }
+    }
+    drop(authority);
 }

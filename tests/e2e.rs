@@ -56,6 +56,8 @@ impl World {
                     cert.leaf().clone(),
                     CertAuthMethod::SelfSignedTlsClientAuth,
                 )
+                // Bearer calls authenticate with private_key_jwt.
+                .auth_method(certbound::authority::AuthMethod::PrivateKeyJwt)
                 .audience(AUD),
             )
             .unwrap();

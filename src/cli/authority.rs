@@ -1,7 +1,10 @@
 //! `certbound authority serve|register`.
 
 use anyhow::Context as _;
-use certbound_authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound_authority::{
+    AuthMethod, Authority, AuthorityOptions, CertAuthMethod, ClientRegistration,
+    TlsClientAuthSubject,
+};
 use certbound_core::{Certificate, JwsAlgorithm};
 
 use super::{AuthorityRegisterArgs, AuthorityServeArgs};
@@ -93,42 +96,103 @@ impl StopSignals {
 
 /// Registers a client in DIR (a running authority picks it up on its next request).
 pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
+    let subject = [
+        args.subject_dn.clone().map(TlsClientAuthSubject::SubjectDn),
+        args.san_dns.clone().map(TlsClientAuthSubject::SanDns),
+        args.san_uri.clone().map(TlsClientAuthSubject::SanUri),
+        args.san_ip.clone().map(TlsClientAuthSubject::SanIp),
+        args.san_email.clone().map(TlsClientAuthSubject::SanEmail),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    let methods = args
+        .auth
+        .iter()
+        .map(|a| a.parse::<AuthMethod>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--auth: {e}"))?;
     let mut reg = match (&args.cert, &args.secret) {
         (Some(path), None) => {
-            let method: CertAuthMethod = args
-                .auth
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("--auth: {e}"))?;
+            let method: CertAuthMethod = match args.auth.first() {
+                Some(first) => first
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("--auth with --cert: {e}"))?,
+                None if subject.is_some() => CertAuthMethod::TlsClientAuth,
+                None => CertAuthMethod::SelfSignedTlsClientAuth,
+            };
             let cert = Certificate::load_file(path)?;
-            ClientRegistration::with_certificate(&args.client_id, cert, method)
+            let mut reg = ClientRegistration::with_certificate(&args.client_id, cert, method);
+            if let Some(s) = subject {
+                reg = reg.tls_client_auth_subject(s);
+            }
+            reg
         }
-        (None, Some(secret)) => ClientRegistration::with_secret(&args.client_id, secret.as_str()),
+        (None, Some(secret)) => {
+            if subject.is_some() {
+                anyhow::bail!(
+                    "--subject-dn/--san-* register tls_client_auth, which needs no --secret"
+                );
+            }
+            ClientRegistration::with_secret(&args.client_id, secret.as_str())
+        }
+        (None, None) => match subject {
+            Some(s) => ClientRegistration::with_tls_client_auth(&args.client_id, s),
+            None => anyhow::bail!(
+                "give --cert PEM, --secret S, or a tls_client_auth subject (--subject-dn or one --san-*)"
+            ),
+        },
         _ => anyhow::bail!("give exactly one of --cert PEM or --secret S"),
     };
+    for m in methods {
+        reg = reg.auth_method(m);
+    }
     for a in &args.audience {
         reg = reg.audience(a);
     }
     reg = reg.bound_tokens(!args.no_bound_tokens);
-    let (auth_method, thumbprint) = match &reg.credential {
-        certbound_authority::Credential::Secret(_) => ("client_secret_post".to_owned(), None),
-        certbound_authority::Credential::Certificate {
-            certificate,
-            method,
-        } => (
-            method.as_str().to_owned(),
-            Some(certificate.thumbprint().to_base64url()),
-        ),
+    let thumbprint = match &reg.credential {
+        certbound_authority::Credential::Certificate { certificate, .. } => {
+            Some(certificate.thumbprint().to_base64url())
+        }
+        _ => None,
     };
     Authority::register_client(&args.dir, reg)
         .with_context(|| format!("authority directory {}", args.dir.display()))?;
-    let out = serde_json::json!({
+    // What was stored: the methods and the tls_client_auth subject in canonical form.
+    let registry = args.dir.join("authority.json");
+    let stored: serde_json::Value = std::fs::read(&registry)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let record = stored["clients"]
+        .as_array()
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c["client_id"] == args.client_id.as_str())
+        })
+        .cloned()
+        .unwrap_or_default();
+    let mut out = serde_json::json!({
         "client_id": args.client_id,
-        "token_endpoint_auth_method": auth_method,
+        "token_endpoint_auth_method": record["token_endpoint_auth_method"],
+        "token_endpoint_auth_methods": record["token_endpoint_auth_methods"],
         "x5t#S256": thumbprint,
         "audiences": args.audience,
         "tls_client_certificate_bound_access_tokens": !args.no_bound_tokens,
-        "registry": args.dir.join("authority.json").display().to_string(),
+        "registry": registry.display().to_string(),
     });
+    for key in [
+        "tls_client_auth_subject_dn",
+        "tls_client_auth_san_dns",
+        "tls_client_auth_san_uri",
+        "tls_client_auth_san_ip",
+        "tls_client_auth_san_email",
+    ] {
+        if let Some(v) = record.get(key) {
+            out[key] = v.clone();
+        }
+    }
     println!("{out}");
     Ok(())
 }

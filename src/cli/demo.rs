@@ -310,6 +310,8 @@ async fn scenario(
                 cert.leaf().clone(),
                 CertAuthMethod::SelfSignedTlsClientAuth,
             )
+            // The unbound and key-bound schemes authenticate with private_key_jwt.
+            .auth_method(certbound_authority::AuthMethod::PrivateKeyJwt)
             .audience(AUDIENCE),
         )?;
         let thumb = cert.thumbprint().to_base64url();
@@ -319,7 +321,7 @@ async fn scenario(
             status: None,
             expected_status: None,
             detail: format!(
-                "client certificate {} registered (self_signed_tls_client_auth)",
+                "client certificate {} registered (self_signed_tls_client_auth, private_key_jwt)",
                 cert.leaf().subject()
             ),
             data: json!({"subject": cert.leaf().subject(), "x5t#S256": thumb}),

@@ -126,14 +126,37 @@ pub struct AuthorityRegisterArgs {
     #[arg(long)]
     pub client_id: String,
     /// The client's certificate (PEM).
-    #[arg(long, conflicts_with = "secret", required_unless_present = "secret")]
+    #[arg(
+        long,
+        conflicts_with = "secret",
+        required_unless_present_any = ["secret", "subject_dn", "san_dns", "san_uri", "san_ip", "san_email"]
+    )]
     pub cert: Option<PathBuf>,
-    /// How the certificate authenticates the client.
-    #[arg(long, default_value = "self_signed_tls_client_auth", requires = "cert")]
-    pub auth: String,
+    /// A method the client may authenticate by (repeatable; it may use these and no
+    /// others): self_signed_tls_client_auth (default with --cert), tls_client_auth
+    /// (default with --subject-dn/--san-*), private_key_jwt, and with --secret
+    /// client_secret_basic, client_secret_post (default: both).
+    #[arg(long)]
+    pub auth: Vec<String>,
     /// A client secret instead of a certificate.
     #[arg(long)]
     pub secret: Option<String>,
+    /// tls_client_auth: the subject DN of the client's CA-issued certificates, RFC 4514
+    /// text such as `CN=app,O=Contoso,C=DE`.
+    #[arg(long, group = "tls_subject")]
+    pub subject_dn: Option<String>,
+    /// tls_client_auth: a DNS name SAN of the client's CA-issued certificates.
+    #[arg(long, group = "tls_subject")]
+    pub san_dns: Option<String>,
+    /// tls_client_auth: a URI SAN of the client's CA-issued certificates.
+    #[arg(long, group = "tls_subject")]
+    pub san_uri: Option<String>,
+    /// tls_client_auth: an IP address SAN of the client's CA-issued certificates.
+    #[arg(long, group = "tls_subject")]
+    pub san_ip: Option<String>,
+    /// tls_client_auth: an e-mail address SAN of the client's CA-issued certificates.
+    #[arg(long, group = "tls_subject")]
+    pub san_email: Option<String>,
     /// Audiences the client may request (repeatable; none = any).
     #[arg(long)]
     pub audience: Vec<String>,

@@ -459,7 +459,10 @@ fn transport(args: &[String]) -> anyhow::Result<Value> {
         anchors.add(&running.ca_cert());
         let cert = ca::self_signed_certified_key(&IssueSpec::client("bench"), KeyKind::EcP256).map_err(|e| anyhow!("{e}"))?;
         running
-            .register(ClientRegistration::with_certificate("bench", cert.leaf().clone(), CertAuthMethod::SelfSignedTlsClientAuth))
+            .register(
+                ClientRegistration::with_certificate("bench", cert.leaf().clone(), CertAuthMethod::SelfSignedTlsClientAuth)
+                    .auth_method(certbound_authority::AuthMethod::PrivateKeyJwt),
+            )
             .map_err(|e| anyhow!("{e}"))?;
         let validator = Validator::builder()
             .issuer(running.issuer())

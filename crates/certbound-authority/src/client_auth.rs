@@ -12,8 +12,7 @@
 //! `kid`. The thumbprints are accepted in base64url (RFC 7515) and in standard base64,
 //! padded or not (azure_identity sends `x5t` that way), and compared in constant time.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey};
 use certbound_core::{Certificate, JwsAlgorithm, Thumbprint, b64, now_unix};
@@ -23,14 +22,15 @@ use serde_json::Value;
 use subtle::ConstantTimeEq as _;
 
 use crate::error::OAuthError;
-use crate::registry::{Client, ClientCredential, Clients};
+use crate::registry::{Client, Clients};
+use crate::replay::{JtiStore, ReplayError, key_for};
 
 /// The assertion type RFC 7523 defines.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Largest accepted client assertion.
 const MAX_ASSERTION: usize = 16 * 1024;
 /// Clock skew tolerated on `exp`, `nbf`, `iat`.
-const SKEW: i64 = 60;
+pub(crate) const SKEW: i64 = 60;
 /// An assertion may expire at most this far ahead.
 const MAX_ASSERTION_LIFETIME: i64 = 600;
 
@@ -50,6 +50,28 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// Every method, in the order discovery lists them.
+    pub const ALL: [AuthMethod; 5] = [
+        Self::ClientSecretPost,
+        Self::ClientSecretBasic,
+        Self::PrivateKeyJwt,
+        Self::SelfSignedTlsClientAuth,
+        Self::TlsClientAuth,
+    ];
+    /// The RFC 7591 `token_endpoint_auth_method` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            Self::TlsClientAuth => "tls_client_auth",
+        }
+    }
+    /// Whether the method uses a client secret.
+    pub fn is_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
     /// Whether the TLS client certificate was the authentication.
     pub fn is_mtls(self) -> bool {
         matches!(self, Self::SelfSignedTlsClientAuth | Self::TlsClientAuth)
@@ -60,6 +82,37 @@ impl AuthMethod {
             Self::ClientSecretBasic | Self::ClientSecretPost => "1",
             _ => "2",
         }
+    }
+}
+
+impl std::str::FromStr for AuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown authentication method `{s}` (expected client_secret_basic, client_secret_post, private_key_jwt, self_signed_tls_client_auth or tls_client_auth)"
+                )
+            })
+    }
+}
+
+impl From<crate::registry::CertAuthMethod> for AuthMethod {
+    fn from(m: crate::registry::CertAuthMethod) -> Self {
+        use crate::registry::CertAuthMethod as C;
+        match m {
+            C::SelfSignedTlsClientAuth => Self::SelfSignedTlsClientAuth,
+            C::TlsClientAuth => Self::TlsClientAuth,
+            C::PrivateKeyJwt => Self::PrivateKeyJwt,
+        }
+    }
+}
+
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -83,52 +136,6 @@ pub(crate) struct Authenticated {
     pub peer_authenticates: bool,
 }
 
-/// Remembers assertion `jti`s until their `exp` so none is accepted twice.
-///
-/// Bounded: when full of unexpired entries, new assertions are refused
-/// (`temporarily_unavailable`) rather than forgetting one that could then be replayed.
-#[derive(Debug)]
-pub(crate) struct ReplayCache {
-    seen: Mutex<HashMap<String, i64>>,
-    capacity: usize,
-}
-
-pub(crate) enum ReplayError {
-    Replayed,
-    Full,
-}
-
-impl ReplayCache {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            seen: Mutex::new(HashMap::new()),
-            capacity,
-        }
-    }
-    /// Records `key` until `exp`; fails if it is already there.
-    pub(crate) fn check_and_insert(
-        &self,
-        key: String,
-        exp: i64,
-        now: i64,
-    ) -> Result<(), ReplayError> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(&until) = seen.get(&key)
-            && until + SKEW >= now
-        {
-            return Err(ReplayError::Replayed);
-        }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, until| *until + SKEW >= now);
-            if seen.len() >= self.capacity {
-                return Err(ReplayError::Full);
-            }
-        }
-        seen.insert(key, exp);
-        Ok(())
-    }
-}
-
 /// Checks that `cert` was issued (signed) by `ca`.
 pub(crate) fn verify_issued_by(cert: &Certificate, ca: &Certificate) -> Result<(), String> {
     let (_, leaf) = x509_parser::parse_x509_certificate(cert.der()).map_err(|e| e.to_string())?;
@@ -146,40 +153,62 @@ pub(crate) struct Verifier {
     ca: Certificate,
     /// Accepted assertion audiences: the token endpoint and the issuer.
     audiences: Vec<String>,
-    replay: ReplayCache,
+    replay: Arc<JtiStore>,
 }
 
 fn generic_failure() -> OAuthError {
     OAuthError::invalid_client("client authentication failed")
 }
 
+/// The client exists but was not registered for the method it tried.
+fn not_registered_for(client: &Client, tried: &str) -> OAuthError {
+    OAuthError::invalid_client(format!(
+        "this client is registered for {} and may not authenticate with {tried}",
+        client.methods_text()
+    ))
+}
+
 impl Verifier {
-    pub(crate) fn new(ca: Certificate, audiences: Vec<String>) -> Self {
+    pub(crate) fn new(ca: Certificate, audiences: Vec<String>, replay: Arc<JtiStore>) -> Self {
         Self {
             ca,
             audiences,
-            replay: ReplayCache::new(100_000),
+            replay,
         }
     }
 
-    /// Whether `peer` authenticates `client` by RFC 8705 §2.
+    /// Whether `peer` authenticates `client` by RFC 8705 §2 — by one of the mTLS methods
+    /// the client is registered for, and which one.
+    pub(crate) fn peer_method(
+        &self,
+        client: &Client,
+        peer: &PeerCertificate,
+    ) -> Option<AuthMethod> {
+        let self_signed = client.allows(AuthMethod::SelfSignedTlsClientAuth);
+        let ca_issued = client.allows(AuthMethod::TlsClientAuth);
+        if !self_signed && !ca_issued {
+            return None;
+        }
+        let leaf = Certificate::from_der(peer.leaf().to_vec(), "TLS client certificate").ok()?;
+        leaf.check_validity(now_unix(), "TLS client certificate")
+            .ok()?;
+        if self_signed && client.thumbprints().any(|(t, _)| t.ct_eq(&peer.thumbprint)) {
+            return Some(AuthMethod::SelfSignedTlsClientAuth);
+        }
+        if ca_issued
+            && let Some(subject) = &client.tls_subject
+            && verify_issued_by(&leaf, &self.ca).is_ok()
+            && let Ok((_, x)) = x509_parser::parse_x509_certificate(leaf.der())
+            && subject.matches(&x)
+        {
+            return Some(AuthMethod::TlsClientAuth);
+        }
+        None
+    }
+
+    /// Whether `peer` authenticates `client` (see [`Verifier::peer_method`]).
     pub(crate) fn peer_authenticates(&self, client: &Client, peer: &PeerCertificate) -> bool {
-        let Ok(leaf) = Certificate::from_der(peer.leaf().to_vec(), "TLS client certificate") else {
-            return false;
-        };
-        let now = now_unix();
-        if leaf.check_validity(now, "TLS client certificate").is_err() {
-            return false;
-        }
-        match &client.credential {
-            ClientCredential::Secret(_) => false,
-            ClientCredential::Certificates(_) => {
-                client.thumbprints().any(|(t, _)| t.ct_eq(&peer.thumbprint))
-            }
-            ClientCredential::SubjectDn(dn) => {
-                leaf.subject() == dn && verify_issued_by(&leaf, &self.ca).is_ok()
-            }
-        }
+        self.peer_method(client, peer).is_some()
     }
 
     /// Authenticates the client of a token request.
@@ -261,25 +290,24 @@ impl Verifier {
             return Err(OAuthError::invalid_request("client_id is required"));
         };
         let client = clients.get(id).ok_or_else(generic_failure)?;
+        if !client.allows(AuthMethod::SelfSignedTlsClientAuth)
+            && !client.allows(AuthMethod::TlsClientAuth)
+        {
+            return Err(not_registered_for(
+                &client,
+                "a TLS client certificate alone (self_signed_tls_client_auth or tls_client_auth)",
+            ));
+        }
         let Some(peer) = input.peer else {
             return Err(OAuthError::invalid_client(
                 "no client authentication: present the registered TLS client certificate, or send client_assertion or client_secret",
             ));
         };
-        let method = match &client.credential {
-            ClientCredential::Secret(_) => {
-                return Err(OAuthError::invalid_client(
-                    "this client authenticates with a client secret, not a certificate",
-                ));
-            }
-            ClientCredential::Certificates(_) => AuthMethod::SelfSignedTlsClientAuth,
-            ClientCredential::SubjectDn(_) => AuthMethod::TlsClientAuth,
-        };
-        if !self.peer_authenticates(&client, peer) {
+        let Some(method) = self.peer_method(&client, peer) else {
             return Err(OAuthError::invalid_client(
                 "the TLS client certificate does not authenticate this client (not registered for it, not issued by the authority's CA with the registered subject, or outside its validity period)",
             ));
-        }
+        };
         Ok(Authenticated {
             client,
             method,
@@ -296,10 +324,11 @@ impl Verifier {
         peer: Option<&PeerCertificate>,
     ) -> Result<Authenticated, OAuthError> {
         let client = clients.get(id).ok_or_else(generic_failure)?;
-        let ClientCredential::Secret(hash) = &client.credential else {
-            return Err(OAuthError::invalid_client(
-                "this client is registered with a certificate, not a client secret",
-            ));
+        if !client.allows(method) {
+            return Err(not_registered_for(&client, method.as_str()));
+        }
+        let Some(hash) = &client.secret else {
+            return Err(generic_failure());
         };
         if !hash.verify(secret) {
             return Err(generic_failure());
@@ -378,11 +407,9 @@ impl Verifier {
             return Err(bad("client_assertion sub differs from client_id"));
         }
         let client = clients.get(iss).ok_or_else(generic_failure)?;
-        let ClientCredential::Certificates(_) = &client.credential else {
-            return Err(bad(
-                "this client is not registered for private_key_jwt (it has no registered certificate)",
-            ));
-        };
+        if !client.allows(AuthMethod::PrivateKeyJwt) {
+            return Err(not_registered_for(&client, "private_key_jwt"));
+        }
 
         // Which key: x5t#S256, x5t, x5c, kid; else every registered certificate.
         let candidates: Vec<&Certificate> = {
@@ -505,7 +532,7 @@ impl Verifier {
         }
         match self
             .replay
-            .check_and_insert(format!("{}\u{0}{jti}", client.client_id), exp, now)
+            .check_and_insert(key_for(&client.client_id, jti), exp, now)
         {
             Ok(()) => Ok(client),
             Err(ReplayError::Replayed) => Err(bad(
@@ -513,7 +540,11 @@ impl Verifier {
             )),
             Err(ReplayError::Full) => Err(OAuthError::new(
                 crate::error::ErrorCode::TemporarilyUnavailable,
-                "too many recent client assertions; retry shortly",
+                "too many recent client assertions (the authority's jti store is full); retry shortly",
+            )),
+            Err(ReplayError::Unavailable) => Err(OAuthError::new(
+                crate::error::ErrorCode::TemporarilyUnavailable,
+                "the authority cannot record client assertions durably right now; retry later",
             )),
         }
     }
@@ -660,22 +691,5 @@ mod tests {
         );
         assert!(decode_thumbprint_header("", 32).is_none());
         assert!(decode_thumbprint_header("not base64!", 32).is_none());
-    }
-
-    #[test]
-    fn replay_cache_refuses_second_use_and_is_bounded() {
-        let c = ReplayCache::new(2);
-        assert!(c.check_and_insert("a".into(), 1000, 900).is_ok());
-        assert!(matches!(
-            c.check_and_insert("a".into(), 1000, 900),
-            Err(ReplayError::Replayed)
-        ));
-        assert!(c.check_and_insert("b".into(), 1000, 900).is_ok());
-        assert!(matches!(
-            c.check_and_insert("c".into(), 1000, 900),
-            Err(ReplayError::Full)
-        ));
-        // Once the entries expire they make room.
-        assert!(c.check_and_insert("c".into(), 3000, 2000).is_ok());
     }
 }

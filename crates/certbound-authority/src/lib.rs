@@ -69,13 +69,16 @@
 #![warn(missing_docs)]
 
 pub mod client_auth;
+pub mod dn;
 pub mod error;
 pub mod http;
 pub mod imds;
 pub mod issue;
 pub mod pop;
 pub mod registry;
+mod replay;
 pub mod state;
+pub mod subject;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -93,6 +96,7 @@ pub use error::{AuthorityError, ErrorCode, OAuthError};
 pub use http::Endpoints;
 pub use issue::{IssueRequest, IssuedAccessToken, KeyBinding, LocalIssuer};
 pub use registry::{CertAuthMethod, ClientRegistration, ClientSecret, Credential};
+pub use subject::TlsClientAuthSubject;
 
 /// Options for opening (and, the first time, initialising) an authority directory.
 #[derive(Debug, Clone)]
@@ -122,6 +126,7 @@ impl Default for AuthorityOptions {
     }
 }
 
+#[derive(Clone)]
 struct Inner {
     dir: PathBuf,
     ca: Arc<DevCa>,
@@ -133,6 +138,10 @@ struct Inner {
     lifetime: Duration,
     dpop_nonce: bool,
     registry: Arc<registry::Registry>,
+    /// Bound on remembered unexpired client assertions.
+    jti_capacity: usize,
+    /// The seen-`jti` store, opened by the first server (shared by later ones).
+    jtis: Arc<std::sync::Mutex<Option<Arc<replay::JtiStore>>>>,
 }
 
 /// A development authority loaded from its state directory. Cheap to clone.
@@ -192,8 +201,40 @@ impl Authority {
                 lifetime: options.token_lifetime,
                 dpop_nonce: options.dpop_nonce,
                 registry,
+                jti_capacity: replay::DEFAULT_CAPACITY,
+                jtis: Arc::default(),
             }),
         })
+    }
+
+    /// Bounds how many unexpired client-assertion `jti`s the token endpoint remembers
+    /// (default 100 000; at least 1). They are kept in `DIR/assertion-jtis.log` until their
+    /// `exp`, across restarts; when the bound is reached, new assertions are refused with
+    /// `503 temporarily_unavailable` until old ones expire. Applies to servers spawned
+    /// from the returned handle.
+    pub fn with_assertion_jti_capacity(&self, capacity: usize) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.jti_capacity = capacity.max(1);
+        inner.jtis = Arc::default();
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The seen-`jti` store, opened (and compacted) on first use.
+    fn jti_store(&self) -> Result<Arc<replay::JtiStore>, AuthorityError> {
+        let mut slot = self.inner.jtis.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let store = Arc::new(replay::JtiStore::open(
+            &self.inner.dir,
+            self.inner.jti_capacity,
+            client_auth::SKEW,
+            certbound_core::now_unix(),
+        )?);
+        *slot = Some(store.clone());
+        Ok(store)
     }
 
     /// Registers (or replaces) a client in the authority at `dir`, initialising the
@@ -301,6 +342,7 @@ impl Authority {
                 localhost.token_endpoint,
                 localhost.issuer,
             ],
+            self.jti_store()?,
         );
         let jwk = self
             .inner

@@ -8,13 +8,22 @@
 //!   stored as a salted PBKDF2-HMAC-SHA256 hash, never in clear;
 //! - a **certificate** with a method:
 //!   - `self_signed_tls_client_auth` or `private_key_jwt`: the certificate itself is
-//!     registered (as a JWK with `x5c`). Like an Entra ID certificate credential, it then
-//!     authenticates the client either as the TLS client certificate (exact match,
-//!     RFC 8705 §2.2) or by signing a `private_key_jwt` assertion (RFC 7523);
+//!     registered (as a JWK with `x5c`); it authenticates the client as the TLS client
+//!     certificate (exact match, RFC 8705 §2.2) or by signing a `private_key_jwt`
+//!     assertion (RFC 7523) — each only when that method is registered (an Entra-like
+//!     certificate credential registers both);
 //!   - `tls_client_auth` (RFC 8705 §2.1): the certificate must be issued by the
-//!     authority's development CA; its subject DN is registered, and any certificate from
-//!     that CA with the same subject DN authenticates the client over TLS (renewal
-//!     without re-registration).
+//!     authority's development CA; its subject DN is registered (in RFC 4514 form), and
+//!     any certificate from that CA with an equal subject DN (compared structurally, see
+//!     [`crate::dn`]) authenticates the client over TLS (renewal without
+//!     re-registration).
+//!
+//! A client authenticates only by the methods it was registered with (RFC 7591
+//! `token_endpoint_auth_method`; several may be registered, see
+//! [`ClientRegistration::auth_method`]): a `private_key_jwt` client is refused over mTLS
+//! alone, a `self_signed_tls_client_auth` client is refused with an assertion, and so on.
+//! `tls_client_auth` clients may instead be registered with a subject DN or one SAN
+//! ([`TlsClientAuthSubject`], RFC 8705 §2.1.2), without a certificate.
 //!
 //! Registering a client id again replaces its registration.
 
@@ -29,7 +38,9 @@ use certbound_core::{Certificate, Jwk, Jwks, JwsAlgorithm, Thumbprint, b64};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::client_auth::AuthMethod;
 use crate::error::AuthorityError;
+use crate::subject::{SubjectMatcher, TlsClientAuthSubject};
 
 /// PBKDF2 iterations for new secret hashes. Client secrets are machine-generated and
 /// high-entropy in practice; this keeps a token request with a secret in the
@@ -107,6 +118,9 @@ pub enum Credential {
         /// How it authenticates the client.
         method: CertAuthMethod,
     },
+    /// `tls_client_auth` by subject DN or SAN alone (RFC 8705 §2.1.2): any certificate
+    /// issued by the authority's CA with that subject or SAN authenticates the client.
+    TlsClientAuth(TlsClientAuthSubject),
 }
 
 /// A client application to register.
@@ -135,6 +149,14 @@ pub struct ClientRegistration {
     /// The `oid` claim of the client's tokens (its service principal's object id in Entra
     /// terms). `None`: a GUID derived from the tenant and client id, stable across restarts.
     pub object_id: Option<String>,
+    /// More methods the client may authenticate by. A certificate client may use its
+    /// certificate's method and these; a secret client exactly these when any are given
+    /// (else both `client_secret_basic` and `client_secret_post`). Secret methods need a
+    /// secret, the others a certificate (`tls_client_auth` also a subject).
+    pub auth_methods: Vec<AuthMethod>,
+    /// With a certificate registered for `tls_client_auth`: the subject DN or SAN to
+    /// register instead of the certificate's own subject DN.
+    pub tls_subject: Option<TlsClientAuthSubject>,
 }
 
 impl ClientRegistration {
@@ -146,6 +168,8 @@ impl ClientRegistration {
             audiences: Vec::new(),
             bound_tokens: true,
             object_id: None,
+            auth_methods: Vec::new(),
+            tls_subject: None,
         }
     }
     /// A client authenticating with a certificate.
@@ -163,7 +187,45 @@ impl ClientRegistration {
             audiences: Vec::new(),
             bound_tokens: true,
             object_id: None,
+            auth_methods: Vec::new(),
+            tls_subject: None,
         }
+    }
+    /// A `tls_client_auth` client recognised by a subject DN or SAN alone (no certificate
+    /// is registered; certificates come from the authority's CA).
+    ///
+    /// ```
+    /// use certbound_authority::{ClientRegistration, TlsClientAuthSubject};
+    /// let reg = ClientRegistration::with_tls_client_auth(
+    ///     "app", TlsClientAuthSubject::SubjectDn("CN=app,O=Contoso,C=DE".into()));
+    /// assert_eq!(reg.client_id, "app");
+    /// ```
+    pub fn with_tls_client_auth(
+        client_id: impl Into<String>,
+        subject: TlsClientAuthSubject,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            credential: Credential::TlsClientAuth(subject),
+            audiences: Vec::new(),
+            bound_tokens: true,
+            object_id: None,
+            auth_methods: Vec::new(),
+            tls_subject: None,
+        }
+    }
+    /// Allows one more authentication method (see [`ClientRegistration::auth_methods`]).
+    pub fn auth_method(mut self, method: AuthMethod) -> Self {
+        if !self.auth_methods.contains(&method) {
+            self.auth_methods.push(method);
+        }
+        self
+    }
+    /// Registers this subject DN or SAN for `tls_client_auth` instead of the
+    /// certificate's subject DN.
+    pub fn tls_client_auth_subject(mut self, subject: TlsClientAuthSubject) -> Self {
+        self.tls_subject = Some(subject);
+        self
     }
     /// Sets the object id (`oid`) of the client's tokens (a managed identity's object id).
     pub fn object_id(mut self, oid: impl Into<String>) -> Self {
@@ -252,15 +314,30 @@ impl SecretHash {
 
 /// One client as stored in `authority.json` (names follow RFC 7591/8705 client metadata).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+///
+/// `token_endpoint_auth_method` holds the first registered method, for RFC 7591 readers;
+/// `token_endpoint_auth_methods` all of them. Files written before the list existed have
+/// only the single value (and for `tls_client_auth` a subject DN in the old display form,
+/// RDNs first to last, which is read as such).
 pub(crate) struct ClientRecord {
     client_id: String,
     token_endpoint_auth_method: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    token_endpoint_auth_methods: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     client_secret_hash: Option<SecretHash>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     jwks: Option<Jwks>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tls_client_auth_subject_dn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_dns: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls_client_auth_san_email: Option<String>,
     #[serde(default = "yes")]
     tls_client_certificate_bound_access_tokens: bool,
     #[serde(default)]
@@ -345,56 +422,155 @@ pub(crate) fn record_for(
             "the object id must be 1 to 256 characters without spaces or control characters",
         ));
     }
+    let fail = |problem: String| AuthorityError::registration(&reg.client_id, problem);
     let mut rec = ClientRecord {
         object_id: reg.object_id.clone(),
         client_id: reg.client_id.clone(),
         token_endpoint_auth_method: String::new(),
+        token_endpoint_auth_methods: Vec::new(),
         client_secret_hash: None,
         jwks: None,
         tls_client_auth_subject_dn: None,
+        tls_client_auth_san_dns: None,
+        tls_client_auth_san_uri: None,
+        tls_client_auth_san_ip: None,
+        tls_client_auth_san_email: None,
         tls_client_certificate_bound_access_tokens: reg.bound_tokens,
         audiences: reg.audiences.clone(),
     };
+    let mut methods: Vec<AuthMethod> = match &reg.credential {
+        Credential::Secret(_) if reg.auth_methods.is_empty() => {
+            vec![AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic]
+        }
+        Credential::Secret(_) => Vec::new(),
+        Credential::Certificate { method, .. } => vec![AuthMethod::from(*method)],
+        Credential::TlsClientAuth(_) => vec![AuthMethod::TlsClientAuth],
+    };
+    for m in &reg.auth_methods {
+        if !methods.contains(m) {
+            methods.push(*m);
+        }
+    }
+    let names = |ms: &[AuthMethod]| ms.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+    let mut subject: Option<TlsClientAuthSubject> = None;
     match &reg.credential {
         Credential::Secret(s) => {
             if s.expose().len() < 8 || s.expose().len() > 1024 {
-                return Err(AuthorityError::registration(
-                    &reg.client_id,
-                    "client secrets must be 8 to 1024 characters long",
+                return Err(fail(
+                    "client secrets must be 8 to 1024 characters long".into(),
                 ));
             }
-            rec.token_endpoint_auth_method = "client_secret_post".into();
+            if methods.iter().any(|m| !m.is_secret()) {
+                return Err(fail(format!(
+                    "a client secret authenticates only by client_secret_basic or client_secret_post, not {}; register a certificate for the others",
+                    names(&methods)
+                )));
+            }
+            if reg.tls_subject.is_some() {
+                return Err(fail(
+                    "a tls_client_auth subject needs --auth tls_client_auth, not a client secret"
+                        .into(),
+                ));
+            }
             rec.client_secret_hash = Some(SecretHash::new(s.expose()));
         }
-        Credential::Certificate {
-            certificate,
-            method,
-        } => {
+        Credential::Certificate { certificate, .. } => {
             certificate
                 .check_validity(certbound_core::now_unix(), "the client certificate")
-                .map_err(|e| AuthorityError::registration(&reg.client_id, e.to_string()))?;
-            rec.token_endpoint_auth_method = method.as_str().into();
-            if *method == CertAuthMethod::TlsClientAuth {
-                crate::client_auth::verify_issued_by(certificate, ca).map_err(|why| {
-                    AuthorityError::registration(
-                        &reg.client_id,
-                        format!(
-                            "tls_client_auth needs a certificate issued by the authority's CA ({why}); make one with `certbound cert new --ca-dir DIR`, or register with --auth self_signed_tls_client_auth"
-                        ),
-                    )
-                })?;
-                rec.tls_client_auth_subject_dn = Some(certificate.subject().to_owned());
+                .map_err(|e| fail(e.to_string()))?;
+            if methods.iter().any(|m| m.is_secret()) {
+                return Err(fail(format!(
+                    "client_secret_basic and client_secret_post need a client secret, not a certificate (asked for {})",
+                    names(&methods)
+                )));
             }
-            let mut jwk = jwk_for_certificate(certificate).map_err(|e| {
-                AuthorityError::registration(&reg.client_id, format!("unusable certificate: {e}"))
-            })?;
+            if methods.contains(&AuthMethod::TlsClientAuth) {
+                subject = match &reg.tls_subject {
+                    Some(s) => Some(s.clone()),
+                    None => {
+                        crate::client_auth::verify_issued_by(certificate, ca).map_err(|why| {
+                            fail(format!(
+                                "tls_client_auth needs a certificate issued by the authority's CA ({why}); make one with `certbound cert new --ca-dir DIR`, or register with --auth self_signed_tls_client_auth"
+                            ))
+                        })?;
+                        Some(TlsClientAuthSubject::SubjectDn(
+                            subject_dn_of(certificate)
+                                .map_err(|e| fail(format!("unusable certificate: {e}")))?,
+                        ))
+                    }
+                };
+            } else if reg.tls_subject.is_some() {
+                return Err(fail(
+                    "a tls_client_auth subject DN or SAN was given but tls_client_auth is not among the registered methods".into(),
+                ));
+            }
+            let mut jwk = jwk_for_certificate(certificate)
+                .map_err(|e| fail(format!("unusable certificate: {e}")))?;
             jwk.x5c = Some(vec![b64::encode_std(certificate.der())]);
             jwk.x5t_s256 = Some(certificate.thumbprint().to_base64url());
             jwk.kid = Some(certificate.thumbprint().to_base64url());
             rec.jwks = Some(Jwks { keys: vec![jwk] });
         }
+        Credential::TlsClientAuth(s) => {
+            if let Some(other) = methods.iter().find(|m| **m != AuthMethod::TlsClientAuth) {
+                return Err(fail(format!(
+                    "{} needs a registered {}; a subject DN or SAN alone registers tls_client_auth only",
+                    other.as_str(),
+                    if other.is_secret() {
+                        "client secret"
+                    } else {
+                        "certificate"
+                    }
+                )));
+            }
+            if reg.tls_subject.is_some() {
+                return Err(fail(
+                    "give the tls_client_auth subject once (exactly one subject DN or SAN, RFC 8705 §2.1.2)".into(),
+                ));
+            }
+            subject = Some(s.clone());
+        }
     }
+    if let Some(s) = &subject {
+        let canonical = SubjectMatcher::parse(s).map_err(fail)?.canonical();
+        match s {
+            TlsClientAuthSubject::SubjectDn(_) => rec.tls_client_auth_subject_dn = Some(canonical),
+            TlsClientAuthSubject::SanDns(_) => rec.tls_client_auth_san_dns = Some(canonical),
+            TlsClientAuthSubject::SanUri(_) => rec.tls_client_auth_san_uri = Some(canonical),
+            TlsClientAuthSubject::SanIp(_) => rec.tls_client_auth_san_ip = Some(canonical),
+            TlsClientAuthSubject::SanEmail(_) => rec.tls_client_auth_san_email = Some(canonical),
+        }
+    }
+    rec.token_endpoint_auth_method = methods
+        .first()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    rec.token_endpoint_auth_methods = methods.iter().map(|m| m.as_str().to_owned()).collect();
     Ok(rec)
+}
+
+/// A certificate's subject DN in RFC 4514 form, from its DER.
+pub(crate) fn subject_dn_of(cert: &Certificate) -> Result<String, String> {
+    let (_, x) = x509_parser::parse_x509_certificate(cert.der()).map_err(|e| e.to_string())?;
+    Ok(crate::dn::DistinguishedName::from_x509(x.subject()).to_string())
+}
+
+impl ClientRecord {
+    /// The stored `tls_client_auth` subject, if any: `(metadata name, value)`.
+    pub(crate) fn tls_subject(&self) -> Option<(&'static str, &str)> {
+        [
+            (
+                "tls_client_auth_subject_dn",
+                &self.tls_client_auth_subject_dn,
+            ),
+            ("tls_client_auth_san_dns", &self.tls_client_auth_san_dns),
+            ("tls_client_auth_san_uri", &self.tls_client_auth_san_uri),
+            ("tls_client_auth_san_ip", &self.tls_client_auth_san_ip),
+            ("tls_client_auth_san_email", &self.tls_client_auth_san_email),
+        ]
+        .into_iter()
+        .find_map(|(n, v)| v.as_deref().map(|v| (n, v)))
+    }
 }
 
 /// The public JWK of a certificate's key.
@@ -431,57 +607,107 @@ fn jwk_for_certificate(cert: &Certificate) -> Result<Jwk, String> {
     }
 }
 
-/// How a registered client may authenticate, resolved from its record.
-#[derive(Debug)]
-pub(crate) enum ClientCredential {
-    Secret(SecretHash),
-    /// `self_signed_tls_client_auth` / `private_key_jwt`: the registered certificates.
-    Certificates(Vec<Certificate>),
-    /// `tls_client_auth`: the subject DN of CA-issued certificates.
-    SubjectDn(String),
-}
-
 /// A client as the token endpoint sees it.
 #[derive(Debug)]
 pub(crate) struct Client {
     pub client_id: String,
     /// The `oid` claim of its tokens.
     pub object_id: String,
-    pub credential: ClientCredential,
+    /// The methods it may authenticate by (never empty).
+    pub methods: Vec<AuthMethod>,
+    /// For `client_secret_basic` / `client_secret_post`.
+    pub secret: Option<SecretHash>,
+    /// For `self_signed_tls_client_auth` / `private_key_jwt`: the registered certificates.
+    pub certificates: Vec<Certificate>,
+    /// For `tls_client_auth`: the subject DN or SAN of CA-issued certificates.
+    pub tls_subject: Option<SubjectMatcher>,
     pub bound_tokens: bool,
     pub audiences: Vec<String>,
 }
 
 impl Client {
     fn from_record(rec: &ClientRecord, tenant: &str) -> Result<Self, String> {
-        let credential = match rec.token_endpoint_auth_method.as_str() {
-            "client_secret_post" | "client_secret_basic" => ClientCredential::Secret(
+        // Files written before the method list: one method; a secret client then
+        // accepted both secret methods, and still does.
+        let legacy = rec.token_endpoint_auth_methods.is_empty();
+        let mut methods = Vec::new();
+        if legacy {
+            let m: AuthMethod = rec.token_endpoint_auth_method.parse()?;
+            if m.is_secret() {
+                methods = vec![AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic];
+            } else {
+                methods.push(m);
+            }
+        } else {
+            for name in &rec.token_endpoint_auth_methods {
+                let m: AuthMethod = name.parse()?;
+                if !methods.contains(&m) {
+                    methods.push(m);
+                }
+            }
+        }
+        if methods.iter().any(|m| m.is_secret()) && methods.iter().any(|m| !m.is_secret()) {
+            return Err("token_endpoint_auth_methods mixes secret and certificate methods".into());
+        }
+        let secret = if methods.iter().any(|m| m.is_secret()) {
+            Some(
                 rec.client_secret_hash
                     .clone()
                     .ok_or("client_secret_hash is missing")?,
-            ),
-            "self_signed_tls_client_auth" | "private_key_jwt" => {
-                let mut certs = Vec::new();
-                for k in rec.jwks.iter().flat_map(|j| j.keys.iter()) {
-                    for c in k.x5c.iter().flat_map(|v| v.first()) {
-                        let der = b64::decode_std_lenient(c).map_err(|e| e.to_string())?;
-                        certs.push(
-                            Certificate::from_der(der, "registered certificate")
-                                .map_err(|e| e.to_string())?,
-                        );
-                    }
+            )
+        } else {
+            None
+        };
+        let mut certificates = Vec::new();
+        if methods.contains(&AuthMethod::SelfSignedTlsClientAuth)
+            || methods.contains(&AuthMethod::PrivateKeyJwt)
+        {
+            for k in rec.jwks.iter().flat_map(|j| j.keys.iter()) {
+                for c in k.x5c.iter().flat_map(|v| v.first()) {
+                    let der = b64::decode_std_lenient(c).map_err(|e| e.to_string())?;
+                    certificates.push(
+                        Certificate::from_der(der, "registered certificate")
+                            .map_err(|e| e.to_string())?,
+                    );
                 }
-                if certs.is_empty() {
-                    return Err("no certificate in jwks[].x5c".into());
-                }
-                ClientCredential::Certificates(certs)
             }
-            "tls_client_auth" => ClientCredential::SubjectDn(
-                rec.tls_client_auth_subject_dn
-                    .clone()
-                    .ok_or("tls_client_auth_subject_dn is missing")?,
-            ),
-            other => return Err(format!("unknown token_endpoint_auth_method `{other}`")),
+            if certificates.is_empty() {
+                return Err("no certificate in jwks[].x5c".into());
+            }
+        }
+        let tls_subject = if methods.contains(&AuthMethod::TlsClientAuth) {
+            let given = [
+                rec.tls_client_auth_subject_dn.is_some(),
+                rec.tls_client_auth_san_dns.is_some(),
+                rec.tls_client_auth_san_uri.is_some(),
+                rec.tls_client_auth_san_ip.is_some(),
+                rec.tls_client_auth_san_email.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
+            if given != 1 {
+                return Err("tls_client_auth needs exactly one of tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri, tls_client_auth_san_ip, tls_client_auth_san_email".into());
+            }
+            let subject = match rec.tls_subject() {
+                Some(("tls_client_auth_subject_dn", v)) => {
+                    TlsClientAuthSubject::SubjectDn(v.into())
+                }
+                Some(("tls_client_auth_san_dns", v)) => TlsClientAuthSubject::SanDns(v.into()),
+                Some(("tls_client_auth_san_uri", v)) => TlsClientAuthSubject::SanUri(v.into()),
+                Some(("tls_client_auth_san_ip", v)) => TlsClientAuthSubject::SanIp(v.into()),
+                Some((_, v)) => TlsClientAuthSubject::SanEmail(v.into()),
+                None => return Err("tls_client_auth subject is missing".into()),
+            };
+            let mut m = SubjectMatcher::parse(&subject)?;
+            if legacy && let SubjectMatcher::Dn(dn) = &mut m {
+                // The old files stored the certificate's display string, RDNs in
+                // RDNSequence order rather than RFC 4514's reverse order.
+                dn.reverse();
+            }
+            Some(m)
+        } else {
+            None
         };
         Ok(Self {
             object_id: rec
@@ -489,10 +715,27 @@ impl Client {
                 .clone()
                 .unwrap_or_else(|| derived_object_id(tenant, &rec.client_id)),
             client_id: rec.client_id.clone(),
-            credential,
+            methods,
+            secret,
+            certificates,
+            tls_subject,
             bound_tokens: rec.tls_client_certificate_bound_access_tokens,
             audiences: rec.audiences.clone(),
         })
+    }
+
+    /// Whether the client was registered for `method`.
+    pub(crate) fn allows(&self, method: AuthMethod) -> bool {
+        self.methods.contains(&method)
+    }
+
+    /// The registered methods, for error descriptions (`private_key_jwt, tls_client_auth`).
+    pub(crate) fn methods_text(&self) -> String {
+        self.methods
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Whether the client may request tokens for `aud` (exact, ignoring one trailing `/`).
@@ -503,11 +746,7 @@ impl Client {
 
     /// Thumbprints of the registered certificates.
     pub(crate) fn thumbprints(&self) -> impl Iterator<Item = (Thumbprint, &Certificate)> {
-        let certs: &[Certificate] = match &self.credential {
-            ClientCredential::Certificates(c) => c,
-            _ => &[],
-        };
-        certs.iter().map(|c| (c.thumbprint(), c))
+        self.certificates.iter().map(|c| (c.thumbprint(), c))
     }
 }
 
@@ -744,7 +983,10 @@ mod tests {
         let c = Client {
             client_id: "a".into(),
             object_id: "oid-a".into(),
-            credential: ClientCredential::SubjectDn("CN=a".into()),
+            methods: vec![AuthMethod::TlsClientAuth],
+            secret: None,
+            certificates: Vec::new(),
+            tls_subject: None,
             bound_tokens: true,
             audiences: vec!["https://api.example/".into()],
         };

@@ -9,6 +9,7 @@
 //! | `tls.key` | its key | 0600 |
 //! | `signing.key` | the token-signing key (P-256 for ES256, RSA-2048 for RS256/PS256) | 0600 |
 //! | `authority.json` | tenant, signing algorithm and the client registry | 0600 |
+//! | `assertion-jtis.log` | the client-assertion `jti`s seen and not yet expired (hashed), so none is accepted twice, also across restarts | 0600 |
 //!
 //! Every file is written atomically (a temporary file in the same directory, then a
 //! rename), so a crash or a concurrent `certbound authority register` never leaves a

@@ -174,7 +174,12 @@ async fn dpop_bound_tokens_for_ec_and_rsa_keys_on_every_endpoint_alias() {
 #[tokio::test]
 async fn dpop_binds_the_key_whatever_the_client_authentication() {
     let env = start().await;
-    let cert = env.register_self_signed("dpop-tls-app", KeyKind::EcP256);
+    // Registered for both: the TLS certificate and private_key_jwt.
+    let cert = env.register_self_signed_for(
+        "dpop-tls-app",
+        CertAuthMethod::SelfSignedTlsClientAuth,
+        &[certbound_authority::AuthMethod::PrivateKeyJwt],
+    );
     let key = ProofKey::generate().unwrap();
     let url = env.running.token_endpoint().to_owned();
 

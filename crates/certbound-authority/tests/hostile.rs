@@ -27,11 +27,15 @@ async fn hostile_requests_get_the_right_errors() {
     let app = self_signed("pkj-app", KeyKind::EcP256);
     let other = self_signed("other-app", KeyKind::EcP256);
     let stranger = self_signed("stranger", KeyKind::EcP256);
-    r.register(ClientRegistration::with_certificate(
-        "pkj-app",
-        app.leaf().clone(),
-        CertAuthMethod::SelfSignedTlsClientAuth,
-    ))
+    // Registered for its TLS certificate and for private_key_jwt.
+    r.register(
+        ClientRegistration::with_certificate(
+            "pkj-app",
+            app.leaf().clone(),
+            CertAuthMethod::SelfSignedTlsClientAuth,
+        )
+        .auth_method(certbound_authority::AuthMethod::PrivateKeyJwt),
+    )
     .unwrap();
     r.register(ClientRegistration::with_certificate(
         "other-app",

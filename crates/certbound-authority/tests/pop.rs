@@ -37,7 +37,11 @@ async fn validator(env: &Env) -> certbound_resource::Validator {
 #[tokio::test]
 async fn pop_bound_tokens_with_private_key_jwt_secret_and_tls_certificate() {
     let env = start().await;
-    let cert = env.register_self_signed("pop-cert-app", KeyKind::EcP256);
+    let cert = env.register_self_signed_for(
+        "pop-cert-app",
+        certbound_authority::CertAuthMethod::SelfSignedTlsClientAuth,
+        &[certbound_authority::AuthMethod::PrivateKeyJwt],
+    );
     env.running
         .register(ClientRegistration::with_secret("pop-secret-app", SECRET))
         .unwrap();

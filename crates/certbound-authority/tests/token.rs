@@ -260,7 +260,12 @@ async fn private_key_jwt_all_algorithms_and_key_hints() {
 #[tokio::test]
 async fn self_signed_tls_client_auth_binding_rules() {
     let env = start().await;
-    let app = env.register_self_signed("tls-app", KeyKind::EcP256);
+    // Registered for its TLS certificate and private_key_jwt (both are used below).
+    let app = env.register_self_signed_for(
+        "tls-app",
+        CertAuthMethod::SelfSignedTlsClientAuth,
+        &[certbound_authority::AuthMethod::PrivateKeyJwt],
+    );
     let x5t = app.thumbprint().to_base64url();
 
     // Entra mTLS PoP: token_type=mtls_pop → mtls_pop + cnf.

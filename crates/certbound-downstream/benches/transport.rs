@@ -71,7 +71,8 @@ fn main() {
         let cert = ca::self_signed_certified_key(&IssueSpec::client("bench"), KeyKind::EcP256).expect("cert");
         running
             .register(
-                ClientRegistration::with_certificate("bench", cert.leaf().clone(), CertAuthMethod::SelfSignedTlsClientAuth),
+                ClientRegistration::with_certificate("bench", cert.leaf().clone(), CertAuthMethod::SelfSignedTlsClientAuth)
+                    .auth_method(certbound_authority::AuthMethod::PrivateKeyJwt),
             )
             .expect("register");
         let validator = Validator::builder()

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use certbound_authority::{
-    Authority, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,
+    AuthMethod, Authority, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,
 };
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::jose::{JwsHeader, sign_compact};
@@ -44,6 +44,23 @@ impl Env {
                 CertAuthMethod::SelfSignedTlsClientAuth,
             ))
             .unwrap();
+        cert
+    }
+
+    /// A self-signed client certificate registered as `client_id` for `method` and the
+    /// `more` methods.
+    pub fn register_self_signed_for(
+        &self,
+        client_id: &str,
+        method: CertAuthMethod,
+        more: &[AuthMethod],
+    ) -> CertifiedKey {
+        let cert = self_signed(client_id, KeyKind::EcP256);
+        let mut reg = ClientRegistration::with_certificate(client_id, cert.leaf().clone(), method);
+        for m in more {
+            reg = reg.auth_method(*m);
+        }
+        self.running.register(reg).unwrap();
         cert
     }
 
