@@ -1,4 +1,8 @@
 //! The `certbound` binary. See `certbound --help` and SPEC §7.
+//!
+//! Standard output goes through `certbound::cli::out_line` (a closed stdout is a quiet exit,
+//! not a `println!` panic); this file writes only to stderr.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser as _;
 
@@ -24,6 +28,8 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(certbound::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of stdout went away (`certbound demo | head -1`): a normal, quiet end.
+        Err(e) if certbound::cli::StdoutClosed::is_cause_of(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One clear line: the error and its causes, joined.
             let mut line = e.to_string();

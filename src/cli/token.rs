@@ -69,7 +69,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             "binding_thumbprint": binding,
             "source": source,
         });
-        println!("{out}");
+        outln!("{out}")?;
     } else {
         eprintln!(
             "token_type: {}  expires_on: {} ({})  bound to: {}  source: {source}",
@@ -78,7 +78,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             certbound_core::cert::fmt_unix(token.expires_on),
             binding.as_deref().unwrap_or("(unbound)")
         );
-        println!("{}", token.access_token.expose());
+        outln!("{}", token.access_token.expose())?;
     }
     Ok(())
 }
