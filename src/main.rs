@@ -12,7 +12,11 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // Configuration warnings are printed as `warning: …` lines by the commands
+                // that read a configuration; their tracing copy would repeat them.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,certbound_client::config=error")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -966,3 +966,71 @@ fn inspect_saturates_extreme_exp_and_takes_any_text() {
         assert!(!err.contains("panicked"), "inspect - {input:?}: {err}");
     }
 }
+
+#[test]
+fn misspelt_configuration_keys_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("app");
+    run_ok(&[
+        "cert",
+        "new",
+        "--cn",
+        "app",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    let config = dir.path().join("appsettings.json");
+    let cfg = serde_json::json!({
+        "AzureAd": {
+            // Nothing listens on port 9: the token request fails after the warnings.
+            "Authority": "https://127.0.0.1:9/tenant/v2.0",
+            "ClientId": "cli-app",
+            "ClientCredentials": [{
+                "SourceType": "Path",
+                "CertificateDiskPath": dir.path().join("app.pem"),
+                "CertificatePasword": "hunter2-do-not-print"
+            }]
+        },
+        "DownstreamApis": { "Whoami": {
+            "BaseUrl": "https://127.0.0.1:9/", "Scopes": ["api://cli-api/.default"], "RequestAppToken": true
+        } },
+        "Logging": { "LogLevel": { "Default": "Information" } }
+    });
+    std::fs::write(&config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    for command in ["token", "call"] {
+        let mut args = vec![command, "--config", config.to_str().unwrap()];
+        if command == "call" {
+            args.extend(["--api", "Whoami"]);
+        }
+        let out = bin()
+            .args(&args)
+            .env("AzureAd__TenantIdd", "secret-looking-env-value")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+        assert_eq!(warnings.len(), 2, "{command}: once each: {err}");
+        assert!(
+            warnings.iter().any(|l| l
+                .contains("`AzureAd.ClientCredentials[0].CertificatePasword`")
+                && l.contains("did you mean `CertificatePassword`?")
+                && l.contains("appsettings.json")),
+            "{command}: {err}"
+        );
+        assert!(
+            warnings.iter().any(|l| l.contains("`AzureAd__TenantIdd`")
+                && l.contains("`AzureAd.TenantIdd`")
+                && l.contains("`TenantId`")),
+            "{command}: {err}"
+        );
+        assert!(
+            !err.contains("hunter2") && !err.contains("secret-looking"),
+            "{command}: {err}"
+        );
+        assert!(
+            !err.contains("Logging"),
+            "{command}: other sections are not warned about: {err}"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 //! `WWW-Authenticate` header on stderr.
 
 use anyhow::{Context as _, bail};
-use certbound_client::{AppConfig, ProtocolScheme};
+use certbound_client::ProtocolScheme;
 use certbound_core::tls::TrustAnchors;
 use certbound_downstream::{CallOptions, Downstream};
 
@@ -11,7 +11,7 @@ use super::CallArgs;
 
 /// Runs the command.
 pub async fn run(args: CallArgs) -> anyhow::Result<()> {
-    let cfg = AppConfig::from_file(&args.config)?;
+    let cfg = super::load_config(&args.config)?;
     if cfg.downstream_api(&args.api).is_none() {
         let known: Vec<_> = cfg
             .downstream_apis

@@ -334,6 +334,16 @@ pub fn out_bytes(bytes: &[u8]) -> anyhow::Result<()> {
         .map_err(stdout_error)
 }
 
+/// Reads a `--config` file (with environment overrides) and prints each of its unknown-key
+/// warnings as one `warning: …` line on stderr (names only, never a value).
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<certbound_client::AppConfig> {
+    let cfg = certbound_client::AppConfig::from_file(path)?;
+    for w in cfg.warnings() {
+        eprintln!("warning: {w}");
+    }
+    Ok(cfg)
+}
+
 /// Prints a server's ready line: exactly one JSON object on one line of stdout. A closed
 /// stdout is ignored: the server keeps serving (nobody reads the line, nothing else needs it).
 pub fn print_ready(value: &serde_json::Value) {

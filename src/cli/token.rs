@@ -4,14 +4,14 @@
 //! that entry's `ProtocolScheme` (MTLS_POP when it says so), else Bearer.
 
 use anyhow::{Context as _, bail};
-use certbound_client::{AppConfig, HeaderOptions, ProtocolScheme, TokenSource};
+use certbound_client::{HeaderOptions, ProtocolScheme, TokenSource};
 use serde_json::json;
 
 use super::TokenArgs;
 
 /// Runs the command.
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let cfg = AppConfig::from_file(&args.config)?;
+    let cfg = super::load_config(&args.config)?;
     let first_api = cfg
         .downstream_apis
         .first()
