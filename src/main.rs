@@ -1,8 +1,8 @@
 //! The `certbound` binary. See `certbound --help` and SPEC §7.
 //!
 //! Standard output goes through `certbound::cli::out_line` (a closed stdout is a quiet exit,
-//! not a `println!` panic); this file writes only to stderr.
-#![deny(clippy::print_stdout)]
+//! not a `println!` panic); stderr through `certbound::cli::err_line`, which cannot panic.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use clap::Parser as _;
 
@@ -26,7 +26,9 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("certbound: cannot start the async runtime: {e}");
+            certbound::cli::err_line(format_args!(
+                "certbound: cannot start the async runtime: {e}"
+            ));
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -44,7 +46,7 @@ fn main() -> std::process::ExitCode {
                     line.push_str(&c);
                 }
             }
-            eprintln!("certbound: {}", line.replace('\n', " "));
+            certbound::cli::err_line(format_args!("certbound: {}", line.replace('\n', " ")));
             std::process::ExitCode::FAILURE
         }
     }

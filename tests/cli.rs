@@ -683,6 +683,18 @@ fn closed_stdout_is_a_quiet_exit() {
     ]);
     assert_quiet_exit("cert new", &out);
     assert!(dir.path().join("app.pem").is_file() && dir.path().join("app.key").is_file());
+
+    // A closed stderr loses the error line; the status is still a plain failure, not a
+    // panic's 101.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = bin()
+        .args(["inspect", "not-a-token"])
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
 }
 
 #[test]

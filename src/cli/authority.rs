@@ -220,6 +220,7 @@ impl StopSignals {
 
 /// Registers a client in DIR (a running authority picks it up on its next request).
 pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
+    require_initialised(&args.dir, "--dir")?;
     let mut reg = match (&args.cert, &args.secret) {
         (Some(path), None) => {
             let method: CertAuthMethod = args
@@ -246,7 +247,6 @@ pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
             Some(certificate.thumbprint().to_base64url()),
         ),
     };
-    require_initialised(&args.dir, "--dir")?;
     Authority::register_client(&args.dir, reg)
         .with_context(|| format!("authority directory {}", args.dir.display()))?;
     let out = serde_json::json!({

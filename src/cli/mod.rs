@@ -3,8 +3,9 @@
 //!
 //! Standard output is written only through [`out_line`] / [`out_bytes`] (and the `outln!`
 //! macro): a closed stdout (`certbound demo | head -1`) then ends the command quietly
-//! instead of panicking in `println!`. `clippy::print_stdout` is denied here to keep it so.
-#![deny(clippy::print_stdout)]
+//! instead of panicking in `println!`. Standard error likewise goes through [`err_line`],
+//! which cannot panic. `clippy::print_stdout`/`print_stderr` are denied here to keep it so.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -339,9 +340,15 @@ pub fn out_bytes(bytes: &[u8]) -> anyhow::Result<()> {
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<certbound_client::AppConfig> {
     let cfg = certbound_client::AppConfig::from_file(path)?;
     for w in cfg.warnings() {
-        eprintln!("warning: {w}");
+        err_line(format_args!("warning: {w}"));
     }
     Ok(cfg)
+}
+
+/// `eprintln!` that cannot panic: when stderr is closed the line is lost, nothing else.
+pub fn err_line(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// Prints a server's ready line: exactly one JSON object on one line of stdout. A closed

@@ -71,13 +71,13 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         });
         outln!("{out}")?;
     } else {
-        eprintln!(
+        super::err_line(format_args!(
             "token_type: {}  expires_on: {} ({})  bound to: {}  source: {source}",
             token.token_type,
             token.expires_on,
             certbound_core::cert::fmt_unix(token.expires_on),
             binding.as_deref().unwrap_or("(unbound)")
-        );
+        ));
         outln!("{}", token.access_token.expose())?;
     }
     Ok(())
