@@ -95,21 +95,18 @@ impl fmt::Debug for RedisCacheConfig {
 
 /// `redis://user:secret@host/` → `redis://user:<redacted>@host/`.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
+    let Some((scheme, rest)) = url.split_once("://") else {
         return "<redacted>".into();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (rest, None),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or("");
-            format!(
-                "{}{}:<redacted>@{}",
-                &url[..scheme_end + 3],
-                user,
-                &rest[at + 1..]
-            )
+            let path = path.map(|p| format!("/{p}")).unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{host}{path}")
         }
         None => url.to_owned(),
     }
@@ -807,5 +804,11 @@ mod tests {
         );
         assert_eq!(redact_url("redis://:pw@h:1"), "redis://:<redacted>@h:1");
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            redact_url("redis://ü:pä€@hö:1/0@x"),
+            "redis://ü:<redacted>@hö:1/0@x"
+        );
+        assert_eq!(redact_url("redis://h:1/a@b"), "redis://h:1/a@b");
+        assert_eq!(redact_url("h€:1"), "<redacted>");
     }
 }
