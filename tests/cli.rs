@@ -919,6 +919,23 @@ fn inspect_saturates_extreme_exp_and_takes_any_text() {
         );
     }
 
+    // A claim is untrusted text: no raw control characters reach the terminal.
+    let token = unsigned_jwt(
+        header,
+        r#"{"cnf":{"x5t#S256":"\u001b]0;owned\u0007\u001b[2J"}}"#,
+    );
+    let out = bin().args(["inspect", &token]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+
     // Non-ASCII anywhere: in a pasted scheme, in header and claims, in a certificate file.
     let dir = tempfile::tempdir().unwrap();
     let odd_pem = dir.path().join("odd.pem");
