@@ -1,4 +1,8 @@
 //! The `certbound` binary. See `certbound --help` and SPEC §7.
+//!
+//! Standard output goes through `certbound::cli::out_line` (a closed stdout is a quiet exit,
+//! not a `println!` panic); stderr through `certbound::cli::err_line`, which cannot panic.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use clap::Parser as _;
 
@@ -8,7 +12,11 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // Configuration warnings are printed as `warning: …` lines by the commands
+                // that read a configuration; their tracing copy would repeat them.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,certbound_client::config=error")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -18,12 +26,16 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("certbound: cannot start the async runtime: {e}");
+            certbound::cli::err_line(format_args!(
+                "certbound: cannot start the async runtime: {e}"
+            ));
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(certbound::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of stdout went away (`certbound demo | head -1`): a normal, quiet end.
+        Err(e) if certbound::cli::StdoutClosed::is_cause_of(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One clear line: the error and its causes, joined.
             let mut line = e.to_string();
@@ -34,7 +46,7 @@ fn main() -> std::process::ExitCode {
                     line.push_str(&c);
                 }
             }
-            eprintln!("certbound: {}", line.replace('\n', " "));
+            certbound::cli::err_line(format_args!("certbound: {}", line.replace('\n', " ")));
             std::process::ExitCode::FAILURE
         }
     }

@@ -69,6 +69,38 @@ fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
+/// Runs certbound with stdout a pipe whose reading end is already closed: its first write
+/// to stdout fails with EPIPE (what `certbound … | head -1` does once `head` has exited).
+fn run_with_closed_stdout(args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run certbound")
+}
+
+/// A closed stdout is a normal exit: status 0, no panic, nothing on stderr.
+fn assert_quiet_exit(what: &str, out: &std::process::Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(out.status.success(), "{what}: {:?}: {err}", out.status);
+    assert!(
+        err.trim().is_empty(),
+        "{what}: stderr should be empty: {err}"
+    );
+}
+
+/// An unsigned JWT with `header` and `claims` (for `inspect`, which does not verify).
+fn unsigned_jwt(header: &str, claims: &str) -> String {
+    use base64::Engine as _;
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!("{}.{}.c2ln", b.encode(header), b.encode(claims))
+}
+
 fn write_config(path: &Path, issuer: &str, cert: &Path, api_url: &str, scheme: &str) {
     let cfg = serde_json::json!({
         "AzureAd": {
@@ -233,6 +265,32 @@ fn full_cli_flow_authority_token_api_call_inspect() {
     assert_eq!(thumb.len(), 43);
     let access = token["access_token"].as_str().unwrap().to_string();
 
+    // Nobody reading stdout: token (from the cache now) and register end quietly.
+    let out = run_with_closed_stdout(&[
+        "token",
+        "--config",
+        config.to_str().unwrap(),
+        "--scheme",
+        "mtls_pop",
+        "--ca-cert",
+        &ca,
+        "--json",
+    ]);
+    assert_quiet_exit("token | (closed)", &out);
+    let out = run_with_closed_stdout(&[
+        "authority",
+        "register",
+        "--dir",
+        auth_dir_s,
+        "--client-id",
+        "cli-app",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--audience",
+        "api://cli-api",
+    ]);
+    assert_quiet_exit("authority register | (closed)", &out);
+
     // inspect: the binding matches the certificate; another certificate does not.
     let out = bin()
         .args(["inspect", "-", "--cert", cert.to_str().unwrap()])
@@ -282,6 +340,17 @@ fn full_cli_flow_authority_token_api_call_inspect() {
     );
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["cnf"]["x5t#S256"], thumb.as_str());
+    let closed: Vec<&str> = call_args.iter().map(String::as_str).collect();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = bin()
+        .args(&closed)
+        .env("SSL_CERT_FILE", &bundle)
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_quiet_exit("call | (closed)", &out);
 
     // call with the Bearer scheme (unbound token) on the binding-required API: 401, non-zero exit.
     write_config(&config, &issuer, &cert, &api_url, "Bearer");
@@ -1184,4 +1253,409 @@ fn register_methods_and_tls_client_auth_subjects() {
         }
     }
     drop(authority);
+}
+
+
+#[test]
+fn closed_stdout_is_a_quiet_exit() {
+    // demo: the narration stops, the scenario still runs and decides the status.
+    assert_quiet_exit("demo", &run_with_closed_stdout(&["demo"]));
+    assert_quiet_exit("demo --json", &run_with_closed_stdout(&["demo", "--json"]));
+    let token = unsigned_jwt(r#"{"alg":"ES256"}"#, r#"{"exp":4102444800,"sub":"x"}"#);
+    assert_quiet_exit("inspect", &run_with_closed_stdout(&["inspect", &token]));
+    assert_quiet_exit(
+        "inspect --json",
+        &run_with_closed_stdout(&["inspect", "--json", &token]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("app");
+    let out = run_with_closed_stdout(&[
+        "cert",
+        "new",
+        "--cn",
+        "app",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    assert_quiet_exit("cert new", &out);
+    assert!(dir.path().join("app.pem").is_file() && dir.path().join("app.key").is_file());
+
+    // A closed stderr loses the error line; the status is still a plain failure, not a
+    // panic's 101.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = bin()
+        .args(["inspect", "not-a-token"])
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+}
+
+#[test]
+fn cert_new_refuses_to_overwrite_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("app");
+    let p = prefix.to_str().unwrap();
+    let (pem, key) = (dir.path().join("app.pem"), dir.path().join("app.key"));
+    run_ok(&["cert", "new", "--cn", "app", "--out", p]);
+    let (pem1, key1) = (std::fs::read(&pem).unwrap(), std::fs::read(&key).unwrap());
+
+    let out = bin()
+        .args(["cert", "new", "--cn", "other", "--out", p])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("app.pem") && err.contains("--force"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(
+        std::fs::read(&pem).unwrap(),
+        pem1,
+        "the certificate was replaced"
+    );
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        key1,
+        "the private key was replaced"
+    );
+
+    // Only the key is left: still refused, and no new certificate is left behind.
+    std::fs::remove_file(&pem).unwrap();
+    let out = bin()
+        .args(["cert", "new", "--cn", "other", "--out", p])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("app.key") && err.contains("--force"), "{err}");
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        key1,
+        "the private key was replaced"
+    );
+    assert!(!pem.exists(), "a half-written identity was left behind");
+
+    // A PFX in the way is refused too.
+    std::fs::write(dir.path().join("new.pfx"), b"keep").unwrap();
+    let new_prefix = dir.path().join("new");
+    let out = bin()
+        .args([
+            "cert",
+            "new",
+            "--cn",
+            "n",
+            "--out",
+            new_prefix.to_str().unwrap(),
+            "--pfx",
+            "pw",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(dir.path().join("new.pfx")).unwrap(), b"keep");
+    assert!(!dir.path().join("new.pem").exists() && !dir.path().join("new.key").exists());
+
+    // --force replaces both, the key private again.
+    run_ok(&["cert", "new", "--cn", "other", "--out", p, "--force"]);
+    assert_ne!(std::fs::read(&key).unwrap(), key1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+}
+
+#[test]
+fn register_and_cert_new_refuse_a_directory_that_is_no_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert_prefix = dir.path().join("app");
+    run_ok(&[
+        "cert",
+        "new",
+        "--cn",
+        "app",
+        "--out",
+        cert_prefix.to_str().unwrap(),
+    ]);
+    let cert = dir.path().join("app.pem");
+    let missing = dir.path().join("no-such-authority");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for d in [&missing, &empty] {
+        let ds = d.to_str().unwrap();
+        for args in [
+            vec![
+                "authority",
+                "register",
+                "--dir",
+                ds,
+                "--client-id",
+                "x",
+                "--cert",
+                cert.to_str().unwrap(),
+            ],
+            vec![
+                "authority",
+                "register",
+                "--dir",
+                ds,
+                "--client-id",
+                "x",
+                "--secret",
+                "s3cr3t-value",
+            ],
+        ] {
+            let out = bin().args(&args).output().unwrap();
+            assert!(!out.status.success(), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(ds) && err.contains("authority serve"), "{err}");
+            assert!(!err.contains("s3cr3t-value"), "{err}");
+        }
+        let out_prefix = dir.path().join("issued");
+        let out = bin()
+            .args([
+                "cert",
+                "new",
+                "--cn",
+                "c",
+                "--out",
+                out_prefix.to_str().unwrap(),
+                "--ca-dir",
+                ds,
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(ds) && err.contains("--ca-dir"), "{err}");
+        assert!(!dir.path().join("issued.pem").exists());
+    }
+    assert!(!missing.exists(), "a new authority directory was created");
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "a new authority was initialised"
+    );
+}
+
+#[test]
+fn authority_serve_that_cannot_listen_leaves_no_directory() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("new").join("authority");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), b"mine").unwrap();
+    for d in [&nested, &empty] {
+        let out = bin()
+            .args([
+                "authority",
+                "serve",
+                "--dir",
+                d.to_str().unwrap(),
+                "--addr",
+                &addr,
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&addr), "{err}");
+    }
+    assert!(
+        !dir.path().join("new").exists(),
+        "the directory it created was left behind"
+    );
+    let left: Vec<_> = std::fs::read_dir(&empty)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, ["notes.txt"], "authority files were left behind");
+}
+
+#[test]
+fn inspect_saturates_extreme_exp_and_takes_any_text() {
+    let header = r#"{"alg":"ES256","typ":"JWT"}"#;
+    for (exp, expires_at, far_future) in [
+        ("9223372036854775807", i64::MAX, true),
+        ("18446744073709551615", i64::MAX, true),
+        ("123456789012345678901234567890", i64::MAX, true),
+        ("1e308", i64::MAX, true),
+        ("-9223372036854775808", i64::MIN, false),
+        ("-1e308", i64::MIN, false),
+    ] {
+        let token = unsigned_jwt(header, &format!(r#"{{"exp":{exp}}}"#));
+        let out = bin().args(["inspect", "--json", &token]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !err.contains("panicked"),
+            "exp {exp}: {err}"
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["expires_at"].as_i64(), Some(expires_at), "exp {exp}: {v}");
+        let expires_in = v["expires_in"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("exp {exp}: {v}"));
+        if far_future {
+            assert!(expires_in > i64::MAX / 2, "exp {exp}: wrapped around: {v}");
+            assert_eq!(v["expired"], false, "exp {exp}: {v}");
+        } else {
+            assert_eq!(expires_in, i64::MIN, "exp {exp}: {v}");
+            assert_eq!(v["expired"], true, "exp {exp}: {v}");
+        }
+        let out = bin().args(["inspect", &token]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !err.contains("panicked"),
+            "exp {exp}: {err}"
+        );
+    }
+
+    // A claim is untrusted text: no raw control characters reach the terminal.
+    let token = unsigned_jwt(
+        header,
+        r#"{"cnf":{"x5t#S256":"\u001b]0;owned\u0007\u001b[2J"}}"#,
+    );
+    let out = bin().args(["inspect", &token]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+
+    // Non-ASCII anywhere: in a pasted scheme, in header and claims, in a certificate file.
+    let dir = tempfile::tempdir().unwrap();
+    let odd_pem = dir.path().join("odd.pem");
+    std::fs::write(
+        &odd_pem,
+        "ünïcødé €\n-----BEGIN CERTIFICATE-----\n€€€\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let odd_der = dir.path().join("odd.der");
+    std::fs::write(&odd_der, "€€€€€€€€€€€€€€€€€€€€".as_bytes()).unwrap();
+    let nice = unsigned_jwt(
+        r#"{"alg":"ES256","kid":"clé-€"}"#,
+        r#"{"sub":"ünï","cnf":{"x5t#S256":"€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€"}}"#,
+    );
+    let inputs = [
+        format!("bearer€ {nice}"),
+        format!("mtls_po€ {nice}"),
+        format!("Bearer {nice}"),
+        "€€€€€€€€€€€€€€€€".to_string(),
+        "é.é.é".to_string(),
+        nice.clone(),
+    ];
+    for input in &inputs {
+        for extra in [
+            &[][..],
+            &["--json"][..],
+            &["--cert", odd_pem.to_str().unwrap()][..],
+            &["--cert", odd_der.to_str().unwrap()][..],
+        ] {
+            let out = bin()
+                .arg("inspect")
+                .arg(input)
+                .args(extra)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !err.contains("panicked"),
+                "inspect {input:?} {extra:?}: {err}"
+            );
+            assert!(err.trim().lines().count() <= 1, "{err}");
+        }
+        // And on standard input.
+        let out = bin()
+            .arg("inspect")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write as _;
+                c.stdin.take().unwrap().write_all(input.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "inspect - {input:?}: {err}");
+    }
+}
+
+#[test]
+fn misspelt_configuration_keys_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("app");
+    run_ok(&[
+        "cert",
+        "new",
+        "--cn",
+        "app",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    let config = dir.path().join("appsettings.json");
+    let cfg = serde_json::json!({
+        "AzureAd": {
+            // Nothing listens on port 9: the token request fails after the warnings.
+            "Authority": "https://127.0.0.1:9/tenant/v2.0",
+            "ClientId": "cli-app",
+            "ClientCredentials": [{
+                "SourceType": "Path",
+                "CertificateDiskPath": dir.path().join("app.pem"),
+                "CertificatePasword": "hunter2-do-not-print"
+            }]
+        },
+        "DownstreamApis": { "Whoami": {
+            "BaseUrl": "https://127.0.0.1:9/", "Scopes": ["api://cli-api/.default"], "RequestAppToken": true
+        } },
+        "Logging": { "LogLevel": { "Default": "Information" } }
+    });
+    std::fs::write(&config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    for command in ["token", "call"] {
+        let mut args = vec![command, "--config", config.to_str().unwrap()];
+        if command == "call" {
+            args.extend(["--api", "Whoami"]);
+        }
+        let out = bin()
+            .args(&args)
+            .env("AzureAd__TenantIdd", "secret-looking-env-value")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+        assert_eq!(warnings.len(), 2, "{command}: once each: {err}");
+        assert!(
+            warnings.iter().any(|l| l
+                .contains("`AzureAd.ClientCredentials[0].CertificatePasword`")
+                && l.contains("did you mean `CertificatePassword`?")
+                && l.contains("appsettings.json")),
+            "{command}: {err}"
+        );
+        assert!(
+            warnings.iter().any(|l| l.contains("`AzureAd__TenantIdd`")
+                && l.contains("`AzureAd.TenantIdd`")
+                && l.contains("`TenantId`")),
+            "{command}: {err}"
+        );
+        assert!(
+            !err.contains("hunter2") && !err.contains("secret-looking"),
+            "{command}: {err}"
+        );
+        assert!(
+            !err.contains("Logging"),
+            "{command}: other sections are not warned about: {err}"
+        );
+    }
 }

@@ -1,4 +1,10 @@
 //! `certbound authority serve|register`.
+//!
+//! Only `serve` initialises a state directory; `register` (and `cert new --ca-dir`) refuse a
+//! directory that is not an initialised authority rather than silently creating a new CA
+//! and tenant that no running authority uses.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use certbound_authority::{
@@ -9,8 +15,141 @@ use certbound_core::{Certificate, JwsAlgorithm};
 
 use super::{AuthorityRegisterArgs, AuthorityServeArgs};
 
-/// Serves the development authority until SIGINT/SIGTERM.
+/// The files that make `dir` an initialised authority (see `certbound_authority`'s state
+/// directory): the registry and the CA.
+const STATE_FILES: [&str; 3] = ["authority.json", "ca.pem", "ca.key"];
+
+/// Fails unless `dir` is an initialised authority directory, naming the directory (and
+/// `flag`, the option that named it) and how to create one.
+pub(crate) fn require_initialised(dir: &Path, flag: &str) -> anyhow::Result<()> {
+    let hint = format!(
+        "run `certbound authority serve --dir {}` first to create it",
+        dir.display()
+    );
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => anyhow::bail!(
+            "{flag} {}: not a directory, so not an authority directory",
+            dir.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "{flag} {}: no such authority directory; {hint}",
+            dir.display()
+        ),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "{flag} {}: cannot read the directory",
+                dir.display()
+            )));
+        }
+    }
+    let missing: Vec<&str> = STATE_FILES
+        .into_iter()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "{flag} {}: not an initialised authority directory (no {}); {hint}",
+            dir.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// What `authority serve` may have to undo when it fails before it is ready: the
+/// directories it is about to create, or the files it is about to add to an existing but
+/// uninitialised directory.
+enum Undo {
+    /// DIR is initialised already: nothing is created.
+    Nothing,
+    /// This ancestor of DIR (or DIR itself) does not exist yet: remove it on failure.
+    NewDirectory(PathBuf),
+    /// DIR exists without authority state: remove what was not there before.
+    NewEntries(PathBuf, Vec<std::ffi::OsString>),
+}
+
+impl Undo {
+    fn prepare(dir: &Path) -> Self {
+        let mut missing = None;
+        for a in dir.ancestors() {
+            if a.as_os_str().is_empty() || std::fs::symlink_metadata(a).is_ok() {
+                break;
+            }
+            missing = Some(a.to_path_buf());
+        }
+        if let Some(top) = missing {
+            return Undo::NewDirectory(top);
+        }
+        if dir.join(STATE_FILES[0]).exists() {
+            return Undo::Nothing;
+        }
+        match std::fs::read_dir(dir) {
+            Ok(entries) => Undo::NewEntries(
+                dir.to_path_buf(),
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.file_name()))
+                    .collect(),
+            ),
+            Err(_) => Undo::Nothing,
+        }
+    }
+
+    fn undo(self) {
+        match self {
+            Undo::Nothing => {}
+            Undo::NewDirectory(top) => {
+                let _ = std::fs::remove_dir_all(top);
+            }
+            Undo::NewEntries(dir, before) => {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    return;
+                };
+                for e in entries.flatten() {
+                    let is_file = e.file_type().is_ok_and(|t| t.is_file());
+                    if is_file && !before.contains(&e.file_name()) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Serves the development authority until SIGINT/SIGTERM. A DIR created (or initialised) by
+/// this run is removed again when the authority cannot start (say, the port is taken).
 pub async fn serve(args: AuthorityServeArgs) -> anyhow::Result<()> {
+    let undo = Undo::prepare(&args.dir);
+    let started = start(&args).await;
+    let (running, emulator) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            undo.undo();
+            return Err(e);
+        }
+    };
+    // Install the signal handlers before the ready line: a supervisor may send SIGTERM as
+    // soon as it has read it.
+    let stop = StopSignals::install();
+    match &emulator {
+        Some(e) => super::print_ready(&certbound_authority::imds::ready_json(&running, e)),
+        None => super::print_ready(&running.ready_json()),
+    }
+    stop.wait().await;
+    if let Some(e) = emulator {
+        e.shutdown().await;
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Opens (or initialises) DIR and starts listening: everything that can fail before ready.
+async fn start(
+    args: &AuthorityServeArgs,
+) -> anyhow::Result<(
+    certbound_authority::RunningAuthority,
+    Option<certbound_authority::imds::RunningEmulator>,
+)> {
     let signing_alg: JwsAlgorithm = args
         .signing_alg
         .parse()
@@ -35,19 +174,7 @@ pub async fn serve(args: AuthorityServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    // Install the signal handlers before the ready line: a supervisor may send SIGTERM as
-    // soon as it has read it.
-    let stop = StopSignals::install();
-    match &emulator {
-        Some(e) => super::print_ready(&certbound_authority::imds::ready_json(&running, e)),
-        None => super::print_ready(&running.ready_json()),
-    }
-    stop.wait().await;
-    if let Some(e) = emulator {
-        e.shutdown().await;
-    }
-    running.shutdown().await;
-    Ok(())
+    Ok((running, emulator))
 }
 
 /// SIGTERM/SIGINT handlers installed up front (the handlers exist from `install` on, so a
@@ -96,6 +223,7 @@ impl StopSignals {
 
 /// Registers a client in DIR (a running authority picks it up on its next request).
 pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
+    require_initialised(&args.dir, "--dir")?;
     let subject = [
         args.subject_dn.clone().map(TlsClientAuthSubject::SubjectDn),
         args.san_dns.clone().map(TlsClientAuthSubject::SanDns),
@@ -193,6 +321,6 @@ pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
             out[key] = v.clone();
         }
     }
-    println!("{out}");
+    outln!("{out}")?;
     Ok(())
 }

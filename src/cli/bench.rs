@@ -163,10 +163,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     running.shutdown().await;
-    if args.json {
-        println!("{report}");
+    // Failed requests fail the run even when nobody reads the report.
+    let printed = if args.json {
+        outln!("{report}")
     } else {
-        println!(
+        outln!(
             "{} ({}): {} mTLS connections for {:.1} s: {} requests ({:.0}/s), {} errors; latency p50 {:.2} ms, p99 {:.2} ms; peak RSS {} MiB",
             url_or(target, &url, &token_endpoint),
             report["target"].as_str().unwrap_or_default(),
@@ -178,12 +179,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             pct(0.5),
             pct(0.99),
             report["peak_rss_mib"]
-        );
-    }
+        )
+    };
     if errors > 0 {
         anyhow::bail!("{errors} requests failed");
     }
-    Ok(())
+    printed
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -2,10 +2,8 @@
 //! and prints the response body. A non-2xx status exits non-zero with the status and the
 //! `WWW-Authenticate` header on stderr.
 
-use std::io::Write as _;
-
 use anyhow::{Context as _, bail};
-use certbound_client::{AppConfig, ProtocolScheme};
+use certbound_client::ProtocolScheme;
 use certbound_core::tls::TrustAnchors;
 use certbound_downstream::{CallOptions, Downstream};
 
@@ -13,7 +11,7 @@ use super::CallArgs;
 
 /// Runs the command.
 pub async fn run(args: CallArgs) -> anyhow::Result<()> {
-    let cfg = AppConfig::from_file(&args.config)?;
+    let cfg = super::load_config(&args.config)?;
     if cfg.downstream_api(&args.api).is_none() {
         let known: Vec<_> = cfg
             .downstream_apis
@@ -52,12 +50,10 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
     let resp = downstream.call(&args.api, options).await?;
     let status = resp.status();
     if status.is_success() {
-        let mut out = std::io::stdout().lock();
-        out.write_all(resp.body())?;
+        super::out_bytes(resp.body())?;
         if !resp.body().ends_with(b"\n") {
-            out.write_all(b"\n")?;
+            super::out_bytes(b"\n")?;
         }
-        out.flush()?;
         return Ok(());
     }
     match resp.www_authenticate() {

@@ -26,6 +26,83 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The output files of one `cert new`: opened up front; the ones this run created are
+/// removed again unless [`Outputs::done`] is reached.
+#[derive(Default)]
+struct Outputs {
+    files: Vec<(PathBuf, std::fs::File)>,
+    created: Vec<PathBuf>,
+    finished: bool,
+}
+
+impl Outputs {
+    /// Opens `path` for writing: a new file (never following or replacing what is there),
+    /// or with `force` the existing one, truncated. `private` files get mode 0600.
+    fn open(&mut self, path: &Path, private: bool, force: bool) -> anyhow::Result<()> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true);
+        if force {
+            opts.create(true).truncate(true);
+        } else {
+            opts.create_new(true);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(if private { 0o600 } else { 0o644 });
+        }
+        let existed = force && std::fs::symlink_metadata(path).is_ok();
+        let file = match opts.open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(
+                "{} already exists; refusing to overwrite it (pass --force to replace it, or choose another --out)",
+                path.display()
+            ),
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("cannot create {}", path.display()))
+                );
+            }
+        };
+        #[cfg(unix)]
+        if private {
+            // A replaced (--force) file keeps its old mode otherwise.
+            use std::os::unix::fs::PermissionsExt as _;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot restrict {} to mode 0600", path.display()))?;
+        }
+        if !existed {
+            self.created.push(path.to_path_buf());
+        }
+        self.files.push((path.to_path_buf(), file));
+        Ok(())
+    }
+
+    fn write(&mut self, i: usize, bytes: &[u8]) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let Some((path, file)) = self.files.get_mut(i) else {
+            anyhow::bail!("internal error: output file {i} was not opened");
+        };
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    fn done(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        if !self.finished {
+            for p in &self.created {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
 /// Generates a key and a certificate (self-signed, or issued by the authority's CA).
 pub async fn new(args: CertNewArgs) -> anyhow::Result<()> {
     let kind = key_kind(&args.key_type)?;
@@ -39,6 +116,7 @@ pub async fn new(args: CertNewArgs) -> anyhow::Result<()> {
         IssueSpec::client(&args.cn).valid_for(Duration::from_secs(u64::from(args.days) * 86400));
     let cred: CertifiedKey = match &args.ca_dir {
         Some(dir) => {
+            super::authority::require_initialised(dir, "--ca-dir")?;
             let authority = Authority::open_or_init(dir, AuthorityOptions::default())
                 .with_context(|| format!("authority directory {}", dir.display()))?;
             authority.ca().issue_certified_key(&spec, kind)?
@@ -53,21 +131,24 @@ pub async fn new(args: CertNewArgs) -> anyhow::Result<()> {
     }
     let pem_path = with_suffix(&args.out, ".pem");
     let key_path = with_suffix(&args.out, ".key");
+    let pfx_path = args.pfx.as_ref().map(|_| with_suffix(&args.out, ".pfx"));
+    // Every file is opened (created, unless --force) before anything is written: an existing
+    // PREFIX.key may be a registered identity's private key.
+    let mut files = Outputs::default();
+    files.open(&pem_path, false, args.force)?;
+    files.open(&key_path, true, args.force)?;
+    if let Some(p) = &pfx_path {
+        files.open(p, true, args.force)?;
+    }
     let pem: String = cred.chain().iter().map(|c| c.to_pem()).collect();
-    std::fs::write(&pem_path, pem)
-        .with_context(|| format!("cannot write {}", pem_path.display()))?;
-    certbound_core::write_private_file(&key_path, cred.key().to_pkcs8_pem().as_bytes())
-        .with_context(|| format!("cannot write {}", key_path.display()))?;
-    let pfx_path = match &args.pfx {
-        Some(password) => {
-            let p = with_suffix(&args.out, ".pfx");
-            let bytes = cred.to_pkcs12(password)?;
-            certbound_core::write_private_file(&p, &bytes)
-                .with_context(|| format!("cannot write {}", p.display()))?;
-            Some(p.display().to_string())
-        }
-        None => None,
-    };
+    files.write(0, pem.as_bytes())?;
+    files.write(1, cred.key().to_pkcs8_pem().as_bytes())?;
+    if let Some(password) = &args.pfx {
+        let bytes = cred.to_pkcs12(password)?;
+        files.write(2, &bytes)?;
+    }
+    files.done();
+    let pfx_path = pfx_path.map(|p| p.display().to_string());
     let leaf = cred.leaf();
     let out = serde_json::json!({
         "cert": pem_path.display().to_string(),
@@ -80,6 +161,6 @@ pub async fn new(args: CertNewArgs) -> anyhow::Result<()> {
         "x5t#S256": leaf.thumbprint().to_base64url(),
         "x5t": leaf.x5t_sha1(),
     });
-    println!("{out}");
+    outln!("{out}")?;
     Ok(())
 }

@@ -87,6 +87,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "--managed-identity works with --scheme mtls_pop, bearer or mtls: {scheme} binds tokens to the app's own proof key, which a managed identity's token endpoint does not take"
         );
     }
+    // A closed stdout (`certbound demo | head -1`) stops the narration, not the scenario:
+    // the exit status still says whether every step behaved.
+    let mut printed = Ok(());
     if !args.json {
         let what = match scheme {
             ProtocolScheme::MtlsPop => "certificate-bound access tokens (RFC 8705)",
@@ -95,7 +98,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ProtocolScheme::Mtls => "mutual TLS with the client certificate alone",
             _ => "unbound bearer tokens (for contrast)",
         };
-        println!(
+        printed = outln!(
             "certbound demo: {what} on loopback{}\n",
             if args.managed_identity {
                 ", binding certificate minted for a managed identity (IMDS v2 emulator)"
@@ -104,29 +107,32 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
         );
     }
-    let report = run_scenario_with(scheme, !args.json, args.managed_identity).await;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        let failed: Vec<_> = report
-            .steps
-            .iter()
-            .filter(|s| !s.ok)
-            .map(|s| s.name)
-            .collect();
-        if failed.is_empty() {
-            println!("\nall {} steps behaved.", report.steps.len());
+    let narrate = !args.json && printed.is_ok();
+    let report = run_scenario_with(scheme, narrate, args.managed_identity).await;
+    if printed.is_ok() {
+        printed = if args.json {
+            outln!("{}", serde_json::to_string(&report)?)
         } else {
-            println!(
-                "\n{} of {} steps did not behave: {}",
-                failed.len(),
-                report.steps.len(),
-                failed.join(", ")
-            );
-        }
+            let failed: Vec<_> = report
+                .steps
+                .iter()
+                .filter(|s| !s.ok)
+                .map(|s| s.name)
+                .collect();
+            if failed.is_empty() {
+                outln!("\nall {} steps behaved.", report.steps.len())
+            } else {
+                outln!(
+                    "\n{} of {} steps did not behave: {}",
+                    failed.len(),
+                    report.steps.len(),
+                    failed.join(", ")
+                )
+            }
+        };
     }
     if report.ok {
-        Ok(())
+        printed
     } else {
         let first = report
             .steps
@@ -149,13 +155,20 @@ impl Narrator {
     fn push(&mut self, step: Step) {
         if self.on {
             let mark = if step.ok { "[ok]  " } else { "[FAIL]" };
-            println!("{mark} {}", step.detail);
+            self.say(format_args!("{mark} {}", step.detail));
         }
         self.steps.push(step);
     }
-    fn info(&self, text: &str) {
+    fn info(&mut self, text: &str) {
         if self.on {
-            println!("       {text}");
+            self.say(format_args!("       {text}"));
+        }
+    }
+    /// One line of narration; once stdout is closed (or fails), the narration stops and
+    /// the scenario goes on.
+    fn say(&mut self, line: std::fmt::Arguments<'_>) {
+        if super::out_line(line).is_err() {
+            self.on = false;
         }
     }
     fn fail(&mut self, name: &'static str, detail: String) -> Report {

@@ -38,7 +38,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
         jose::decode_unverified(token).map_err(|e| anyhow::anyhow!("not a decodable JWT: {e}"))?;
 
     let now = certbound_core::now_unix();
-    let exp = claims.get("exp").and_then(Value::as_i64);
+    let exp = claims.get("exp").and_then(unix_time);
     let cnf = claims
         .get("cnf")
         .and_then(|c| c.get("x5t#S256"))
@@ -66,7 +66,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
             "claims": claims,
             "expires_at": exp,
             "expired": exp.map(|e| e <= now),
-            "expires_in": exp.map(|e| e - now),
+            "expires_in": exp.map(|e| e.saturating_sub(now)),
             "bound": cnf.is_some(),
             "cnf_x5t#S256": cnf,
         });
@@ -74,39 +74,40 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
             out["certificate"] = json!({"path": path, "x5t#S256": tp.to_base64url()});
             out["binding_matches"] = json!(matches);
         }
-        println!("{out}");
+        outln!("{out}")?;
     } else {
-        println!("NOTE: the signature was NOT verified — this only decodes the token.");
-        println!("header:");
-        println!(
+        outln!("NOTE: the signature was NOT verified — this only decodes the token.")?;
+        outln!("header:")?;
+        outln!(
             "{}",
             serde_json::to_string_pretty(&header).unwrap_or_default()
-        );
-        println!("claims:");
-        println!(
+        )?;
+        outln!("claims:")?;
+        outln!(
             "{}",
             serde_json::to_string_pretty(&claims).unwrap_or_default()
-        );
+        )?;
         match exp {
-            Some(e) if e > now => println!(
+            Some(e) if e > now => outln!(
                 "expires: {} (in {})",
                 certbound_core::cert::fmt_unix(e),
-                human(e - now)
-            ),
-            Some(e) => println!(
+                human(e.saturating_sub(now))
+            )?,
+            Some(e) => outln!(
                 "expires: {} (EXPIRED {} ago)",
                 certbound_core::cert::fmt_unix(e),
-                human(now - e)
-            ),
-            None => println!("expires: no exp claim"),
+                human(now.saturating_sub(e))
+            )?,
+            None => outln!("expires: no exp claim")?,
         }
         match &cnf {
-            Some(t) => println!("bound to certificate: cnf.x5t#S256 = {t}"),
-            None => println!("not certificate-bound (no cnf.x5t#S256)"),
+            // The claim is untrusted text: control characters are shown escaped.
+            Some(t) => outln!("bound to certificate: cnf.x5t#S256 = {}", t.escape_debug())?,
+            None => outln!("not certificate-bound (no cnf.x5t#S256)")?,
         }
         if let Some((path, tp, matches)) = &binding {
-            println!("certificate {path}: x5t#S256 = {tp}");
-            println!(
+            outln!("certificate {path}: x5t#S256 = {tp}")?;
+            outln!(
                 "binding: {}",
                 if *matches {
                     "MATCHES"
@@ -115,7 +116,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                 } else {
                     "DOES NOT MATCH (the token is not bound)"
                 }
-            );
+            )?;
         }
     }
     if let Some((path, _, false)) = binding {
@@ -124,14 +125,35 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts a pasted `Authorization` value (`Bearer …`, `mtls_pop …`) as well as a bare token.
+/// Accepts a pasted `Authorization` value (`Bearer …`, `mtls_pop …`, `DPoP …`, `PoP …`) as
+/// well as a bare token. Compares bytes, so any text (non-ASCII included) is safe.
 fn strip_scheme(s: &str) -> &str {
-    for scheme in ["bearer ", "mtls_pop "] {
-        if s.len() > scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            return s[scheme.len()..].trim_start();
+    for scheme in ["bearer ", "mtls_pop ", "dpop ", "pop "] {
+        let n = scheme.len();
+        if s.len() > n
+            && s.as_bytes()
+                .get(..n)
+                .is_some_and(|b| b.eq_ignore_ascii_case(scheme.as_bytes()))
+        {
+            // The matched prefix is ASCII, so `n` is a character boundary.
+            return s.get(n..).unwrap_or_default().trim_start();
         }
     }
     s
+}
+
+/// A NumericDate claim (`exp`) as whole Unix seconds, saturating: integers beyond `i64`
+/// become `i64::MAX`, fractions are truncated, floats beyond the range clamp to its ends
+/// (`1e308` → `i64::MAX`). Not a number: `None`.
+fn unix_time(v: &Value) -> Option<i64> {
+    if let Some(i) = v.as_i64() {
+        return Some(i);
+    }
+    if v.as_u64().is_some() {
+        return Some(i64::MAX);
+    }
+    // `as` saturates at the ends of the range (and JSON has no NaN).
+    v.as_f64().map(|f| f as i64)
 }
 
 /// `1h 5m`, `42s`, `3d 2h`.
@@ -163,10 +185,26 @@ mod tests {
     }
 
     #[test]
+    fn exp_claims_saturate() {
+        assert_eq!(unix_time(&json!(1_700_000_000)), Some(1_700_000_000));
+        assert_eq!(unix_time(&json!(u64::MAX)), Some(i64::MAX));
+        assert_eq!(unix_time(&json!(1e308)), Some(i64::MAX));
+        assert_eq!(unix_time(&json!(-1e308)), Some(i64::MIN));
+        assert_eq!(unix_time(&json!(1.5)), Some(1));
+        assert_eq!(unix_time(&json!("soon")), None);
+        assert!(human(i64::MAX).starts_with(&format!("{}d ", i64::MAX / 86400)));
+    }
+
+    #[test]
     fn pasted_authorization_values_are_accepted() {
         assert_eq!(strip_scheme("Bearer a.b.c"), "a.b.c");
         assert_eq!(strip_scheme("MTLS_POP   a.b.c"), "a.b.c");
         assert_eq!(strip_scheme("a.b.c"), "a.b.c");
         assert_eq!(strip_scheme("bearer"), "bearer");
+        assert_eq!(strip_scheme("DPoP a.b.c"), "a.b.c");
+        // Non-ASCII where a scheme would end: no panic, the text is kept.
+        assert_eq!(strip_scheme("bearer€ a.b.c"), "bearer€ a.b.c");
+        assert_eq!(strip_scheme("mtls_po€ a.b.c"), "mtls_po€ a.b.c");
+        assert_eq!(strip_scheme("€€€€€€€€€€"), "€€€€€€€€€€");
     }
 }

@@ -1,10 +1,24 @@
 //! The `certbound` command line (SPEC §7). The argument structs live here; each command's
 //! behaviour lives in its own module.
+//!
+//! Standard output is written only through [`out_line`] / [`out_bytes`] (and the `outln!`
+//! macro): a closed stdout (`certbound demo | head -1`) then ends the command quietly
+//! instead of panicking in `println!`. Standard error likewise goes through [`err_line`],
+//! which cannot panic. `clippy::print_stdout`/`print_stderr` are denied here to keep it so.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+/// `println!` for the CLI: formats one line onto stdout through [`out_line`] and evaluates
+/// to its `anyhow::Result<()>` (a closed stdout is [`StdoutClosed`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out_line(format_args!($($arg)*))
+    };
+}
 
 pub mod api;
 pub mod authority;
@@ -182,7 +196,8 @@ pub struct CertNewArgs {
     /// Output prefix.
     #[arg(long)]
     pub out: PathBuf,
-    /// Sign with the development authority's CA in this directory (default: self-signed).
+    /// Sign with the development authority's CA in this directory (default: self-signed);
+    /// it must be initialised (`certbound authority serve --dir DIR`).
     #[arg(long)]
     pub ca_dir: Option<PathBuf>,
     /// Also write PREFIX.pfx protected by this password.
@@ -194,6 +209,9 @@ pub struct CertNewArgs {
     /// Validity in days.
     #[arg(long, default_value_t = 365)]
     pub days: u32,
+    /// Replace existing PREFIX.pem / PREFIX.key / PREFIX.pfx (default: refuse to overwrite).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `certbound token`.
@@ -302,7 +320,64 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-/// Prints a server's ready line: exactly one JSON object on one line of stdout.
+/// Standard output was closed by its reader (`EPIPE`, e.g. `certbound demo | head -1`).
+/// Not a failure: `main` ends the process quietly with status 0 when a command returns it.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("standard output is closed")]
+pub struct StdoutClosed;
+
+impl StdoutClosed {
+    /// Whether `e` (or one of its causes) is a closed stdout.
+    pub fn is_cause_of(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| c.is::<StdoutClosed>())
+    }
+}
+
+fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(StdoutClosed)
+    } else {
+        anyhow::Error::new(e).context("cannot write to standard output")
+    }
+}
+
+/// Writes `text` and a newline to stdout and flushes. A closed stdout is [`StdoutClosed`];
+/// any other write error says it was stdout.
+pub fn out_line(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
+}
+
+/// Writes `bytes` to stdout as they are and flushes (errors as for [`out_line`]).
+pub fn out_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
+}
+
+/// Reads a `--config` file (with environment overrides) and prints each of its unknown-key
+/// warnings as one `warning: …` line on stderr (names only, never a value).
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<certbound_client::AppConfig> {
+    let cfg = certbound_client::AppConfig::from_file(path)?;
+    for w in cfg.warnings() {
+        err_line(format_args!("warning: {w}"));
+    }
+    Ok(cfg)
+}
+
+/// `eprintln!` that cannot panic: when stderr is closed the line is lost, nothing else.
+pub fn err_line(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Prints a server's ready line: exactly one JSON object on one line of stdout. A closed
+/// stdout is ignored: the server keeps serving (nobody reads the line, nothing else needs it).
 pub fn print_ready(value: &serde_json::Value) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();

@@ -4,14 +4,14 @@
 //! that entry's `ProtocolScheme` (MTLS_POP when it says so), else Bearer.
 
 use anyhow::{Context as _, bail};
-use certbound_client::{AppConfig, HeaderOptions, ProtocolScheme, TokenSource};
+use certbound_client::{HeaderOptions, ProtocolScheme, TokenSource};
 use serde_json::json;
 
 use super::TokenArgs;
 
 /// Runs the command.
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let cfg = AppConfig::from_file(&args.config)?;
+    let cfg = super::load_config(&args.config)?;
     let first_api = cfg
         .downstream_apis
         .first()
@@ -69,16 +69,16 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             "binding_thumbprint": binding,
             "source": source,
         });
-        println!("{out}");
+        outln!("{out}")?;
     } else {
-        eprintln!(
+        super::err_line(format_args!(
             "token_type: {}  expires_on: {} ({})  bound to: {}  source: {source}",
             token.token_type,
             token.expires_on,
             certbound_core::cert::fmt_unix(token.expires_on),
             binding.as_deref().unwrap_or("(unbound)")
-        );
-        println!("{}", token.access_token.expose());
+        ));
+        outln!("{}", token.access_token.expose())?;
     }
     Ok(())
 }

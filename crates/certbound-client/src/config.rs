@@ -3,6 +3,11 @@
 //! `AzureAd__ClientCredentials__0__CertificateDiskPath`).
 //!
 //! Errors name the file and the key path (`AzureAd.ClientCredentials[1].CertificateDiskPath`).
+//! Keys certbound does not know in `AzureAd`, `ClientCredentials[i]`, `DownstreamApis.<name>`
+//! (and its `AcquireTokenOptions`), `TokenCache` (and `TokenCache.Redis`) and `Sidecar` are
+//! ignored but reported as [`ConfigWarning`]s ([`AppConfig::warnings`], also logged once
+//! with `tracing`), each naming the key path and the nearest known key: a misspelt
+//! `CertificatePasword` says so, instead of the wrong-password error that would follow.
 //! Relative paths resolve against the configuration file's directory. Key order is kept:
 //! "the first downstream API" is the first in the file.
 //!
@@ -296,6 +301,8 @@ pub struct AppConfig {
     pub token_cache: TokenCacheConfig,
     /// The file it was read from (for error messages).
     pub source_file: Option<PathBuf>,
+    /// Unknown keys (see [`AppConfig::warnings`]).
+    warnings: Vec<ConfigWarning>,
 }
 
 /// `AzureAd`.
@@ -435,6 +442,342 @@ pub struct AcquireTokenOptionsConfig {
     pub force_refresh: bool,
 }
 
+/// A key the configuration has but certbound does not know (SPEC §6): most often a
+/// misspelling. It is ignored; the warning names where it is and the nearest known key.
+/// It never holds a value from the configuration, only key names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfigWarning {
+    /// The key path, known keys spelt canonically: `AzureAd.ClientCredentials[0].CertificatePasword`.
+    pub path: String,
+    /// The unknown key as written.
+    pub key: String,
+    /// The nearest known key in that place (`CertificatePassword`), when one is close.
+    pub suggestion: Option<&'static str>,
+    /// The environment variable that names the key (`AzureAd__ClientIdd`), when it does not
+    /// come from the file.
+    pub env_var: Option<String>,
+    /// The configuration file.
+    pub file: Option<PathBuf>,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.env_var, &self.file) {
+            (Some(var), _) => write!(
+                f,
+                "environment variable `{}`: ",
+                crate::error::shorten(var, 120)
+            )?,
+            (None, Some(file)) => write!(f, "{}: ", file.display())?,
+            (None, None) => {}
+        }
+        write!(
+            f,
+            "unknown configuration key `{}` is ignored",
+            crate::error::shorten(&self.path, 160)
+        )?;
+        match self.suggestion {
+            Some(s) => write!(f, " (did you mean `{s}`?)"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What the value of a known key is, for the unknown-key check.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A value (or an object whose keys are the user's, like `ExtraHeaderParameters`).
+    Value,
+    /// An object with known keys.
+    Section(&'static Section),
+    /// An array of such objects (or an object keyed by index, from environment overrides).
+    Items(&'static Section),
+    /// An object of user-named such objects (`DownstreamApis.<name>`).
+    Named(&'static Section),
+}
+
+/// The known keys of one object.
+struct Section {
+    /// Its path in [`known_keys`] terms.
+    path: &'static str,
+    keys: &'static [(&'static str, Shape)],
+    /// Other keys are normal here (the file's top level holds `Logging` and the like):
+    /// only near misses of known keys are reported.
+    open: bool,
+}
+
+const fn leaves<const N: usize>(names: [&'static str; N]) -> [(&'static str, Shape); N] {
+    let mut out = [("", Shape::Value); N];
+    let mut i = 0;
+    while i < N {
+        out[i].0 = names[i];
+        i += 1;
+    }
+    out
+}
+
+const CREDENTIAL_KEYS: [(&str, Shape); 15] = leaves([
+    "SourceType",
+    "CertificateDiskPath",
+    "CertificatePassword",
+    "Base64EncodedValue",
+    "ClientSecret",
+    "SignedAssertionFileDiskPath",
+    "ManagedIdentityClientId",
+    "TokenExchangeUrl",
+    "Skip",
+    "SendCertificateOverMtls",
+    "Pkcs11ModulePath",
+    "Pkcs11TokenLabel",
+    "Pkcs11KeyLabel",
+    "Pkcs11PinFile",
+    "Pkcs11Pin",
+]);
+static CREDENTIAL: Section = Section {
+    path: "AzureAd.ClientCredentials[]",
+    keys: &CREDENTIAL_KEYS,
+    open: false,
+};
+static AZURE_AD: Section = Section {
+    path: "AzureAd",
+    keys: &[
+        ("Instance", Shape::Value),
+        ("TenantId", Shape::Value),
+        ("ClientId", Shape::Value),
+        ("Authority", Shape::Value),
+        ("AzureRegion", Shape::Value),
+        ("SendX5C", Shape::Value),
+        ("ClientCredentials", Shape::Items(&CREDENTIAL)),
+        ("AllowUnboundFallback", Shape::Value),
+        ("MinBindingStrength", Shape::Value),
+        ("HttpTimeoutSeconds", Shape::Value),
+        ("ClientCapabilities", Shape::Value),
+        ("ManagedIdentity", Shape::Value),
+    ],
+    open: false,
+};
+const ACQUIRE_TOKEN_OPTIONS_KEYS: [(&str, Shape); 2] = leaves(["Tenant", "ForceRefresh"]);
+static ACQUIRE_TOKEN_OPTIONS: Section = Section {
+    path: "DownstreamApis.*.AcquireTokenOptions",
+    keys: &ACQUIRE_TOKEN_OPTIONS_KEYS,
+    open: false,
+};
+static DOWNSTREAM_API: Section = Section {
+    path: "DownstreamApis.*",
+    keys: &[
+        ("BaseUrl", Shape::Value),
+        ("RelativePath", Shape::Value),
+        ("HttpMethod", Shape::Value),
+        ("ProtocolScheme", Shape::Value),
+        ("RequestAppToken", Shape::Value),
+        ("Scopes", Shape::Value),
+        ("AcceptHeader", Shape::Value),
+        ("ExtraHeaderParameters", Shape::Value),
+        ("ExtraQueryParameters", Shape::Value),
+        (
+            "AcquireTokenOptions",
+            Shape::Section(&ACQUIRE_TOKEN_OPTIONS),
+        ),
+        ("AllowUnboundFallback", Shape::Value),
+        ("RequiresTlsRenegotiation", Shape::Value),
+    ],
+    open: false,
+};
+const REDIS_KEYS: [(&str, Shape); 8] = leaves([
+    "ConnectionString",
+    "KeyPrefix",
+    "EncryptionKey",
+    "EncryptionKeys",
+    "Timeout",
+    "TlsCaCertificatePath",
+    "RetryInterval",
+    "Cluster",
+]);
+static REDIS: Section = Section {
+    path: "TokenCache.Redis",
+    keys: &REDIS_KEYS,
+    open: false,
+};
+static TOKEN_CACHE: Section = Section {
+    path: "TokenCache",
+    keys: &[
+        ("MaxEntries", Shape::Value),
+        ("ExpiryMarginSeconds", Shape::Value),
+        ("Redis", Shape::Section(&REDIS)),
+    ],
+    open: false,
+};
+const SIDECAR_KEYS: [(&str, Shape); 1] = leaves(["AllowOverrides"]);
+static SIDECAR: Section = Section {
+    path: "Sidecar",
+    keys: &SIDECAR_KEYS,
+    open: false,
+};
+static ROOT: Section = Section {
+    path: "",
+    keys: &[
+        ("AzureAd", Shape::Section(&AZURE_AD)),
+        ("DownstreamApis", Shape::Named(&DOWNSTREAM_API)),
+        ("TokenCache", Shape::Section(&TOKEN_CACHE)),
+        ("Sidecar", Shape::Section(&SIDECAR)),
+    ],
+    open: true,
+};
+static SECTIONS_BY_PATH: [&Section; 8] = [
+    &ROOT,
+    &AZURE_AD,
+    &CREDENTIAL,
+    &DOWNSTREAM_API,
+    &ACQUIRE_TOKEN_OPTIONS,
+    &TOKEN_CACHE,
+    &REDIS,
+    &SIDECAR,
+];
+
+/// The keys certbound knows in one object of the configuration, spelt canonically:
+/// `""` (the top level), `AzureAd`, `AzureAd.ClientCredentials[]`, `DownstreamApis.*`,
+/// `DownstreamApis.*.AcquireTokenOptions`, `TokenCache`, `TokenCache.Redis`, `Sidecar`.
+/// `None` for another path. (Other crates that read a section check their keys against it.)
+pub fn known_keys(section: &str) -> Option<Vec<&'static str>> {
+    SECTIONS_BY_PATH
+        .iter()
+        .find(|s| s.path == section)
+        .map(|s| s.keys.iter().map(|(k, _)| *k).collect())
+}
+
+/// Levenshtein distance of two keys, ASCII case-insensitively (keys are compared so).
+fn key_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The known key nearest to `key`, when it is close enough to be what was meant: a few
+/// edits away (more for longer keys) or, outside `strict`, one containing the other
+/// (`Password` → `CertificatePassword`).
+fn nearest(key: &str, known: &[(&'static str, Shape)], strict: bool) -> Option<&'static str> {
+    let lower = key.to_ascii_lowercase();
+    known
+        .iter()
+        .filter_map(|(k, _)| {
+            let d = key_distance(key, k);
+            let close = if strict {
+                d <= 2 && d < k.len() / 2
+            } else {
+                let kl = k.to_ascii_lowercase();
+                d <= (k.len() / 3).clamp(1, 3)
+                    || (lower.len() >= 4 && (kl.contains(&lower) || lower.contains(&kl)))
+            };
+            close.then_some((d, *k))
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Reports the unknown keys of `node` (an object described by `section`) under `path`.
+fn unknown_keys(
+    node: &Node,
+    section: &Section,
+    path: &str,
+    out: &mut Vec<(String, String, Option<&'static str>)>,
+) {
+    let Node::Object(entries) = node else {
+        return;
+    };
+    for (key, value) in entries {
+        let known = section
+            .keys
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key));
+        let child = |name: &str| {
+            if path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            }
+        };
+        match known {
+            None => {
+                let suggestion = nearest(key, section.keys, section.open);
+                if !section.open || suggestion.is_some() {
+                    out.push((child(key), key.clone(), suggestion));
+                }
+            }
+            Some((_, Shape::Value)) => {}
+            Some((name, Shape::Section(s))) => unknown_keys(value, s, &child(name), out),
+            Some((name, Shape::Items(s))) => match value {
+                Node::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        unknown_keys(item, s, &format!("{}[{i}]", child(name)), out);
+                    }
+                }
+                Node::Object(items) => {
+                    for (i, item) in items {
+                        unknown_keys(item, s, &format!("{}[{i}]", child(name)), out);
+                    }
+                }
+                _ => {}
+            },
+            Some((name, Shape::Named(s))) => {
+                if let Node::Object(items) = value {
+                    for (n, item) in items {
+                        unknown_keys(item, s, &format!("{}.{n}", child(name)), out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The unknown keys of a whole document (from `file`, or set by the environment variable
+/// `env_var`), as warnings.
+fn warnings_for(root: &Node, file: Option<&Path>, env_var: Option<&str>) -> Vec<ConfigWarning> {
+    let mut found = Vec::new();
+    unknown_keys(root, &ROOT, "", &mut found);
+    found
+        .into_iter()
+        .map(|(path, key, suggestion)| ConfigWarning {
+            path,
+            key,
+            suggestion,
+            env_var: env_var.map(str::to_owned),
+            file: file.map(Path::to_path_buf),
+        })
+        .collect()
+}
+
+/// `; note: …` naming the first few unknown keys, for an error that they may explain.
+fn unknown_keys_note(warnings: &[ConfigWarning]) -> String {
+    const SHOWN: usize = 3;
+    let mut note = String::new();
+    for w in warnings.iter().take(SHOWN) {
+        let brief = ConfigWarning {
+            file: None,
+            ..w.clone()
+        };
+        note.push_str("; note: ");
+        note.push_str(&brief.to_string());
+    }
+    if warnings.len() > SHOWN {
+        note.push_str(&format!(
+            "; and {} more unknown keys",
+            warnings.len() - SHOWN
+        ));
+    }
+    note
+}
+
 const SECTIONS: [&str; 3] = ["AzureAd", "DownstreamApis", "TokenCache"];
 
 impl AppConfig {
@@ -501,11 +844,35 @@ impl AppConfig {
             })
             .collect();
         overrides.sort();
+        let mut warnings = warnings_for(&root, file, None);
         for (k, v) in overrides {
             let segs: Vec<String> = k.split("__").map(str::to_owned).collect();
+            // The variable's own path, checked alone (its value is never looked at).
+            let mut alone = Node::Null;
+            alone.set_path(&segs, String::new());
+            warnings.extend(warnings_for(&alone, file, Some(&k)));
             root.set_path(&segs, v);
         }
-        Self::from_node(&root, file, base_dir)
+        for w in &warnings {
+            tracing::warn!(target: "certbound_client::config", "{w}");
+        }
+        match Self::from_node(&root, file, base_dir) {
+            Ok(mut cfg) => {
+                cfg.warnings = warnings;
+                Ok(cfg)
+            }
+            // A misspelt key is often why something else is missing: say so in the error.
+            Err(mut e) => {
+                e.message.push_str(&unknown_keys_note(&warnings));
+                Err(e)
+            }
+        }
+    }
+
+    /// The keys of the file and of the environment overrides that certbound does not know
+    /// (ignored; each also logged once as a `tracing` warning when the file was read).
+    pub fn warnings(&self) -> &[ConfigWarning] {
+        &self.warnings
     }
 
     fn from_node(
@@ -846,5 +1213,208 @@ mod tests {
         assert_eq!(a.extra_query_parameters[0].1, "2");
         assert_eq!(a.acquire_token_options.tenant.as_deref(), Some("other"));
         assert!(a.acquire_token_options.force_refresh);
+    }
+
+    fn warned(cfg: &AppConfig) -> Vec<(String, Option<&'static str>)> {
+        cfg.warnings()
+            .iter()
+            .map(|w| (w.path.clone(), w.suggestion))
+            .collect()
+    }
+
+    #[test]
+    fn misspelt_keys_are_reported_with_their_path_and_the_nearest_key() {
+        let text = r#"{
+          "azuread": { "ClientIdd": "a", "Tenant": "t", "ClientCredential": [],
+            "ClientCredentials": [
+              { "SourceType": "Path", "CertificateDiskPath": "a.pfx", "CertificatePasword": "hunter2-secret" },
+              { "SourceType": "ClientSecret", "clientsecret": "x", "Secret": "also-secret", "Zzzzzzzz": 1 } ] },
+          "DownstreamApis": { "Graph": { "BaseUri": "https://g.example/", "Scope": ["s"],
+              "AcquireTokenOptions": { "ForceRefesh": true, "tenant": "x" },
+              "ExtraHeaderParameters": { "Anything-Goes": "1" } } },
+          "TokenCache": { "MaxEntry": 5, "Redis": { "ConnectionStrin": "redis://h:1", "keyprefix": "p" } },
+          "Sidecar": { "AllowOverride": true },
+          "Logging": { "LogLevel": {} }, "AllowedHosts": "*", "AzureAdd": {}, "AzureAdB2C": {}
+        }"#;
+        let cfg = AppConfig::parse(text, Some(Path::new("app.json")), None, []).unwrap();
+        let w = warned(&cfg);
+        let expect: &[(&str, Option<&str>)] = &[
+            ("AzureAd.ClientIdd", Some("ClientId")),
+            ("AzureAd.Tenant", Some("TenantId")),
+            ("AzureAd.ClientCredential", Some("ClientCredentials")),
+            (
+                "AzureAd.ClientCredentials[0].CertificatePasword",
+                Some("CertificatePassword"),
+            ),
+            ("AzureAd.ClientCredentials[1].Secret", Some("ClientSecret")),
+            ("AzureAd.ClientCredentials[1].Zzzzzzzz", None),
+            ("DownstreamApis.Graph.BaseUri", Some("BaseUrl")),
+            ("DownstreamApis.Graph.Scope", Some("Scopes")),
+            (
+                "DownstreamApis.Graph.AcquireTokenOptions.ForceRefesh",
+                Some("ForceRefresh"),
+            ),
+            ("TokenCache.MaxEntry", Some("MaxEntries")),
+            ("TokenCache.Redis.ConnectionStrin", Some("ConnectionString")),
+            ("Sidecar.AllowOverride", Some("AllowOverrides")),
+            // The top level holds other sections (Logging …): only near misses are reported.
+            ("AzureAdd", Some("AzureAd")),
+        ];
+        let got: Vec<(&str, Option<&str>)> = w.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+        assert_eq!(got, expect);
+        let line = cfg.warnings()[3].to_string();
+        assert_eq!(
+            line,
+            "app.json: unknown configuration key `AzureAd.ClientCredentials[0].CertificatePasword` is ignored (did you mean `CertificatePassword`?)"
+        );
+        for w in cfg.warnings() {
+            let t = w.to_string();
+            assert!(!t.contains("hunter2") && !t.contains("also-secret"), "{t}");
+        }
+    }
+
+    #[test]
+    fn every_documented_key_is_known() {
+        // SPEC §6, including keys certbound does not act on yet: none of them warns.
+        let text = r#"{
+          "AzureAd": { "Instance": "https://login.microsoftonline.com/", "TenantId": "t", "ClientId": "c",
+            "Authority": "https://a.example/", "AzureRegion": "westus2", "SendX5C": true,
+            "AllowUnboundFallback": false, "MinBindingStrength": "Hardware", "HttpTimeoutSeconds": 5,
+            "ClientCapabilities": ["cp1"], "ManagedIdentity": {},
+            "ClientCredentials": [
+              { "SourceType": "Path", "CertificateDiskPath": "a.pem", "CertificatePassword": "p",
+                "SendCertificateOverMtls": true, "Skip": false },
+              { "SourceType": "Base64Encoded", "Base64EncodedValue": "AAAA" },
+              { "SourceType": "ClientSecret", "ClientSecret": "s" },
+              { "SourceType": "SignedAssertionFilePath", "SignedAssertionFileDiskPath": "/t" },
+              { "SourceType": "ManagedCertificate", "ManagedIdentityClientId": "m" },
+              { "SourceType": "SignedAssertionFromManagedIdentity", "ManagedIdentityClientId": "m",
+                "TokenExchangeUrl": "api://AzureADTokenExchange" },
+              { "SourceType": "ClientSecret", "ClientSecret": "s", "Pkcs11ModulePath": "/m.so", "Pkcs11TokenLabel": "t",
+                "Pkcs11KeyLabel": "k", "Pkcs11PinFile": "/p", "Pkcs11Pin": "1234", "Skip": true } ] },
+          "DownstreamApis": { "A": { "BaseUrl": "https://a.example/", "RelativePath": "x", "HttpMethod": "Get",
+              "ProtocolScheme": "MTLS_POP", "RequestAppToken": true, "Scopes": ["s"], "AcceptHeader": "a/b",
+              "ExtraHeaderParameters": {}, "ExtraQueryParameters": {}, "AllowUnboundFallback": true,
+              "RequiresTlsRenegotiation": true,
+              "AcquireTokenOptions": { "Tenant": "t", "ForceRefresh": false } } },
+          "TokenCache": { "MaxEntries": 1, "ExpiryMarginSeconds": 1, "Redis": { "ConnectionString": "redis://h",
+              "KeyPrefix": "p", "EncryptionKey": "k", "EncryptionKeys": [], "Timeout": "1s",
+              "TlsCaCertificatePath": "ca.pem", "RetryInterval": "1s", "Cluster": false } },
+          "Sidecar": { "AllowOverrides": false }
+        }"#;
+        let cfg = AppConfig::from_json_str(text).unwrap();
+        assert_eq!(cfg.warnings(), &[], "{:?}", cfg.warnings());
+    }
+
+    #[test]
+    fn environment_overrides_that_name_unknown_keys_are_reported() {
+        let cfg = AppConfig::parse(
+            r#"{"AzureAd":{"ClientId":"a"}}"#,
+            None,
+            None,
+            env(&[
+                ("AzureAd__ClientIdd", "secret-value-1"),
+                ("AzureAd__ClientCredentials__0__SourceType", "ClientSecret"),
+                ("AzureAd__ClientCredentials__0__ClientSecret", "s"),
+                (
+                    "AzureAd__ClientCredentials__0__CertificatePasword",
+                    "secret-value-2",
+                ),
+                ("DownstreamApis__Api__AcquireTokenOptions__Tennant", "x"),
+                ("TokenCache__Redis__KeyPrefx", "x"),
+                ("TokenCache__Redis__ConnectionString", "redis://h"),
+                ("AzureAd__TenantId", "t"),
+                ("Unrelated__Thing", "x"),
+            ]),
+        )
+        .unwrap();
+        let got: Vec<(String, Option<&str>, Option<String>)> = cfg
+            .warnings()
+            .iter()
+            .map(|w| (w.path.clone(), w.suggestion, w.env_var.clone()))
+            .collect();
+        let e = |p: &str, s: &'static str, v: &str| (p.to_owned(), Some(s), Some(v.to_owned()));
+        assert_eq!(
+            got,
+            vec![
+                e(
+                    "AzureAd.ClientCredentials[0].CertificatePasword",
+                    "CertificatePassword",
+                    "AzureAd__ClientCredentials__0__CertificatePasword"
+                ),
+                e("AzureAd.ClientIdd", "ClientId", "AzureAd__ClientIdd"),
+                e(
+                    "DownstreamApis.Api.AcquireTokenOptions.Tennant",
+                    "Tenant",
+                    "DownstreamApis__Api__AcquireTokenOptions__Tennant"
+                ),
+                e(
+                    "TokenCache.Redis.KeyPrefx",
+                    "KeyPrefix",
+                    "TokenCache__Redis__KeyPrefx"
+                ),
+            ]
+        );
+        let text: String = cfg.warnings().iter().map(|w| w.to_string()).collect();
+        assert!(
+            text.contains("environment variable `AzureAd__ClientIdd`"),
+            "{text}"
+        );
+        assert!(!text.contains("secret-value"), "{text}");
+    }
+
+    #[test]
+    fn an_error_mentions_the_unknown_keys_that_may_explain_it() {
+        let e = AppConfig::parse(
+            r#"{"AzureAd":{"ClientCredentials":[{"SorceType":"Path","CertificateDiskPath":"a.pem","Pasword":"pw-secret"}]}}"#,
+            Some(Path::new("app.json")),
+            None,
+            [],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("AzureAd.ClientCredentials[0].SourceType: missing"),
+            "{e}"
+        );
+        assert!(
+            e.contains("note: unknown configuration key `AzureAd.ClientCredentials[0].SorceType` is ignored (did you mean `SourceType`?)"),
+            "{e}"
+        );
+        assert!(e.contains("`AzureAd.ClientCredentials[0].Pasword`"), "{e}");
+        assert!(!e.contains("pw-secret") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn suggestions_are_near_misses_only() {
+        let keys = &CREDENTIAL_KEYS;
+        assert_eq!(
+            nearest("certificatepasword", keys, false),
+            Some("CertificatePassword")
+        );
+        assert_eq!(
+            nearest("CertificatePassWord", keys, false),
+            Some("CertificatePassword")
+        );
+        assert_eq!(
+            nearest("Password", keys, false),
+            Some("CertificatePassword")
+        );
+        assert_eq!(nearest("SourceTyp", keys, false), Some("SourceType"));
+        assert_eq!(
+            nearest("Pkcs11KeyLable", keys, false),
+            Some("Pkcs11KeyLabel")
+        );
+        assert_eq!(nearest("Colour", keys, false), None);
+        assert_eq!(nearest("", keys, false), None);
+        assert_eq!(nearest("€€", keys, false), None);
+        assert_eq!(key_distance("kitten", "SITTING"), 3);
+        assert_eq!(key_distance("", "abc"), 3);
+        assert_eq!(key_distance("Straße", "strasse"), 2);
+        assert_eq!(known_keys("TokenCache.Redis").map(|k| k.len()), Some(8));
+        assert!(
+            known_keys("AzureAd.ClientCredentials[]").is_some_and(|k| k.contains(&"Pkcs11PinFile"))
+        );
+        assert_eq!(known_keys("Nope"), None);
     }
 }

@@ -44,6 +44,20 @@ pub const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_secs(10);
 
 const SECTION: &str = "TokenCache:Redis";
 
+/// Every key of `TokenCache:Redis` that [`RedisCacheConfig::from_section`] reads. Unknown
+/// keys are reported (with the nearest of these) by the client's configuration loader,
+/// `certbound_client::AppConfig::warnings`, which knows the same list.
+pub const SECTION_KEYS: [&str; 8] = [
+    "ConnectionString",
+    "KeyPrefix",
+    "EncryptionKey",
+    "EncryptionKeys",
+    "Timeout",
+    "TlsCaCertificatePath",
+    "RetryInterval",
+    "Cluster",
+];
+
 /// Validated options of a [`crate::RedisTokenCache`]. `Debug` hides passwords and keys.
 pub struct RedisCacheConfig {
     pub(crate) nodes: Vec<String>,
@@ -81,21 +95,18 @@ impl fmt::Debug for RedisCacheConfig {
 
 /// `redis://user:secret@host/` → `redis://user:<redacted>@host/`.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
+    let Some((scheme, rest)) = url.split_once("://") else {
         return "<redacted>".into();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (rest, None),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or("");
-            format!(
-                "{}{}:<redacted>@{}",
-                &url[..scheme_end + 3],
-                user,
-                &rest[at + 1..]
-            )
+            let path = path.map(|p| format!("/{p}")).unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{host}{path}")
         }
         None => url.to_owned(),
     }
@@ -633,6 +644,33 @@ mod tests {
     const K2: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
     #[test]
+    fn the_client_configuration_knows_every_key_read_here() {
+        // Unknown-key warnings for TokenCache.Redis come from the client's loader.
+        let mut known = certbound_client::config::known_keys("TokenCache.Redis").unwrap();
+        let mut here = SECTION_KEYS.to_vec();
+        known.sort_unstable();
+        here.sort_unstable();
+        assert_eq!(known, here);
+        // And every key from_section reads is in SECTION_KEYS (this file's get_ci calls).
+        let src = include_str!("config.rs");
+        let prod = src.split("#[cfg(test)]").next().unwrap_or(src);
+        let mut read = 0;
+        for part in prod.split("get_ci(section, \"").skip(1) {
+            let key = part.split('"').next().unwrap_or_default();
+            assert!(
+                SECTION_KEYS.contains(&key),
+                "{key} is read but not in SECTION_KEYS"
+            );
+            read += 1;
+        }
+        assert!(read >= SECTION_KEYS.len(), "found only {read} reads");
+        let doc = json!({"TokenCache": {"Redis": {"ConnectionString": "redis://h:1", "EncryptionKey": K1,
+            "KeyPrefix": "p:", "Timeout": 100, "RetryInterval": 100, "Cluster": false}}});
+        let cfg = certbound_client::AppConfig::from_json_str(&doc.to_string()).unwrap();
+        assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    }
+
+    #[test]
     fn reads_section_case_insensitively() {
         let doc = json!({ "tokencache": { "REDIS": {
             "connectionstring": "redis://127.0.0.1:6390/2", "keyPrefix": "svc:",
@@ -766,5 +804,11 @@ mod tests {
         );
         assert_eq!(redact_url("redis://:pw@h:1"), "redis://:<redacted>@h:1");
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            redact_url("redis://ü:pä€@hö:1/0@x"),
+            "redis://ü:<redacted>@hö:1/0@x"
+        );
+        assert_eq!(redact_url("redis://h:1/a@b"), "redis://h:1/a@b");
+        assert_eq!(redact_url("h€:1"), "<redacted>");
     }
 }
