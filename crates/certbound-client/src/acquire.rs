@@ -634,7 +634,9 @@ fn parse_success(
     };
     let lifetime = expires_on.saturating_sub(now);
     if lifetime <= 0 {
-        return Err(invalid("the token is already expired (its JWT `exp` has passed)"));
+        return Err(invalid(
+            "the token is already expired (its JWT `exp` has passed)",
+        ));
     }
     let refresh_on = match num(obj.get("refresh_in")) {
         Some(r) if r > 0 && r < lifetime => Some(now.saturating_add(r)),

@@ -195,7 +195,8 @@ impl CachedToken {
                 "cached access_token is empty, too large or holds characters not allowed in an HTTP header".into(),
             ));
         }
-        if self.token_type.len() > 64 || !certbound_imds::wire::token_is_header_safe(&self.token_type)
+        if self.token_type.len() > 64
+            || !certbound_imds::wire::token_is_header_safe(&self.token_type)
         {
             return Err(CacheError(
                 "cached token_type is not an HTTP authentication scheme".into(),
@@ -205,7 +206,10 @@ impl CachedToken {
             return Err(CacheError("cached token has a negative time".into()));
         }
         if let Some(b) = &self.binding_thumbprint
-            && (b.len() > 64 || !b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+            && (b.len() > 64
+                || !b
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
         {
             return Err(CacheError(
                 "cached binding_thumbprint is not a base64url thumbprint".into(),

@@ -72,7 +72,10 @@ async fn start(script: Script) -> Hostile {
         )
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let base = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
     let token_requests = Arc::new(AtomicUsize::new(0));
     let basic_auth_seen = Arc::new(AtomicUsize::new(0));
     let (d, b) = (script.discovery.clone(), base.clone());
@@ -190,9 +193,9 @@ fn discovery_with(member: &'static str, bad: fn(&str) -> Value) -> Script {
             }
             d
         }),
-        token: Arc::new(|| {
-            json!({"token_type": "Bearer", "access_token": "opaque-token", "expires_in": 3600})
-        }),
+        token: Arc::new(
+            || json!({"token_type": "Bearer", "access_token": "opaque-token", "expires_in": 3600}),
+        ),
     }
 }
 
@@ -203,7 +206,8 @@ fn with_userinfo(base: &str, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn discovered_endpoints_with_credentials_are_refused_without_showing_the_password() {
-    let cases: [(&str, fn(&str) -> Value, HeaderOptions); 3] = [
+    type Case = (&'static str, fn(&str) -> Value, HeaderOptions);
+    let cases: [Case; 3] = [
         (
             "token_endpoint",
             |b| with_userinfo(b, "/t/token"),
@@ -222,8 +226,8 @@ async fn discovered_endpoints_with_credentials_are_refused_without_showing_the_p
     ];
     for (member, bad, options) in cases {
         let s = start(discovery_with(member, bad)).await;
-        let cert = ca::self_signed_certified_key(&IssueSpec::client("app"), KeyKind::EcP256)
-            .unwrap();
+        let cert =
+            ca::self_signed_certified_key(&IssueSpec::client("app"), KeyKind::EcP256).unwrap();
         let app = App::builder()
             .client_id("app-1")
             .authority(s.authority())
@@ -236,8 +240,14 @@ async fn discovered_endpoints_with_credentials_are_refused_without_showing_the_p
             .await
             .unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, ClientError::Discovery { .. }), "{member}: {text}");
-        assert!(text.contains(member.rsplit('.').next().unwrap()), "{member}: {text}");
+        assert!(
+            matches!(err, ClientError::Discovery { .. }),
+            "{member}: {text}"
+        );
+        assert!(
+            text.contains(member.rsplit('.').next().unwrap()),
+            "{member}: {text}"
+        );
         assert!(text.contains("user name or password"), "{member}: {text}");
         assert!(!text.contains(PASSWORD), "{member}: {text}");
         assert_eq!(s.token_requests.load(Ordering::SeqCst), 0, "{member}");
@@ -266,10 +276,7 @@ fn configured_authority_or_instance_with_credentials_is_refused() {
     let text = e.to_string();
     assert!(text.contains("AzureAd.Instance"), "{text}");
     assert!(!text.contains(PASSWORD), "{text}");
-    let e = certbound_client::Authority::parse(
-        &format!("https://:{PASSWORD}@idp.example/t"),
-        None,
-    )
-    .unwrap_err();
+    let e = certbound_client::Authority::parse(&format!("https://:{PASSWORD}@idp.example/t"), None)
+        .unwrap_err();
     assert!(!e.to_string().contains(PASSWORD), "{e}");
 }

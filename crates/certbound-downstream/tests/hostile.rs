@@ -82,7 +82,10 @@ async fn serve_tls(
         )
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let origin = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let srv = TlsServer::new(listener, server_config(&id, ClientAuth::Optional).unwrap());
     tokio::spawn(srv.serve(router, async {
@@ -132,8 +135,7 @@ async fn start() -> Env {
     let mut anchors = TrustAnchors::default();
     anchors.add(&running.ca_cert());
     let cert: CertifiedKey =
-        ca::self_signed_certified_key(&IssueSpec::client("hostile-test"), KeyKind::EcP256)
-            .unwrap();
+        ca::self_signed_certified_key(&IssueSpec::client("hostile-test"), KeyKind::EcP256).unwrap();
     running
         .register(
             ClientRegistration::with_certificate(
@@ -294,11 +296,17 @@ async fn bearer_calls_follow_only_same_origin_https_redirects_with_the_token_rea
         assert!(!s.dpop && !s.client_certificate, "{s:?}");
     }
 
-    let err = env.call(ProtocolScheme::Bearer, "/to-other").await.unwrap_err();
+    let err = env
+        .call(ProtocolScheme::Bearer, "/to-other")
+        .await
+        .unwrap_err();
     assert!(matches!(err, DownstreamError::Redirect { .. }), "{err}");
     assert!(err.to_string().contains("same origin"), "{err}");
     assert!(err.to_string().contains(&env.other), "{err}");
-    let err = env.call(ProtocolScheme::Bearer, "/to-http").await.unwrap_err();
+    let err = env
+        .call(ProtocolScheme::Bearer, "/to-http")
+        .await
+        .unwrap_err();
     assert!(matches!(err, DownstreamError::Redirect { .. }), "{err}");
     assert!(err.to_string().contains("https"), "{err}");
     assert!(env.other_log.all().is_empty(), "{:?}", env.other_log.all());
@@ -307,7 +315,11 @@ async fn bearer_calls_follow_only_same_origin_https_redirects_with_the_token_rea
     let before = env.api_log.all().len();
     let err = env.call(ProtocolScheme::Bearer, "/loop").await.unwrap_err();
     assert!(err.to_string().contains("more than 3 redirects"), "{err}");
-    assert_eq!(env.api_log.all().len() - before, 4, "the first request and 3 hops");
+    assert_eq!(
+        env.api_log.all().len() - before,
+        4,
+        "the first request and 3 hops"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -328,7 +340,10 @@ async fn a_base_url_with_credentials_is_refused_without_showing_the_password() {
         .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, DownstreamError::Config { .. }), "{text}");
-    assert!(text.contains("DownstreamApis.Hostile") && text.contains("BaseUrl"), "{text}");
+    assert!(
+        text.contains("DownstreamApis.Hostile") && text.contains("BaseUrl"),
+        "{text}"
+    );
     assert!(!text.contains("hunter2pw"), "{text}");
     assert!(env.api_log.all().is_empty(), "nothing was sent");
 }

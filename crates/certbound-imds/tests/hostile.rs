@@ -157,7 +157,8 @@ async fn tokens_that_would_split_a_header_are_refused_on_imds_v1_and_app_service
         format!("{SECRET_TOKEN}\nX"),
         format!("{SECRET_TOKEN} x"),
     ] {
-        let body = serde_json::json!({"access_token": bad, "expires_in": 3600, "token_type": "Bearer"});
+        let body =
+            serde_json::json!({"access_token": bad, "expires_in": 3600, "token_type": "Bearer"});
         let err = v1_token(body.clone()).await.unwrap_err();
         assert!(matches!(err, ImdsError::MalformedResponse { .. }), "{err}");
         assert!(err.to_string().contains("HTTP header"), "{err}");
@@ -186,9 +187,11 @@ async fn absurd_expires_in_saturates_instead_of_wrapping() {
             .unwrap();
         assert!(t.expires_on > now, "{huge}: wrapped to {}", t.expires_on);
     }
-    let t = v1_token(serde_json::json!({"access_token": SECRET_TOKEN, "expires_on": "99999999999999999999"}))
-        .await
-        .unwrap();
+    let t = v1_token(
+        serde_json::json!({"access_token": SECRET_TOKEN, "expires_on": "99999999999999999999"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(t.expires_on, i64::MAX);
 }
 

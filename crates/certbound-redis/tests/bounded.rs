@@ -15,7 +15,12 @@ const SECRET: &str = "SeCrEt-cached-token";
 
 /// Seals `plaintext` exactly as the L2 does (same key) and stores it under the Redis key of
 /// `scope`'s cache key, bypassing the L2's own checks on writing.
-async fn plant(server: &RedisServer, l2: &certbound_redis::RedisTokenCache, scope: &str, plaintext: &[u8]) {
+async fn plant(
+    server: &RedisServer,
+    l2: &certbound_redis::RedisTokenCache,
+    scope: &str,
+    plaintext: &[u8],
+) {
     let ck = cache_key(scope);
     let sealed = Keyring::new(key(1)).seal(ck.as_str(), plaintext).unwrap();
     let mut raw = server.raw().await;
@@ -24,7 +29,9 @@ async fn plant(server: &RedisServer, l2: &certbound_redis::RedisTokenCache, scop
 
 async fn present(server: &RedisServer, l2: &certbound_redis::RedisTokenCache, scope: &str) -> bool {
     let mut raw = server.raw().await;
-    raw.exists(l2.redis_key(cache_key(scope).as_str())).await.unwrap()
+    raw.exists(l2.redis_key(cache_key(scope).as_str()))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -52,11 +59,26 @@ async fn decoded_entries_that_would_split_a_header_are_refused_and_removed() {
     let l2 = l2(&server.url(), 1, &[]).await;
     let exp = now_unix() + 3600;
     let cases = [
-        ("crlf-token", serde_json::json!({"token_type": "Bearer", "access_token": format!("{SECRET}\r\nX-Injected: 1"), "expires_on": exp})),
-        ("lf-token", serde_json::json!({"token_type": "Bearer", "access_token": format!("{SECRET}\nx"), "expires_on": exp})),
-        ("space-token", serde_json::json!({"token_type": "Bearer", "access_token": format!("{SECRET} x"), "expires_on": exp})),
-        ("crlf-type", serde_json::json!({"token_type": "Bearer\r\nX-Injected: 1", "access_token": SECRET, "expires_on": exp})),
-        ("negative-time", serde_json::json!({"token_type": "Bearer", "access_token": SECRET, "expires_on": i64::MIN})),
+        (
+            "crlf-token",
+            serde_json::json!({"token_type": "Bearer", "access_token": format!("{SECRET}\r\nX-Injected: 1"), "expires_on": exp}),
+        ),
+        (
+            "lf-token",
+            serde_json::json!({"token_type": "Bearer", "access_token": format!("{SECRET}\nx"), "expires_on": exp}),
+        ),
+        (
+            "space-token",
+            serde_json::json!({"token_type": "Bearer", "access_token": format!("{SECRET} x"), "expires_on": exp}),
+        ),
+        (
+            "crlf-type",
+            serde_json::json!({"token_type": "Bearer\r\nX-Injected: 1", "access_token": SECRET, "expires_on": exp}),
+        ),
+        (
+            "negative-time",
+            serde_json::json!({"token_type": "Bearer", "access_token": SECRET, "expires_on": i64::MIN}),
+        ),
     ];
     for (i, (scope, json)) in cases.iter().enumerate() {
         plant(&server, &l2, scope, json.to_string().as_bytes()).await;

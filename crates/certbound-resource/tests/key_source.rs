@@ -73,8 +73,7 @@ fn router(
                 h3.count(&h);
                 let to = format!("{redirect_to}/keys");
                 async move {
-                    (StatusCode::FOUND, [(header::LOCATION, to)], "").into_response()
-                        as Response
+                    (StatusCode::FOUND, [(header::LOCATION, to)], "").into_response() as Response
                 }
             }),
         )
@@ -229,5 +228,9 @@ async fn key_source_urls_with_credentials_are_refused_without_showing_the_passwo
         0,
         "no credentials were sent"
     );
-    assert_eq!(w.https_hits.all(), 1, "only the discovery document was read");
+    assert_eq!(
+        w.https_hits.all(),
+        1,
+        "only the discovery document was read"
+    );
 }
