@@ -48,21 +48,17 @@ pub struct RetryPolicy {
 /// error (a misbehaving or hostile server cannot make the client buffer without bound).
 pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// Reads at most `limit + 1` bytes of a body (so the caller can tell "too large" apart),
-/// then stops reading and drops the connection.
+/// Reads at most `limit` bytes of a body (the shared [`certbound_imds::wire`] reader):
+/// `Ok(Err(limit))` when the body is larger, after which nothing more is read.
 pub(crate) async fn read_capped(
-    mut resp: reqwest::Response,
+    resp: reqwest::Response,
     limit: usize,
-) -> Result<bytes::Bytes, reqwest::Error> {
-    let mut buf = bytes::BytesMut::new();
-    while let Some(chunk) = resp.chunk().await? {
-        let room = (limit + 1).saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if buf.len() > limit {
-            break;
-        }
+) -> Result<Result<Vec<u8>, usize>, reqwest::Error> {
+    match certbound_imds::wire::read_body_capped(resp, limit).await {
+        Ok(b) => Ok(Ok(b)),
+        Err(certbound_imds::wire::BodyError::TooLarge { limit }) => Ok(Err(limit)),
+        Err(certbound_imds::wire::BodyError::Read(e)) => Err(e),
     }
-    Ok(buf.freeze())
 }
 
 impl Default for RetryPolicy {
@@ -404,14 +400,17 @@ pub(crate) async fn request_token(
             Ok(Ok(x)) => x,
         };
         let code = status.as_u16();
-        if bytes.len() > MAX_RESPONSE_BYTES {
-            return Err(ClientError::InvalidResponse {
-                url: url.into(),
-                message: format!(
-                    "HTTP {code} with a body larger than {MAX_RESPONSE_BYTES} bytes; refusing to read it"
-                ),
-            });
-        }
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(limit) => {
+                return Err(ClientError::InvalidResponse {
+                    url: url.into(),
+                    message: format!(
+                        "HTTP {code} with a body larger than {limit} bytes; stopped reading it"
+                    ),
+                });
+            }
+        };
         let mut fresh_nonce = false;
         if let (Some(KeyBound::DPoP(_, nonces)), Some(n)) = (req.key_bound, &nonce) {
             fresh_nonce = nonces.set(url, n);
@@ -500,12 +499,9 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     )
 }
 
+/// Seconds from JSON, saturating (`1e308`, `i64::MAX`, twenty digits: as long as can be).
 fn num(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+    certbound_imds::wire::seconds(v?)
 }
 
 fn parse_success(
@@ -526,7 +522,7 @@ fn parse_success(
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| invalid("no access_token"))?;
-    if token.len() > 64 * 1024 || token.chars().any(|c| !c.is_ascii_graphic()) {
+    if !certbound_imds::wire::token_is_header_safe(token) {
         return Err(invalid(
             "the access_token is too large or holds characters not allowed in an HTTP header",
         ));
@@ -623,26 +619,34 @@ fn parse_success(
         binding = Thumbprint::from_base64url(&expected);
     }
     let now = certbound_core::now_unix();
+    // Saturating throughout: a hostile `expires_in` (i64::MAX, 1e308, twenty digits) is "very
+    // long", never a wrapped negative time; and a token never outlives its JWT's `exp`.
+    let jwt_exp = claims.as_ref().and_then(|c| num(c.get("exp")));
     let expires_in = num(obj.get("expires_in"))
-        .or_else(|| {
-            claims
-                .as_ref()
-                .and_then(|c| num(c.get("exp")))
-                .map(|exp| exp - now)
-        })
+        .or_else(|| jwt_exp.map(|exp| exp.saturating_sub(now)))
         .unwrap_or(3600);
     if expires_in <= 0 {
         return Err(invalid("the token is already expired (expires_in ≤ 0)"));
     }
+    let expires_on = match jwt_exp {
+        Some(exp) => now.saturating_add(expires_in).min(exp),
+        None => now.saturating_add(expires_in),
+    };
+    let lifetime = expires_on.saturating_sub(now);
+    if lifetime <= 0 {
+        return Err(invalid(
+            "the token is already expired (its JWT `exp` has passed)",
+        ));
+    }
     let refresh_on = match num(obj.get("refresh_in")) {
-        Some(r) if r > 0 && r < expires_in => Some(now + r),
-        _ if expires_in >= 7200 => Some(now + expires_in / 2),
+        Some(r) if r > 0 && r < lifetime => Some(now.saturating_add(r)),
+        _ if lifetime >= 7200 => Some(now.saturating_add(lifetime / 2)),
         _ => None,
     };
     let mut t = CachedToken::new(
         token_type,
         Secret::new(token),
-        now + expires_in,
+        expires_on,
         refresh_on,
         binding.as_ref(),
     );

@@ -97,6 +97,14 @@ impl Authority {
     ) -> Result<Self, ClientError> {
         let region = ad.azure_region.as_deref();
         if let Some(a) = &ad.authority {
+            if certbound_imds::wire::text_has_userinfo(a) {
+                return Err(crate::error::ConfigError::new(
+                    file,
+                    "AzureAd.Authority",
+                    USERINFO_REASON,
+                )
+                .into());
+            }
             return Self::parse(a, region);
         }
         let instance = ad.instance.as_deref().ok_or_else(|| {
@@ -113,6 +121,11 @@ impl Authority {
                 "missing: set Instance and TenantId, or Authority",
             )
         })?;
+        if certbound_imds::wire::text_has_userinfo(instance) {
+            return Err(
+                crate::error::ConfigError::new(file, "AzureAd.Instance", USERINFO_REASON).into(),
+            );
+        }
         let inst = Url::parse(instance).map_err(|e| {
             crate::error::ConfigError::new(
                 file,
@@ -141,9 +154,12 @@ impl Authority {
     /// Parses an authority URL. Entra hosts take the first path segment as the tenant.
     pub fn parse(url: &str, region: Option<&str>) -> Result<Self, ClientError> {
         let bad = |m: &str| ClientError::Authority {
-            authority: shorten(url, 200),
+            authority: shorten(&certbound_imds::wire::redact_userinfo(url), 200),
             message: m.into(),
         };
+        if certbound_imds::wire::text_has_userinfo(url) {
+            return Err(bad(USERINFO_REASON));
+        }
         let u = Url::parse(url.trim()).map_err(|e| bad(&format!("not a valid URL: {e}")))?;
         if u.scheme() != "https" {
             return Err(bad("must use https"));
@@ -391,6 +407,9 @@ async fn discover(
                 let issuer = m
                     .issuer
                     .ok_or_else(|| fail("the metadata has no `issuer`".into()))?;
+                if certbound_imds::wire::text_has_userinfo(&issuer) {
+                    return Err(fail(format!("the metadata's `issuer` {USERINFO_REASON}")));
+                }
                 if issuer.trim_end_matches('/') != authority.url().trim_end_matches('/') {
                     return Err(fail(format!(
                         "the metadata's issuer `{}` is not the configured authority `{}` (set AzureAd.Authority to the issuer)",
@@ -430,7 +449,13 @@ async fn discover(
     })
 }
 
+/// Why an endpoint URL with `user:password@` is refused (the URL itself is never shown).
+pub(crate) const USERINFO_REASON: &str = "carries a user name or password (`user:password@host`); credentials never go in an endpoint URL";
+
 fn check_https(u: &str) -> Result<(), String> {
+    if certbound_imds::wire::text_has_userinfo(u) {
+        return Err(USERINFO_REASON.into());
+    }
     match Url::parse(u) {
         Ok(p) if p.scheme() == "https" => Ok(()),
         Ok(_) => Err(format!("`{}` is not https", shorten(u, 200))),
@@ -468,16 +493,13 @@ async fn fetch_metadata(
                     return Err(last);
                 }
             }
-            Ok(Ok((_, body))) if body.len() > crate::acquire::MAX_RESPONSE_BYTES => {
+            Ok(Ok((s, Err(limit)))) => {
                 return Err((
-                    format!(
-                        "metadata larger than {} bytes",
-                        crate::acquire::MAX_RESPONSE_BYTES
-                    ),
+                    format!("HTTP {s} with a body larger than {limit} bytes; stopped reading it"),
                     false,
                 ));
             }
-            Ok(Ok((s, body))) if s.is_success() => {
+            Ok(Ok((s, Ok(body)))) if s.is_success() => {
                 return serde_json::from_slice(&body)
                     .map_err(|e| (format!("not valid metadata JSON: {e}"), false));
             }

@@ -129,7 +129,13 @@ impl fmt::Display for CacheKey {
 }
 
 /// A cached access token. Serialisable (JSON) for distributed caches; `Debug` redacts the token.
+///
+/// Deserialising checks what a distributed cache hands back as strictly as a token
+/// endpoint's answer (see [`CachedToken::check`]): a token or token type that does not fit
+/// in an `Authorization` header, or a negative time, is an error; an `expires_on` past the
+/// token's own JWT `exp` is lowered to it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "StoredToken")]
 pub struct CachedToken {
     /// The `token_type` the server returned (`mtls_pop`, `Bearer`), used as the header scheme.
     pub token_type: String,
@@ -148,7 +154,70 @@ pub struct CachedToken {
     pub acquired_on: i64,
 }
 
+/// The stored form of a [`CachedToken`], checked on the way in.
+#[derive(Deserialize)]
+struct StoredToken {
+    token_type: String,
+    access_token: Secret,
+    expires_on: i64,
+    #[serde(default)]
+    refresh_on: Option<i64>,
+    #[serde(default)]
+    binding_thumbprint: Option<String>,
+    #[serde(default)]
+    acquired_on: i64,
+}
+
+impl TryFrom<StoredToken> for CachedToken {
+    type Error = CacheError;
+    fn try_from(s: StoredToken) -> Result<Self, CacheError> {
+        let expires_on = certbound_imds::wire::token_expiry(s.access_token.expose(), s.expires_on);
+        let t = Self {
+            token_type: s.token_type,
+            access_token: s.access_token,
+            expires_on,
+            refresh_on: s.refresh_on,
+            binding_thumbprint: s.binding_thumbprint,
+            acquired_on: s.acquired_on,
+        };
+        t.check()?;
+        Ok(t)
+    }
+}
+
 impl CachedToken {
+    /// Checks a token read back from a cache as the token-endpoint answer was checked: the
+    /// access token and token type fit in an `Authorization` header (visible ASCII only, no
+    /// CR/LF), the times are not negative. The error never contains the token.
+    pub fn check(&self) -> Result<(), CacheError> {
+        if !certbound_imds::wire::token_is_header_safe(self.access_token.expose()) {
+            return Err(CacheError(
+                "cached access_token is empty, too large or holds characters not allowed in an HTTP header".into(),
+            ));
+        }
+        if self.token_type.len() > 64
+            || !certbound_imds::wire::token_is_header_safe(&self.token_type)
+        {
+            return Err(CacheError(
+                "cached token_type is not an HTTP authentication scheme".into(),
+            ));
+        }
+        if self.expires_on < 0 || self.acquired_on < 0 || self.refresh_on.is_some_and(|r| r < 0) {
+            return Err(CacheError("cached token has a negative time".into()));
+        }
+        if let Some(b) = &self.binding_thumbprint
+            && (b.len() > 64
+                || !b
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+        {
+            return Err(CacheError(
+                "cached binding_thumbprint is not a base64url thumbprint".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// A token acquired now.
     pub fn new(
         token_type: impl Into<String>,

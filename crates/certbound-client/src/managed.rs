@@ -205,15 +205,25 @@ impl ManagedIdentityCredential {
                 received: shorten(&token.token_type, 40),
             });
         }
+        if !certbound_imds::wire::token_is_header_safe(token.access_token()) {
+            return Err(ClientError::InvalidResponse {
+                url: self.unbound_endpoint(),
+                message: "the managed-identity access_token is too large or holds characters not allowed in an HTTP header".into(),
+            });
+        }
         let now = certbound_core::now_unix();
-        let lifetime = token.expires_on - now;
+        // `expires_on` is already saturating and bounded by the JWT's `exp` (certbound-imds).
+        let lifetime = token.expires_on.saturating_sub(now);
         if lifetime <= 0 {
             return Err(ClientError::InvalidResponse {
                 url: self.unbound_endpoint(),
                 message: "the managed-identity token is already expired".into(),
             });
         }
-        let refresh_on = (lifetime >= 7200).then_some(now + lifetime / 2);
+        let refresh_on = match token.refresh_on {
+            Some(r) if r > now && r < token.expires_on => Some(r),
+            _ => (lifetime >= 7200).then_some(now.saturating_add(lifetime / 2)),
+        };
         let mut t = CachedToken::new(
             "Bearer",
             Secret::new(token.access_token()),

@@ -25,7 +25,7 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use certbound_client::config::DownstreamApiConfig;
 use certbound_client::{App, HeaderOptions, ProtocolScheme};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -37,6 +37,8 @@ use crate::pool::TransportPool;
 
 /// Default limit on a response body.
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+/// The most redirects followed for one Bearer call (same origin, https only).
+pub const MAX_REDIRECTS: usize = 3;
 
 /// Per-call overrides of a configured API.
 #[derive(Debug, Clone, Default)]
@@ -104,6 +106,8 @@ pub struct DownstreamResponse {
     retried: bool,
     /// The response carried a `DPoP-Nonce` (now remembered by the app).
     fresh_nonce: bool,
+    /// The request presented a client certificate (a binding).
+    presented_certificate: bool,
 }
 
 impl DownstreamResponse {
@@ -254,7 +258,7 @@ impl Downstream {
             header_options.force_refresh = true;
         }
         let mut first = self
-            .send_once(name, api, &options, &url, &method, &header_options)
+            .send_following(name, api, &options, &url, &method, &header_options)
             .await?;
         if header_options.scheme == ProtocolScheme::DPoP
             && first.status == StatusCode::UNAUTHORIZED
@@ -268,7 +272,7 @@ impl Downstream {
                 "401 use_dpop_nonce: retrying with the API's nonce"
             );
             first = self
-                .send_once(name, api, &options, &url, &method, &header_options)
+                .send_following(name, api, &options, &url, &method, &header_options)
                 .await?;
             first.retried = true;
         }
@@ -283,7 +287,7 @@ impl Downstream {
                 "401 invalid_token: refreshing the token once and retrying"
             );
             let mut again = self
-                .send_once(
+                .send_following(
                     name,
                     api,
                     &options,
@@ -298,6 +302,105 @@ impl Downstream {
         Ok(first)
     }
 
+    /// [`Self::send_once`], following redirects only where that is safe: never for a call
+    /// that presents the client certificate or carries a bound token or a proof (`MTLS_POP`,
+    /// `MTLS`, `Pop`, `DPoP`) — the 3xx is an error naming its target; for `Bearer` (and
+    /// token-less) calls only to the same origin over https, at most [`MAX_REDIRECTS`] hops,
+    /// with the token re-attached by certbound for the new URL.
+    async fn send_following(
+        &self,
+        name: &str,
+        api: &DownstreamApiConfig,
+        options: &CallOptions,
+        url: &url::Url,
+        method: &Method,
+        header_options: &HeaderOptions,
+    ) -> Result<DownstreamResponse, DownstreamError> {
+        let mut url = url.clone();
+        let mut method = method.clone();
+        let mut with_body = true;
+        let mut hops = 0;
+        loop {
+            let resp = self
+                .send_once(name, api, options, &url, &method, header_options, with_body)
+                .await?;
+            if !is_redirect(resp.status) {
+                return Ok(resp);
+            }
+            let Some(location) = resp
+                .headers
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            else {
+                return Ok(resp);
+            };
+            let refuse = |location: String, reason: String| DownstreamError::Redirect {
+                url: resp.url.clone(),
+                status: resp.status.as_u16(),
+                location,
+                reason,
+            };
+            let target = match url.join(location.trim()) {
+                Ok(t) => t,
+                Err(e) => {
+                    return Err(refuse(
+                        shown_location(location),
+                        format!("the Location is not a URL ({e})"),
+                    ));
+                }
+            };
+            let shown = redact_query(&target);
+            let scheme = header_options.scheme;
+            if scheme != ProtocolScheme::Bearer || resp.presented_certificate {
+                return Err(refuse(
+                    shown,
+                    format!(
+                        "a {} call presents the client certificate or carries a bound token or proof, so it is never redirected",
+                        scheme.as_str()
+                    ),
+                ));
+            }
+            if target.scheme() != "https" {
+                return Err(refuse(
+                    shown,
+                    "a Bearer call is only redirected over https".into(),
+                ));
+            }
+            if target.origin() != url.origin() {
+                return Err(refuse(
+                    shown,
+                    "a Bearer call is only redirected to the same origin (scheme, host and port)"
+                        .into(),
+                ));
+            }
+            if certbound_imds::wire::has_userinfo(&target) {
+                return Err(refuse(
+                    shown,
+                    "the Location carries a user name or password".into(),
+                ));
+            }
+            if hops >= MAX_REDIRECTS {
+                return Err(refuse(
+                    shown,
+                    format!("more than {MAX_REDIRECTS} redirects"),
+                ));
+            }
+            hops += 1;
+            // 303, and 301/302 after anything but GET/HEAD, continue as a GET without body
+            // (what browsers and HTTP clients do); 307/308 repeat the request as it was.
+            let status = resp.status.as_u16();
+            if (status == 303 && method != Method::HEAD)
+                || (matches!(status, 301 | 302) && method != Method::GET && method != Method::HEAD)
+            {
+                method = Method::GET;
+                with_body = false;
+            }
+            tracing::debug!(api = name, status, to = %shown, "following a same-origin redirect");
+            url = target;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn send_once(
         &self,
         name: &str,
@@ -306,6 +409,7 @@ impl Downstream {
         url: &url::Url,
         method: &Method,
         header_options: &HeaderOptions,
+        with_body: bool,
     ) -> Result<DownstreamResponse, DownstreamError> {
         let mut auth = HeaderMap::new();
         // `MTLS` needs no token (and no scopes): the header provider gives its certificate.
@@ -333,6 +437,7 @@ impl Downstream {
         } else {
             None
         };
+        let presented_certificate = binding.is_some();
         let client = self.pool.client_for(binding.as_ref())?;
         let mut req = client.request(method.clone(), url.clone()).headers(auth);
         if let Some(accept) = &api.accept_header {
@@ -354,7 +459,7 @@ impl Downstream {
             })?;
             req = req.header(name_h, value);
         }
-        if let Some((body, ct)) = &options.body {
+        if let Some((body, ct)) = options.body.as_ref().filter(|_| with_body) {
             req = req
                 .header(http::header::CONTENT_TYPE, ct)
                 .body(body.clone());
@@ -380,6 +485,7 @@ impl Downstream {
             body,
             retried: false,
             fresh_nonce,
+            presented_certificate,
         })
     }
 
@@ -480,10 +586,16 @@ fn build_url(
         .as_deref()
         .or(api.relative_path.as_deref())
         .unwrap_or("");
-    let joined = match (base.ends_with('/'), rel.starts_with('/')) {
-        (_, _) if rel.is_empty() => base.to_string(),
-        (true, true) => format!("{}{}", base, &rel[1..]),
-        (false, false) => format!("{base}/{rel}"),
+    if certbound_imds::wire::text_has_userinfo(base) {
+        return Err(DownstreamError::Config {
+            api: name.into(),
+            problem: "BaseUrl carries a user name or password (`user:password@host`); credentials never go in an endpoint URL".into(),
+        });
+    }
+    let joined = match (base.ends_with('/'), rel.strip_prefix('/')) {
+        _ if rel.is_empty() => base.to_string(),
+        (true, Some(rest)) => format!("{base}{rest}"),
+        (false, None) => format!("{base}/{rel}"),
         _ => format!("{base}{rel}"),
     };
     let mut url = url::Url::parse(&joined).map_err(|e| DownstreamError::Config {
@@ -515,11 +627,13 @@ fn build_url(
     Ok(url)
 }
 
-/// The URL without its query string (query values may be sensitive).
+/// The URL without its query string (query values may be sensitive) or user name/password.
 fn redact_query(url: &url::Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.set_fragment(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
     u.to_string()
 }
 
@@ -542,38 +656,43 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 }
 
 async fn read_limited(
-    mut resp: reqwest::Response,
+    resp: reqwest::Response,
     limit: usize,
     url: &str,
 ) -> Result<Bytes, DownstreamError> {
-    if resp.content_length().is_some_and(|n| n as usize > limit) {
-        return Err(DownstreamError::BodyTooLarge {
+    use certbound_imds::wire::{BodyError, read_body_capped};
+    match tokio::time::timeout(Duration::from_secs(60), read_body_capped(resp, limit)).await {
+        Err(_) => Err(DownstreamError::Request {
+            url: url.into(),
+            reason: "timed out reading the body".into(),
+        }),
+        Ok(Err(BodyError::TooLarge { limit })) => Err(DownstreamError::BodyTooLarge {
             url: url.into(),
             limit,
-        });
+        }),
+        Ok(Err(BodyError::Read(e))) => Err(DownstreamError::Request {
+            url: url.into(),
+            reason: describe_reqwest(&e),
+        }),
+        Ok(Ok(b)) => Ok(Bytes::from(b)),
     }
-    let mut buf = BytesMut::new();
-    loop {
-        let chunk = tokio::time::timeout(Duration::from_secs(60), resp.chunk())
-            .await
-            .map_err(|_| DownstreamError::Request {
-                url: url.into(),
-                reason: "timed out reading the body".into(),
-            })?
-            .map_err(|e| DownstreamError::Request {
-                url: url.into(),
-                reason: describe_reqwest(&e),
-            })?;
-        let Some(chunk) = chunk else { break };
-        if buf.len() + chunk.len() > limit {
-            return Err(DownstreamError::BodyTooLarge {
-                url: url.into(),
-                limit,
-            });
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
+}
+
+fn is_redirect(s: StatusCode) -> bool {
+    matches!(s.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// A `Location` value fit for an error message: no query, no user name or password.
+fn shown_location(location: &str) -> String {
+    let no_query = location
+        .split_once(['?', '#'])
+        .map_or(location, |(before, _)| before);
+    let clean: String = certbound_imds::wire::redact_userinfo(no_query)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect();
+    clean
 }
 
 #[cfg(test)]

@@ -41,6 +41,20 @@ pub enum DownstreamError {
         /// The first bytes of the body (lossy UTF-8, control characters removed).
         body_excerpt: String,
     },
+    /// The API answered with a redirect certbound does not follow: any redirect of a call that
+    /// presents the client certificate or carries a bound token or proof, and for Bearer calls
+    /// one to another origin, to `http://`, or past the hop limit.
+    #[error("{url} answered {status} redirecting to {location}; not followed: {reason}")]
+    Redirect {
+        /// The URL that answered, without query string.
+        url: String,
+        /// The 3xx status.
+        status: u16,
+        /// Where it redirects (without query string or user name/password).
+        location: String,
+        /// Why it was not followed.
+        reason: String,
+    },
     /// The response body exceeded the configured limit.
     #[error("{url}: response body larger than {limit} bytes")]
     BodyTooLarge {

@@ -181,6 +181,10 @@ fn build_client(
         .tcp_keepalive(Duration::from_secs(60))
         .http2_keep_alive_interval(Duration::from_secs(30))
         .http2_keep_alive_while_idle(true)
+        // Never followed by the HTTP client: a redirect would present the client certificate
+        // and forward proofs to wherever it points. `Downstream` follows same-origin https
+        // redirects of Bearer calls itself, re-attaching the token (see `api`).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| DownstreamError::Transport(format!("cannot build HTTP client: {e}")))
 }

@@ -51,6 +51,9 @@ pub const APP_SERVICE_API_VERSION: &str = "2019-08-01";
 const STALE_GRACE_SECS: i64 = 30;
 /// A minted certificate valid for less than this is never persisted (kept in memory only).
 pub const PERSIST_MIN_LIFETIME_SECS: i64 = 24 * 3600;
+/// The most bytes read from an IMDS or App Service response; a larger body is an error
+/// ([`ImdsError::BodyTooLarge`]) and is not read further.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// Which managed identity to use.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -226,8 +229,10 @@ impl MintedCredential {
 #[derive(Clone)]
 pub struct ManagedIdentityToken {
     access_token: Zeroizing<String>,
-    /// Expiry, Unix seconds.
+    /// Expiry, Unix seconds (never later than the token's own JWT `exp`).
     pub expires_on: i64,
+    /// When to refresh proactively (from `refresh_in`), Unix seconds, when the endpoint said.
+    pub refresh_on: Option<i64>,
     /// Usually `Bearer`.
     pub token_type: String,
     /// The resource the token is for, when the endpoint said.
@@ -242,6 +247,7 @@ impl fmt::Debug for ManagedIdentityToken {
                 &format_args!("<redacted, {} bytes>", self.access_token.len()),
             )
             .field("expires_on", &self.expires_on)
+            .field("refresh_on", &self.refresh_on)
             .field("token_type", &self.token_type)
             .field("resource", &self.resource)
             .finish()
@@ -254,6 +260,9 @@ impl ManagedIdentityToken {
         &self.access_token
     }
 }
+
+/// Why an endpoint URL with `user:password@` is refused (the value itself is never shown).
+const USERINFO_REASON: &str = "carries a user name or password (`user:password@host`); credentials never go in an endpoint URL";
 
 /// Timeouts and retry policy shared by the IMDS and App Service clients.
 #[derive(Clone)]
@@ -368,10 +377,18 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 /// `error`/`error_description` (never the whole body).
 async fn read_json(endpoint: &str, resp: reqwest::Response) -> Result<serde_json::Value> {
     let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| ImdsError::Unreachable {
-        endpoint: endpoint.to_string(),
-        reason: error_chain(&e),
-    })?;
+    let body = crate::wire::read_body_capped(resp, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| match e {
+            crate::wire::BodyError::TooLarge { limit } => ImdsError::BodyTooLarge {
+                endpoint: endpoint.to_string(),
+                limit,
+            },
+            crate::wire::BodyError::Read(e) => ImdsError::Unreachable {
+                endpoint: endpoint.to_string(),
+                reason: error_chain(&e),
+            },
+        })?;
     if !status.is_success() {
         return Err(ImdsError::Status {
             endpoint: endpoint.to_string(),
@@ -414,30 +431,37 @@ fn without_query(url: &Url) -> String {
     u.to_string()
 }
 
-/// Parses `expires_on` (Unix seconds as a number or a string), else `expires_in`.
+/// Parses `expires_on` (Unix seconds as a number or a string), else `expires_in`, both
+/// saturating, and never later than the token's own JWT `exp`; `refresh_in` likewise. The
+/// token must be fit for an `Authorization` header (visible ASCII only).
 fn parse_token(endpoint: &str, v: &serde_json::Value, now: i64) -> Result<ManagedIdentityToken> {
     let bad = |reason: &str| ImdsError::MalformedResponse {
         endpoint: endpoint.to_string(),
         reason: reason.to_string(),
     };
-    let int = |k: &str| -> Option<i64> {
-        match v.get(k)? {
-            serde_json::Value::Number(n) => n.as_i64(),
-            serde_json::Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    };
+    let int = |k: &str| v.get(k).and_then(crate::wire::seconds);
     let token = v
         .get("access_token")
         .and_then(|t| t.as_str())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("no `access_token`"))?;
+    if !crate::wire::token_is_header_safe(token) {
+        return Err(bad(
+            "the `access_token` is too large or holds characters not allowed in an HTTP header (CR, LF, spaces, controls)",
+        ));
+    }
     let expires_on = int("expires_on")
-        .or_else(|| int("expires_in").map(|s| now + s))
+        .or_else(|| int("expires_in").map(|s| now.saturating_add(s)))
         .ok_or_else(|| bad("no numeric `expires_on` or `expires_in`"))?;
+    let expires_on = crate::wire::token_expiry(token, expires_on);
+    let refresh_on = int("refresh_in")
+        .filter(|r| *r > 0)
+        .map(|r| now.saturating_add(r))
+        .filter(|r| *r < expires_on);
     Ok(ManagedIdentityToken {
         access_token: Zeroizing::new(token.to_string()),
         expires_on,
+        refresh_on,
         token_type: v
             .get("token_type")
             .and_then(|t| t.as_str())
@@ -492,10 +516,13 @@ impl ImdsClient {
             format!("http://{value}")
         };
         let bad = |reason: String| ImdsError::BadEndpoint {
-            value: value.to_string(),
+            value: crate::wire::redact_userinfo(value),
             origin,
             reason,
         };
+        if crate::wire::text_has_userinfo(&with_scheme) {
+            return Err(bad(USERINFO_REASON.into()));
+        }
         let base = Url::parse(&with_scheme).map_err(|e| bad(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
             return Err(bad("expected http://host[:port]".into()));
@@ -631,6 +658,11 @@ impl ImdsClient {
                 thumbprint: cert.thumbprint().to_base64url(),
             });
         }
+        if crate::wire::text_has_userinfo(&r.mtls_authentication_endpoint) {
+            return Err(bad(format!(
+                "`mtls_authentication_endpoint` {USERINFO_REASON}"
+            )));
+        }
         let mtls = Url::parse(&r.mtls_authentication_endpoint)
             .map_err(|e| bad(format!("`mtls_authentication_endpoint` is not a URL ({e})")))?;
         if mtls.scheme() != "https" {
@@ -733,11 +765,18 @@ impl AppServiceClient {
 
     /// An App Service identity endpoint and its secret header value.
     pub fn new(endpoint: &str, identity_header: &str) -> Result<Self> {
-        let url = Url::parse(endpoint).map_err(|e| ImdsError::BadEndpoint {
-            value: endpoint.to_string(),
+        let bad = |reason: String| ImdsError::BadEndpoint {
+            value: crate::wire::redact_userinfo(endpoint),
             origin: IDENTITY_ENDPOINT_ENV,
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        if crate::wire::text_has_userinfo(endpoint) {
+            return Err(bad(USERINFO_REASON.into()));
+        }
+        let url = Url::parse(endpoint).map_err(|e| bad(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(bad("expected http(s)://host[:port]/path".into()));
+        }
         Ok(Self {
             endpoint: url,
             header: Zeroizing::new(identity_header.to_string()),

@@ -73,6 +73,16 @@ pub enum ImdsError {
         /// `error`/`error_description` (or the start of the body), never a token.
         detail: String,
     },
+    /// The response body was larger than the client reads (it stopped reading there).
+    #[error(
+        "{endpoint} sent a response body larger than {limit} bytes; refusing to read it (a managed-identity answer is a few kilobytes)"
+    )]
+    BodyTooLarge {
+        /// The URL that answered (no query).
+        endpoint: String,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The answer was not the JSON document expected.
     #[error("{endpoint} returned a malformed response: {reason}")]
     MalformedResponse {

@@ -66,6 +66,7 @@ pub mod client;
 pub mod csr;
 pub mod emulator;
 pub mod error;
+pub mod wire;
 
 pub use client::{
     AppServiceClient, ImdsClient, ManagedCertificateSource, ManagedIdentity, ManagedIdentityToken,

@@ -22,6 +22,12 @@ use crate::crypto::{Keyring, OpenError};
 use crate::error::ConfigError;
 use crate::health::{Admit, Health};
 
+/// The largest Redis value read or written (bytes). Reads ask Redis for at most one byte
+/// more (`GETRANGE key 0 MAX_ENTRY_BYTES`), so a huge value under a cache key costs this
+/// much, not its size; such an entry is unusable and removed. A sealed token (at most 64 KiB
+/// of access token) is far smaller.
+pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
+
 /// Counters of a [`RedisTokenCache`], for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct L2Stats {
@@ -340,15 +346,30 @@ impl RedisTokenCache {
     /// key is re-sealed under the current key in the background.
     pub async fn get_bytes(&self, cache_key: &str) -> Option<Zeroizing<Vec<u8>>> {
         let rkey = self.redis_key(cache_key);
+        // A bounded read: GETRANGE's end is inclusive, so at most MAX_ENTRY_BYTES + 1 bytes
+        // come back (an absent key reads as empty).
         let raw = match self
-            .run::<Option<Vec<u8>>>(redis::cmd("GET").arg(&rkey))
+            .run::<Vec<u8>>(
+                redis::cmd("GETRANGE")
+                    .arg(&rkey)
+                    .arg(0)
+                    .arg(MAX_ENTRY_BYTES),
+            )
             .await
         {
-            Ok(Some(Some(raw))) => raw,
-            Ok(Some(None)) => {
+            Ok(Some(raw)) if raw.is_empty() => {
                 self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
+            Ok(Some(raw)) if raw.len() > MAX_ENTRY_BYTES => {
+                self.discard(
+                    &rkey,
+                    &format!("entry larger than {MAX_ENTRY_BYTES} bytes; not read further"),
+                )
+                .await;
+                return None;
+            }
+            Ok(Some(raw)) => raw,
             Ok(None) => return None,
             Err(why) => {
                 self.discard(&rkey, &why).await;
@@ -414,6 +435,11 @@ impl RedisTokenCache {
                 return;
             }
         };
+        if sealed.len() > MAX_ENTRY_BYTES {
+            tracing::warn!(target: "certbound_redis", bytes = sealed.len(), limit = MAX_ENTRY_BYTES,
+                "not caching a token in Redis: the entry is larger than the limit");
+            return;
+        }
         let rkey = self.redis_key(cache_key);
         let mut cmd = redis::cmd("SET");
         cmd.arg(&rkey).arg(sealed).arg("PX").arg(ttl_ms);

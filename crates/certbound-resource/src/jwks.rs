@@ -306,6 +306,15 @@ pub enum FetchError {
         /// The URL.
         url: String,
     },
+    /// Keys and discovery documents come only over https, from URLs without a user name or
+    /// password (and never through a redirect to `http://`).
+    #[error("refusing {url}: {detail}")]
+    Insecure {
+        /// The URL (user name and password removed).
+        url: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// Not the expected JSON.
     #[error("GET {url}: {detail}")]
     Invalid {
@@ -316,12 +325,60 @@ pub enum FetchError {
     },
 }
 
-/// GETs a JSON document with a size limit.
+/// Why a key-source URL cannot be used: not https, or carrying a user name or password.
+/// Keys fetched over plain HTTP could be anyone's, so there is no exception (not even
+/// loopback: the development authority serves https).
+fn insecure_reason(url: &Url) -> Option<&'static str> {
+    if !url.username().is_empty() || url.password().is_some() {
+        Some("the URL carries a user name or password (`user:password@host`)")
+    } else if url.scheme() != "https" {
+        Some("signing keys and discovery documents are fetched over https only")
+    } else {
+        None
+    }
+}
+
+/// `url` as text without user name and password.
+fn shown(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+/// The same for URL text that may not parse: anything between `://` and `@` is hidden.
+fn shown_text(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(u) => shown(&u),
+        Err(_) => match url.split_once("://") {
+            Some((scheme, rest)) => {
+                let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                match rest.split_at_checked(end) {
+                    Some((auth, tail)) => match auth.rsplit_once('@') {
+                        Some((_, host)) => format!("{scheme}://***@{host}{tail}"),
+                        None => url.to_owned(),
+                    },
+                    None => url.to_owned(),
+                }
+            }
+            None => url.to_owned(),
+        },
+    }
+}
+
+/// GETs a JSON document with a size limit, over https only (the final URL too, when the
+/// HTTP client followed a redirect).
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: &Url,
 ) -> Result<T, FetchError> {
-    let u = url.to_string();
+    if let Some(detail) = insecure_reason(url) {
+        return Err(FetchError::Insecure {
+            url: shown(url),
+            detail: detail.into(),
+        });
+    }
+    let u = shown(url);
     let mut resp = http
         .get(url.clone())
         .header(http::header::ACCEPT, "application/json")
@@ -331,6 +388,12 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
             url: u.clone(),
             detail: error_chain(&e),
         })?;
+    if let Some(detail) = insecure_reason(resp.url()) {
+        return Err(FetchError::Insecure {
+            url: u,
+            detail: format!("redirected to {}: {detail}", shown(resp.url())),
+        });
+    }
     if !resp.status().is_success() {
         return Err(FetchError::Status {
             url: u,
@@ -477,12 +540,15 @@ pub async fn discover(
     issuer: &str,
 ) -> Result<DiscoveryDocument, FetchError> {
     let invalid = |detail: String| FetchError::Invalid {
-        url: issuer.to_owned(),
+        url: shown_text(issuer),
         detail,
     };
     let base = Url::parse(issuer).map_err(|e| invalid(format!("issuer is not a URL ({e})")))?;
-    if base.scheme() != "https" && base.scheme() != "http" {
-        return Err(invalid("issuer must be an https URL".into()));
+    if let Some(detail) = insecure_reason(&base) {
+        return Err(FetchError::Insecure {
+            url: shown(&base),
+            detail: format!("issuer: {detail}"),
+        });
     }
     let oidc = Url::parse(&format!(
         "{}/.well-known/openid-configuration",
@@ -503,9 +569,26 @@ pub async fn discover(
     };
     if doc.issuer != issuer {
         return Err(invalid(format!(
-            "discovery document names issuer `{}`, expected exactly `{issuer}`",
-            doc.issuer
+            "discovery document names issuer `{}`, expected exactly `{}`",
+            shown_text(&doc.issuer),
+            shown_text(issuer)
         )));
+    }
+    match Url::parse(&doc.jwks_uri) {
+        Ok(j) => {
+            if let Some(detail) = insecure_reason(&j) {
+                return Err(FetchError::Insecure {
+                    url: shown(&j),
+                    detail: format!("the discovery document's jwks_uri: {detail}"),
+                });
+            }
+        }
+        Err(e) => {
+            return Err(invalid(format!(
+                "the discovery document's jwks_uri `{}` is not a URL ({e})",
+                shown_text(&doc.jwks_uri)
+            )));
+        }
     }
     Ok(doc)
 }
