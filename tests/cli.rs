@@ -1044,7 +1044,6 @@ fn api_serve_checks_proofs_against_its_own_origins() {
     }
 }
 
-
 /// `authority register`: repeatable `--auth`, `--subject-dn` and `--san-*`, what it
 /// prints, what it refuses, and that the registered methods are the only ones accepted.
 #[test]
@@ -1141,7 +1140,8 @@ fn register_methods_and_tls_client_auth_subjects() {
         serde_json::json!(["self_signed_tls_client_auth", "private_key_jwt"])
     );
     assert!(out["x5t#S256"].is_string());
-    // The default with --cert stays self_signed_tls_client_auth alone.
+    // The default with --cert is what Entra accepts for a certificate credential: the
+    // handshake and an assertion it signs; an explicit --auth narrows it to that method.
     let out = json(&register(&[
         "--client-id",
         "cli-default",
@@ -1150,8 +1150,43 @@ fn register_methods_and_tls_client_auth_subjects() {
     ]));
     assert_eq!(
         out["token_endpoint_auth_methods"],
+        serde_json::json!(["self_signed_tls_client_auth", "private_key_jwt"])
+    );
+    let out = json(&register(&[
+        "--client-id",
+        "cli-mtls-only",
+        "--cert",
+        d("app.pem").to_str().unwrap(),
+        "--auth",
+        "self_signed_tls_client_auth",
+    ]));
+    assert_eq!(
+        out["token_endpoint_auth_methods"],
         serde_json::json!(["self_signed_tls_client_auth"])
     );
+    // Over the wire: the default client gets a Bearer token by private_key_jwt, the
+    // explicitly mTLS-only one is refused it and still gets its bound token.
+    let token_as = |client_id: &str, scheme: &str| {
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("\"cli-app\"", &format!("\"{client_id}\""));
+        let cfg = d(&format!("{client_id}.json"));
+        std::fs::write(&cfg, text).unwrap();
+        bin()
+            .args(["token", "--config", cfg.to_str().unwrap()])
+            .args(["--scheme", scheme, "--ca-cert", &ca, "--json"])
+            .output()
+            .unwrap()
+    };
+    let out = json(&token_as("cli-default", "bearer"));
+    assert_eq!(out["binding_thumbprint"], Value::Null, "{out}");
+    let out = json(&token_as("cli-mtls-only", "mtls_pop"));
+    assert!(out["binding_thumbprint"].is_string(), "{out}");
+    let out = token_as("cli-mtls-only", "bearer");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid_client"), "{err}");
+    assert!(err.contains("self_signed_tls_client_auth"), "{err}");
     // SANs, compared as parsed values.
     let out = json(&register(&[
         "--client-id",
@@ -1254,7 +1289,6 @@ fn register_methods_and_tls_client_auth_subjects() {
     }
     drop(authority);
 }
-
 
 #[test]
 fn closed_stdout_is_a_quiet_exit() {

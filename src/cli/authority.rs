@@ -240,6 +240,7 @@ pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
         .map(|a| a.parse::<AuthMethod>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--auth: {e}"))?;
+    let subject_given = subject.is_some();
     let mut reg = match (&args.cert, &args.secret) {
         (Some(path), None) => {
             let method: CertAuthMethod = match args.auth.first() {
@@ -271,6 +272,20 @@ pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
             ),
         },
         _ => anyhow::bail!("give exactly one of --cert PEM or --secret S"),
+    };
+    // A certificate registered without --auth serves both ways Entra accepts a certificate
+    // credential: the mTLS handshake (bound tokens) and a client assertion it signs
+    // (private_key_jwt, what `token --scheme bearer|dpop|pop` sends). Name the methods with
+    // --auth to allow fewer; the authority then refuses every other one.
+    let methods = if methods.is_empty() && args.cert.is_some() && subject_given {
+        methods
+    } else if methods.is_empty() && args.cert.is_some() {
+        vec![
+            AuthMethod::SelfSignedTlsClientAuth,
+            AuthMethod::PrivateKeyJwt,
+        ]
+    } else {
+        methods
     };
     for m in methods {
         reg = reg.auth_method(m);

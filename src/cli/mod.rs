@@ -147,9 +147,11 @@ pub struct AuthorityRegisterArgs {
     )]
     pub cert: Option<PathBuf>,
     /// A method the client may authenticate by (repeatable; it may use these and no
-    /// others): self_signed_tls_client_auth (default with --cert), tls_client_auth
-    /// (default with --subject-dn/--san-*), private_key_jwt, and with --secret
-    /// client_secret_basic, client_secret_post (default: both).
+    /// others): self_signed_tls_client_auth, tls_client_auth, private_key_jwt,
+    /// client_secret_basic, client_secret_post. Defaults: with --cert both
+    /// self_signed_tls_client_auth and private_key_jwt (as Entra treats a certificate
+    /// credential); with --subject-dn/--san-* tls_client_auth; with --secret both secret
+    /// methods.
     #[arg(long)]
     pub auth: Vec<String>,
     /// A client secret instead of a certificate.
