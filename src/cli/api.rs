@@ -87,8 +87,8 @@ fn parse_thumbprint(text: &str) -> anyhow::Result<Thumbprint> {
     let hex: String = t.chars().filter(|c| *c != ':').collect();
     if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
         let mut bytes = [0u8; 32];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+        for (b, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            *b = u8::from_str_radix(std::str::from_utf8(pair)?, 16)?;
         }
         return Ok(Thumbprint::from_bytes(bytes));
     }
@@ -214,6 +214,7 @@ pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::parse_thumbprint;
 

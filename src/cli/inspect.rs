@@ -127,8 +127,14 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
 /// Accepts a pasted `Authorization` value (`Bearer …`, `mtls_pop …`) as well as a bare token.
 fn strip_scheme(s: &str) -> &str {
     for scheme in ["bearer ", "mtls_pop "] {
-        if s.len() > scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            return s[scheme.len()..].trim_start();
+        let n = scheme.len();
+        if s.len() > n
+            && s.as_bytes()
+                .get(..n)
+                .is_some_and(|head| head.eq_ignore_ascii_case(scheme.as_bytes()))
+        {
+            // The first `n` bytes are ASCII, so byte `n` is a character boundary.
+            return s.get(n..).unwrap_or(s).trim_start();
         }
     }
     s

@@ -610,6 +610,7 @@ pub(crate) fn form_decode(s: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
 

@@ -482,7 +482,7 @@ fn build_url(
         .unwrap_or("");
     let joined = match (base.ends_with('/'), rel.starts_with('/')) {
         (_, _) if rel.is_empty() => base.to_string(),
-        (true, true) => format!("{}{}", base, &rel[1..]),
+        (true, true) => format!("{}{}", base, rel.strip_prefix('/').unwrap_or(rel)),
         (false, false) => format!("{base}/{rel}"),
         _ => format!("{base}{rel}"),
     };

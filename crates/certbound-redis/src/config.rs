@@ -81,21 +81,16 @@ impl fmt::Debug for RedisCacheConfig {
 
 /// `redis://user:secret@host/` → `redis://user:<redacted>@host/`.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
+    let Some((scheme, rest)) = url.split_once("://") else {
         return "<redacted>".into();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.rsplit_once('@') {
+        Some((userinfo, _)) => {
             let user = userinfo.split(':').next().unwrap_or("");
-            format!(
-                "{}{}:<redacted>@{}",
-                &url[..scheme_end + 3],
-                user,
-                &rest[at + 1..]
-            )
+            // Everything after the `@` (host, port, path); `userinfo` ends at a character boundary.
+            let after_at = rest.get(userinfo.len() + 1..).unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{after_at}")
         }
         None => url.to_owned(),
     }

@@ -118,6 +118,7 @@ pub fn check(
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -1,5 +1,6 @@
 //! The hostile-token suite: every case refused with the right description, both directly
 //! against the validator and over real TLS against the layer; no panic.
+#![allow(clippy::string_slice)]
 
 mod common;
 
