@@ -706,6 +706,35 @@ pub fn check_token_response(
     parse_success(req.endpoint, body, &req).map(|_| ())
 }
 
+/// [`check_token_response`] for a request bound to the proof key `key`: `Pop` (signed HTTP
+/// request, `cnf.kid`) or, with `dpop`, `DPoP` (`cnf.jkt`). For fuzzing and property tests
+/// of the response checks; not a stable API.
+#[doc(hidden)]
+pub fn check_key_bound_token_response(
+    body: &[u8],
+    key: &certbound_core::pop::ProofKey,
+    dpop: bool,
+) -> Result<(), ClientError> {
+    let credential = ResolvedCredential::Secret(crate::secret::Secret::new("fuzz"));
+    let scopes = ["api://fuzz/.default".to_string()];
+    let nonces = NonceStore::default();
+    let req = TokenRequest {
+        endpoint: "https://fuzz.invalid/token",
+        client_id: "fuzz",
+        scopes: &scopes,
+        bound: None,
+        bearer_ok_for_bound: false,
+        credential: &credential,
+        send_x5c: false,
+        key_bound: Some(if dpop {
+            KeyBound::DPoP(key, &nonces)
+        } else {
+            KeyBound::Pop(key)
+        }),
+    };
+    parse_success(req.endpoint, body, &req).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
