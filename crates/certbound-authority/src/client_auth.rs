@@ -519,7 +519,7 @@ impl Verifier {
         let Some(exp) = num("exp") else {
             return Err(bad("client_assertion must carry exp"));
         };
-        if exp + SKEW < now {
+        if exp.saturating_add(SKEW) < now {
             return Err(bad("client_assertion has expired"));
         }
         if exp > now + MAX_ASSERTION_LIFETIME + SKEW {
