@@ -1,5 +1,6 @@
 //! `TokenCache.Redis` in the configuration file reaches the CLI: two separate `certbound
 //! token` processes share one token through the encrypted Redis L2 cache.
+#![allow(clippy::string_slice)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Secrets never reach diagnostics: the whole demo at `RUST_LOG=trace` prints no token, no
 //! private key, no DPoP proof or signed request and no secret, on stdout or stderr — for every scheme.
+#![allow(clippy::string_slice)]
 
 use std::process::Command;
 

@@ -231,6 +231,7 @@ pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::parse_thumbprint;
 

@@ -136,6 +136,61 @@ pub(crate) struct Authenticated {
     pub peer_authenticates: bool,
 }
 
+/// The token endpoint's client-assertion (`private_key_jwt`, RFC 7523) check over a fixed
+/// registry, reachable from outside the crate **for fuzzing and property tests only**: not a
+/// stable API. Each [`check`](Self::check) runs [`Verifier::authenticate`] as the token
+/// endpoint does, with a fresh replay cache (so the same input always gives the same answer).
+#[doc(hidden)]
+pub struct AssertionCheck {
+    ca: Certificate,
+    audiences: Vec<String>,
+    clients: Clients,
+}
+
+impl AssertionCheck {
+    /// A registry holding `registrations` (checked as registration checks them) in `tenant`,
+    /// with `ca` as the development CA and `audiences` as the accepted assertion audiences.
+    pub fn new(
+        registrations: &[crate::ClientRegistration],
+        ca: Certificate,
+        tenant: &str,
+        audiences: Vec<String>,
+    ) -> Result<Self, crate::AuthorityError> {
+        let mut file = crate::registry::StateFile::new(tenant.to_owned(), JwsAlgorithm::ES256);
+        for r in registrations {
+            file.upsert(crate::registry::record_for(r, &ca)?);
+        }
+        Ok(Self {
+            ca,
+            audiences,
+            clients: Clients::from_file(&file),
+        })
+    }
+
+    /// Authenticates a token request carrying `client_assertion` (and `client_id` when
+    /// given) and returns the method, or the `invalid_client`/`invalid_request` refusal.
+    pub fn check(
+        &self,
+        client_assertion: &str,
+        client_id: Option<&str>,
+    ) -> Result<AuthMethod, OAuthError> {
+        let verifier = Verifier::new(
+            self.ca.clone(),
+            self.audiences.clone(),
+            Arc::new(JtiStore::in_memory(16, SKEW)),
+        );
+        let input = AuthInput {
+            client_id,
+            client_assertion_type: Some(JWT_BEARER),
+            client_assertion: Some(client_assertion),
+            ..AuthInput::default()
+        };
+        verifier
+            .authenticate(&input, &self.clients)
+            .map(|a| a.method)
+    }
+}
+
 /// Checks that `cert` was issued (signed) by `ca`.
 pub(crate) fn verify_issued_by(cert: &Certificate, ca: &Certificate) -> Result<(), String> {
     let (_, leaf) = x509_parser::parse_x509_certificate(cert.der()).map_err(|e| e.to_string())?;
@@ -495,7 +550,7 @@ impl Verifier {
         let Some(exp) = num("exp") else {
             return Err(bad("client_assertion must carry exp"));
         };
-        if exp + SKEW < now {
+        if exp.saturating_add(SKEW) < now {
             return Err(bad("client_assertion has expired"));
         }
         if exp > now + MAX_ASSERTION_LIFETIME + SKEW {
@@ -641,6 +696,7 @@ pub(crate) fn form_decode(s: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
 

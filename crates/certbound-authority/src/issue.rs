@@ -41,20 +41,19 @@ fn valid_scope_token(s: &str) -> bool {
 
 /// Splits a URI scope into (resource, name); `None` for plain scopes.
 fn split_uri_scope(s: &str) -> Option<(String, Option<String>)> {
-    let scheme_end = s.find("://")?;
-    let after = &s[scheme_end + 3..];
-    match after.rfind('/') {
-        Some(i) if i + 1 < after.len() => {
-            let name = &after[i + 1..];
-            let resource = &s[..scheme_end + 3 + i];
-            // `api://x/` with an empty host part is not a resource.
-            if resource.len() <= scheme_end + 3 {
+    let (_, after) = s.split_once("://")?;
+    match after.rsplit_once('/') {
+        Some((host_path, name)) if !name.is_empty() => {
+            // `api:///x` with an empty host part is not a resource.
+            if host_path.is_empty() {
                 return None;
             }
+            // `s` without the trailing `/name`.
+            let resource = s.strip_suffix(name)?.strip_suffix('/')?;
             Some((resource.to_owned(), Some(name.to_owned())))
         }
-        Some(i) if i + 1 == after.len() => Some((s[..s.len() - 1].to_owned(), None)),
-        _ => Some((s.to_owned(), None)),
+        Some(_) => Some((s.strip_suffix('/')?.to_owned(), None)),
+        None => Some((s.to_owned(), None)),
     }
 }
 

@@ -768,7 +768,7 @@ pub(crate) struct Clients {
 }
 
 impl Clients {
-    fn from_file(f: &StateFile) -> Self {
+    pub(crate) fn from_file(f: &StateFile) -> Self {
         let mut by_id = HashMap::new();
         for rec in &f.clients {
             match Client::from_record(rec, &f.tenant) {

@@ -100,8 +100,8 @@ fn parse_line(l: &str) -> Option<(Key, i64)> {
 }
 
 impl JtiStore {
-    /// A store that forgets on restart (tests of the bound and replay logic).
-    #[cfg(test)]
+    /// A store that forgets on restart (tests of the bound and replay logic, and the
+    /// fuzzing entry point `AssertionCheck`).
     pub(crate) fn in_memory(capacity: usize, skew: i64) -> Self {
         Self::with(None, None, HashMap::new(), capacity, skew)
     }
@@ -148,7 +148,7 @@ impl JtiStore {
                 // and any unreadable line are skipped.
                 for l in String::from_utf8_lossy(&bytes).lines() {
                     if let Some((k, exp)) = parse_line(l)
-                        && exp + skew >= now
+                        && exp.saturating_add(skew) >= now
                     {
                         let e = seen.entry(k).or_insert(exp);
                         *e = (*e).max(exp);
@@ -174,13 +174,13 @@ impl JtiStore {
             return Err(ReplayError::Unavailable);
         }
         if let Some(&until) = g.seen.get(&key)
-            && until + self.skew >= now
+            && until.saturating_add(self.skew) >= now
         {
             return Err(ReplayError::Replayed);
         }
         if g.seen.len() >= self.capacity {
             let skew = self.skew;
-            g.seen.retain(|_, until| *until + skew >= now);
+            g.seen.retain(|_, until| until.saturating_add(skew) >= now);
             if g.seen.len() >= self.capacity {
                 return Err(ReplayError::Full);
             }
@@ -247,7 +247,7 @@ impl JtiStore {
             return Ok(());
         };
         let skew = self.skew;
-        g.seen.retain(|_, until| *until + skew >= now);
+        g.seen.retain(|_, until| until.saturating_add(skew) >= now);
         let file = rewrite(path, &g.seen)?;
         g.file = Some(file);
         g.pending.clear();

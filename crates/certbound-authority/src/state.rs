@@ -96,15 +96,7 @@ pub(crate) fn new_tenant_id() -> String {
     let _ = aws_lc_rs::rand::fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    certbound_core::id::guid_text(&b)
 }
 
 /// Tenant ids appear in URL paths: letters, digits, `-`, `.`, `_`; 1 to 64 characters.

@@ -1,6 +1,7 @@
 //! The state directory: restart keeps keys and registrations, key files are 0600, a
 //! registration written by another process (the CLI) is picked up by a running
 //! authority, and secrets never show in Debug output.
+#![allow(clippy::string_slice)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The token endpoint over real TLS on loopback: every client-authentication method,
 //! every binding rule, discovery and JWKS.
+#![allow(clippy::string_slice)]
 
 mod common;
 

@@ -504,6 +504,31 @@ fn num(v: Option<&Value>) -> Option<i64> {
     certbound_imds::wire::seconds(v?)
 }
 
+/// The `cnf` members that each name a proof-of-possession key (RFC 8705 `x5t#S256`, RFC 9449
+/// `jkt`, RFC 7800 `kid`/`jwk`/`jwe`/`jku`); the resource server's list
+/// (`certbound_resource::binding::CNF_KEY_MEMBERS`) is the same.
+const CNF_KEY_MEMBERS: [&str; 6] = ["x5t#S256", "jkt", "kid", "jwk", "jwe", "jku"];
+
+/// RFC 7800 §3.1: a `cnf` represents a single proof-of-possession key. A bound token whose
+/// `cnf` names two or more keys is refused (a resource server that reads the other member
+/// would accept another key); members that name no key (Entra's `xms_ksl`) are ignored.
+fn check_single_cnf_key(claims: Option<&Value>) -> Result<(), ClientError> {
+    let Some(cnf) = claims.and_then(|c| c.get("cnf")).and_then(Value::as_object) else {
+        return Ok(());
+    };
+    let found: Vec<&str> = CNF_KEY_MEMBERS
+        .iter()
+        .copied()
+        .filter(|m| cnf.contains_key(*m))
+        .collect();
+    if found.len() > 1 {
+        return Err(ClientError::CnfMultipleKeys {
+            members: found.join(", "),
+        });
+    }
+    Ok(())
+}
+
 fn parse_success(
     url: &str,
     body: &[u8],
@@ -564,6 +589,9 @@ fn parse_success(
     let claims = certbound_core::jose::decode_unverified(token)
         .ok()
         .map(|(_, c)| c);
+    if req.bound.is_some() || req.key_bound.is_some() {
+        check_single_cnf_key(claims.as_ref())?;
+    }
     let mut binding = None;
     if let Some(cert) = req.bound {
         let expected = cert.thumbprint();
@@ -682,6 +710,35 @@ pub fn check_token_response(
     parse_success(req.endpoint, body, &req).map(|_| ())
 }
 
+/// [`check_token_response`] for a request bound to the proof key `key`: `Pop` (signed HTTP
+/// request, `cnf.kid`) or, with `dpop`, `DPoP` (`cnf.jkt`). For fuzzing and property tests
+/// of the response checks; not a stable API.
+#[doc(hidden)]
+pub fn check_key_bound_token_response(
+    body: &[u8],
+    key: &certbound_core::pop::ProofKey,
+    dpop: bool,
+) -> Result<(), ClientError> {
+    let credential = ResolvedCredential::Secret(crate::secret::Secret::new("fuzz"));
+    let scopes = ["api://fuzz/.default".to_string()];
+    let nonces = NonceStore::default();
+    let req = TokenRequest {
+        endpoint: "https://fuzz.invalid/token",
+        client_id: "fuzz",
+        scopes: &scopes,
+        bound: None,
+        bearer_ok_for_bound: false,
+        credential: &credential,
+        send_x5c: false,
+        key_bound: Some(if dpop {
+            KeyBound::DPoP(key, &nonces)
+        } else {
+            KeyBound::Pop(key)
+        }),
+    };
+    parse_success(req.endpoint, body, &req).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,6 +795,98 @@ mod tests {
         assert_eq!(e.code(), "invalid_response");
         let e = parse_success("u", b"[]", &req(false)).unwrap_err();
         assert_eq!(e.code(), "invalid_response");
+    }
+
+    #[test]
+    fn bound_token_with_more_than_one_cnf_key_is_refused() {
+        let cert = certbound_core::ca::self_signed_certified_key(
+            &certbound_core::ca::IssueSpec::client("a"),
+            certbound_core::KeyKind::EcP256,
+        )
+        .unwrap();
+        let cred = ResolvedCredential::Certificate(cert.clone());
+        let scopes = vec!["s".to_string()];
+        let proof_key = certbound_core::pop::ProofKey::generate().unwrap();
+        let signer = certbound_core::PrivateKey::generate(certbound_core::KeyKind::EcP256).unwrap();
+        let body = |tt: &str, cnf: serde_json::Value| {
+            let jwt = sign_compact(
+                &JwsHeader::new(certbound_core::JwsAlgorithm::ES256),
+                &serde_json::json!({ "cnf": cnf }),
+                &signer,
+            )
+            .unwrap();
+            serde_json::to_vec(
+                &serde_json::json!({"token_type": tt, "access_token": jwt, "expires_in": 3599}),
+            )
+            .unwrap()
+        };
+        let x5t = cert.thumbprint().to_base64url();
+        let kid = proof_key.thumbprint();
+        let jwk = serde_json::to_value(proof_key.public_jwk()).unwrap();
+        let mtls = TokenRequest {
+            endpoint: "https://login.example/token",
+            client_id: "c",
+            scopes: &scopes,
+            bound: Some(&cert),
+            bearer_ok_for_bound: false,
+            credential: &cred,
+            send_x5c: false,
+            key_bound: None,
+        };
+        let pop = TokenRequest {
+            bound: None,
+            key_bound: Some(KeyBound::Pop(&proof_key)),
+            ..mtls
+        };
+        // Controls: one key member, plus members that name no key.
+        assert!(
+            parse_success(
+                "u",
+                &body("mtls_pop", serde_json::json!({"x5t#S256": x5t})),
+                &mtls
+            )
+            .is_ok()
+        );
+        assert!(
+            parse_success(
+                "u",
+                &body("pop", serde_json::json!({"kid": kid, "xms_ksl": "sw"})),
+                &pop
+            )
+            .is_ok()
+        );
+        for (req, tt, cnf, members) in [
+            (
+                &mtls,
+                "mtls_pop",
+                serde_json::json!({"x5t#S256": x5t, "jwk": jwk}),
+                "x5t#S256, jwk",
+            ),
+            (
+                &mtls,
+                "mtls_pop",
+                serde_json::json!({"x5t#S256": x5t, "jkt": kid}),
+                "x5t#S256, jkt",
+            ),
+            (
+                &pop,
+                "pop",
+                serde_json::json!({"kid": kid, "jwk": jwk, "xms_ksl": "sw"}),
+                "kid, jwk",
+            ),
+            (
+                &pop,
+                "pop",
+                serde_json::json!({"kid": kid, "jku": "https://k.example/"}),
+                "kid, jku",
+            ),
+        ] {
+            let e = parse_success("u", &body(tt, cnf.clone()), req).unwrap_err();
+            assert_eq!(e.code(), "binding_ambiguous", "{cnf}");
+            let text = e.to_string();
+            assert!(text.contains("cnf") && text.contains(members), "{text}");
+            assert!(!text.contains(&x5t) && !text.contains(&kid), "{text}");
+        }
     }
 
     #[test]

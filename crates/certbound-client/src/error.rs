@@ -171,6 +171,15 @@ pub enum ClientError {
         /// What the token carries (quoted), or `missing`.
         received: String,
     },
+    /// A bound token's `cnf` names two or more proof-of-possession keys (RFC 7800 §3.1: a
+    /// `cnf` represents a single key), e.g. `x5t#S256` and `jwk`.
+    #[error(
+        "binding ambiguous: the returned token's cnf claim holds more than one proof-of-possession key ({members}); the token is not used"
+    )]
+    CnfMultipleKeys {
+        /// The key members found (names from a fixed list, comma-separated).
+        members: String,
+    },
     /// A per-request proof (DPoP proof, signed HTTP request) could not be made.
     #[error("proof of possession: {0}")]
     Proof(String),
@@ -222,6 +231,7 @@ impl ClientError {
             Self::BindingMissing => "binding_missing",
             Self::KeyBindingMismatch { received, .. } if received == "missing" => "binding_missing",
             Self::KeyBindingMismatch { .. } => "binding_mismatch",
+            Self::CnfMultipleKeys { .. } => "binding_ambiguous",
             Self::Proof(_) => "proof_error",
             Self::UnknownScheme(_) => "unknown_scheme",
             Self::SchemeNotSatisfiable(_) => "scheme_not_satisfiable",

@@ -297,7 +297,10 @@ impl AuthorizationHeader {
     /// The scheme part (the token type as the server returned it: `mtls_pop`, `Bearer`;
     /// `PoP` or `DPoP` for key-bound tokens; empty for `MTLS`).
     pub fn scheme(&self) -> &str {
-        &self.parts.value[..self.parts.scheme_len]
+        self.parts
+            .value
+            .get(..self.parts.scheme_len)
+            .unwrap_or_default()
     }
     /// Whether an `Authorization` header is sent (false for `MTLS`).
     pub fn has_token(&self) -> bool {

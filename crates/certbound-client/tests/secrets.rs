@@ -1,5 +1,6 @@
 //! No token, client secret, private key, password or assertion appears in logs (captured at
 //! TRACE for every crate), in `Debug`/`Display` of the public types, or in errors.
+#![allow(clippy::string_slice)]
 
 mod common;
 

@@ -288,6 +288,7 @@ fn looks_like_rsa_pkcs1(der: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
 

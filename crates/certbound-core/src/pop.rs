@@ -162,16 +162,14 @@ impl HttpTarget {
             _ => return Err(PopError::BadUrl),
         };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
+        let (authority, tail) = rest.split_at_checked(end).ok_or(PopError::BadUrl)?;
         if authority.is_empty() || authority.contains('@') {
             return Err(PopError::BadUrl);
         }
         let authority = authority.to_ascii_lowercase();
         // Split host and port (IPv6 literals are bracketed).
-        let (host, port) = match authority.rfind(':') {
-            Some(i) if !authority[i..].contains(']') => {
-                (&authority[..i], Some(&authority[i + 1..]))
-            }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, Some(port)),
             _ => (authority.as_str(), None),
         };
         if host.is_empty()
@@ -196,8 +194,8 @@ impl HttpTarget {
                 }
             }
         };
-        let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
-        let path = normalize_path(&tail[..path_end])?;
+        let path = tail.split(['?', '#']).next().unwrap_or_default();
+        let path = normalize_path(path)?;
         Ok(Self {
             scheme,
             authority,
@@ -771,11 +769,11 @@ pub fn verify_with_embedded_jwk(
     }
     .ok_or(PopError::Jwk)?;
     let jwk = public_jwk_from_value(jwk_value)?;
-    let dot = token
-        .rfind('.')
+    let (signing_input, sig) = token
+        .rsplit_once('.')
         .ok_or(PopError::Malformed("no signature"))?;
-    let sig = b64::decode(&token[dot + 1..]).map_err(|_| PopError::Malformed("signature"))?;
-    verify_signature(&jwk, alg, &token.as_bytes()[..dot], &sig)?;
+    let sig = b64::decode(sig).map_err(|_| PopError::Malformed("signature"))?;
+    verify_signature(&jwk, alg, signing_input.as_bytes(), &sig)?;
     let thumbprint = jwk.thumbprint().map_err(|_| PopError::Jwk)?;
     Ok(VerifiedJws {
         alg,

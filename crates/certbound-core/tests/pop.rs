@@ -1,5 +1,6 @@
 //! DPoP and SHR proofs: round trips for every key kind, every refusal rule, and no panic on
 //! garbage.
+#![allow(clippy::string_slice)]
 
 use certbound_core::pop::{self, DpopExpectations, PopError, ProofKey};
 use certbound_core::{JwsAlgorithm, KeyKind, PrivateKey, b64, now_unix};

@@ -143,6 +143,9 @@ async fn start() -> Env {
                 cert.leaf().clone(),
                 CertAuthMethod::SelfSignedTlsClientAuth,
             )
+            // Bearer, DPoP and Pop tokens come by a client assertion the certificate signs.
+            .auth_method(certbound_authority::AuthMethod::PrivateKeyJwt)
+            .auth_method(certbound_authority::AuthMethod::SelfSignedTlsClientAuth)
             .audience(AUDIENCE),
         )
         .unwrap();

@@ -1,5 +1,6 @@
 //! The CSR's exact content: subject, `cuId` attribute, RSASSA-PSS parameters, and a
 //! signature that verifies with x509-parser and with `openssl req -verify`.
+#![allow(clippy::string_slice)]
 
 use std::process::Command;
 

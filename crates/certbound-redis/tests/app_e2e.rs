@@ -1,5 +1,6 @@
 //! End to end with the real client (`certbound_client::App`) and the development authority:
 //! two replicas, each with its own L1, share one certificate-bound token through Redis.
+#![allow(clippy::string_slice)]
 
 mod common;
 

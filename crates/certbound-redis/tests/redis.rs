@@ -1,4 +1,5 @@
 //! The Redis L2 against a real `redis-server` (one private server per test).
+#![allow(clippy::string_slice)]
 
 mod common;
 

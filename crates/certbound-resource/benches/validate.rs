@@ -13,6 +13,7 @@
 //!
 //! `cargo bench -p certbound-resource --bench validate`
 //! Ratio = raw time / full time (throughput of full relative to raw).
+#![allow(clippy::string_slice)]
 
 use certbound_core::{Jwks, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint, b64, jose};
 use certbound_resource::jwks::VerifyingKey;

@@ -32,14 +32,41 @@ pub enum Confirmation {
     Kid(String),
 }
 
+/// The `cnf` members that each name a proof-of-possession key (RFC 7800 §3.1 and its
+/// extensions: RFC 8705 `x5t#S256`, RFC 9449 `jkt`, RFC 7800 `kid`/`jwk`/`jwe`/`jku`). A `cnf`
+/// represents a single key, so a token carries exactly one of them.
+pub const CNF_KEY_MEMBERS: [&str; 6] = ["x5t#S256", "jkt", "kid", "jwk", "jwe", "jku"];
+
+/// The key members of `cnf` this server can enforce.
+const ENFORCEABLE: [&str; 3] = ["x5t#S256", "jkt", "kid"];
+
+/// The [`CNF_KEY_MEMBERS`] present in a `cnf` object, in that list's order.
+pub(crate) fn cnf_key_members(cnf: &serde_json::Map<String, Value>) -> Vec<&'static str> {
+    CNF_KEY_MEMBERS
+        .iter()
+        .copied()
+        .filter(|m| cnf.contains_key(*m))
+        .collect()
+}
+
 impl Confirmation {
-    /// Reads a `cnf` claim value. `cnf` must be an object carrying exactly one of a
-    /// well-formed `x5t#S256`, `jkt` or `kid` (each 43 characters of strict base64url, a
-    /// SHA-256); anything else — another JSON type, an empty object, a `jwk` confirmation
-    /// this server cannot check, two methods at once, a wrong-length hash — is refused rather
-    /// than treated as unbound.
+    /// Reads a `cnf` claim value. `cnf` must be an object carrying exactly one key member
+    /// (RFC 7800 §3.1: a `cnf` represents a single proof-of-possession key), and that member
+    /// must be a well-formed `x5t#S256`, `jkt` or `kid` (each 43 characters of strict
+    /// base64url, a SHA-256). Members that name no key (Entra's `xms_ksl`, extensions) are
+    /// ignored, as RFC 7800 says for members that are not understood. Refused rather than
+    /// treated as unbound: another JSON type, no key member ([`TokenError::CnfMalformed`]),
+    /// two or more key members ([`TokenError::CnfMultipleKeys`]), a `jwk`/`jwe`/`jku`
+    /// confirmation this server cannot enforce ([`TokenError::CnfUnsupported`]), a
+    /// wrong-length hash ([`TokenError::CnfMalformed`]).
     pub fn from_claim(cnf: &Value) -> Result<Self, TokenError> {
         let obj = cnf.as_object().ok_or(TokenError::CnfMalformed)?;
+        match cnf_key_members(obj).as_slice() {
+            [] => return Err(TokenError::CnfMalformed),
+            [one] if !ENFORCEABLE.contains(one) => return Err(TokenError::CnfUnsupported(one)),
+            [_] => {}
+            many => return Err(TokenError::CnfMultipleKeys(many.join(", "))),
+        }
         let member = |name: &str| -> Result<Option<Thumbprint>, TokenError> {
             match obj.get(name) {
                 None => Ok(None),
@@ -118,6 +145,7 @@ pub fn check(
 }
 
 #[cfg(test)]
+#[allow(clippy::string_slice)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -134,13 +162,14 @@ mod tests {
             json!(null),
             json!([t.to_base64url()]),
             json!({}),
-            json!({"jkt": t.to_base64url(), "x5t#S256": t.to_base64url()}),
             json!({"jkt": 1}),
             json!({"kid": "short"}),
             json!({"x5t#S256": 42}),
             json!({"x5t#S256": format!("{}=", t.to_base64url())}),
             json!({"x5t#S256": &t.to_base64url()[..42]}),
             json!({"x5t#s256": t.to_base64url()}),
+            json!({"x5t#S256": "€".repeat(15)}),
+            json!({"xms_ksl": "sw"}),
         ] {
             assert_eq!(
                 Confirmation::from_claim(&bad),
@@ -148,6 +177,48 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn cnf_holds_exactly_one_key() {
+        let t = Thumbprint::of_der(b"x").to_base64url();
+        let jwk = json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"});
+        for (cnf, members) in [
+            (json!({"x5t#S256": t, "jwk": jwk}), "x5t#S256, jwk"),
+            (json!({"jkt": t, "jwk": jwk}), "jkt, jwk"),
+            (json!({"kid": t, "jwk": jwk}), "kid, jwk"),
+            (json!({"jkt": t, "x5t#S256": t}), "x5t#S256, jkt"),
+            (json!({"kid": t, "jku": "https://k.example/"}), "kid, jku"),
+            (json!({"x5t#S256": t, "jwe": "a.b.c.d.e"}), "x5t#S256, jwe"),
+            (
+                json!({"x5t#S256": t, "jkt": t, "kid": t, "jwk": jwk, "jwe": "", "jku": ""}),
+                "x5t#S256, jkt, kid, jwk, jwe, jku",
+            ),
+        ] {
+            let err = Confirmation::from_claim(&cnf).unwrap_err();
+            assert_eq!(err, TokenError::CnfMultipleKeys(members.into()), "{cnf}");
+            let text = err.to_string();
+            assert!(text.contains("cnf") && text.contains(members), "{text}");
+        }
+        for (cnf, member) in [
+            (json!({"jwk": jwk}), "jwk"),
+            (json!({"jwe": "a.b.c.d.e"}), "jwe"),
+            (json!({"jku": "https://k.example/", "xms_ksl": "sw"}), "jku"),
+        ] {
+            let err = Confirmation::from_claim(&cnf).unwrap_err();
+            assert_eq!(err, TokenError::CnfUnsupported(member), "{cnf}");
+            let text = err.to_string();
+            assert!(text.contains("cnf") && text.contains(member), "{text}");
+        }
+        // Members that name no key are ignored (Entra's Pop tokens carry `xms_ksl`).
+        assert_eq!(
+            Confirmation::from_claim(&json!({"kid": t, "xms_ksl": "sw"})),
+            Ok(Confirmation::Kid(t.clone()))
+        );
+        assert_eq!(
+            Confirmation::from_claim(&json!({"x5t#S256": t, "x5t": "sha1", "ext": {"a": 1}})),
+            Ok(Confirmation::X5tS256(Thumbprint::of_der(b"x")))
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub fn parse_authorization(value: &HeaderValue) -> Result<(Scheme, &str), Reject
         .map_err(|_| Rejection::InvalidRequest("Authorization header is not visible ASCII"))?;
     let text = text.trim_matches(|c| c == ' ' || c == '\t');
     let (scheme, rest) = match text.find([' ', '\t']) {
-        Some(i) => (&text[..i], &text[i..]),
+        Some(i) => text.split_at_checked(i).unwrap_or((text, "")),
         None => (text, ""),
     };
     let scheme = if scheme.eq_ignore_ascii_case("bearer") {

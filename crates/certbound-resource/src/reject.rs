@@ -103,6 +103,18 @@ pub enum TokenError {
     /// `cnf` present but not an object with a well-formed `x5t#S256`.
     #[error("cnf claim malformed (expected an object with a base64url SHA-256 x5t#S256)")]
     CnfMalformed,
+    /// `cnf` names two or more proof-of-possession keys (RFC 7800 §3.1: a `cnf` represents a
+    /// single key). Holds the member names found, comma-separated, from a fixed list (never
+    /// a value from the token).
+    #[error(
+        "cnf claim holds more than one proof-of-possession key ({0}); exactly one of x5t#S256, jkt or kid is accepted"
+    )]
+    CnfMultipleKeys(String),
+    /// `cnf`'s only key member is one this server cannot enforce (`jwk`, `jwe`, `jku`).
+    #[error(
+        "cnf claim's {0} confirmation is not supported (this server enforces x5t#S256, jkt or kid)"
+    )]
+    CnfUnsupported(&'static str),
     /// Bound token, but the connection presented no client certificate.
     #[error("certificate-bound token but no client certificate was presented")]
     NoClientCertificate,
@@ -183,6 +195,8 @@ impl TokenError {
             Self::NotYetValid => "nbf",
             Self::IssuedInFuture => "iat",
             Self::CnfMalformed
+            | Self::CnfMultipleKeys(_)
+            | Self::CnfUnsupported(_)
             | Self::NoClientCertificate
             | Self::ThumbprintMismatch
             | Self::BindingRequired

@@ -857,7 +857,10 @@ impl Validator {
         // Signatures are at most 512 bytes (RSA-4096): decode on the stack.
         let mut sig_buf = [0u8; 512];
         let sig_len = tri!(decode_signature(s64, &mut sig_buf));
-        let signing_input = &token[..h64.len() + 1 + p64.len()];
+        // `split` found exactly three parts: the signing input is everything before the last dot.
+        let Some((signing_input, _)) = token.rsplit_once('.') else {
+            return Outcome::Done(Err(TokenError::NotCompactJws));
+        };
         if parsed
             .verify_sig(signing_input.as_bytes(), &sig_buf[..sig_len])
             .is_err()
@@ -973,7 +976,11 @@ fn check_alg(alg: Option<&Value>, allowed: &[JwsAlgorithm]) -> Result<JwsAlgorit
     if alg.eq_ignore_ascii_case("none") {
         return Err(TokenError::AlgNone);
     }
-    if alg.len() >= 2 && alg[..2].eq_ignore_ascii_case("HS") {
+    if alg
+        .as_bytes()
+        .get(..2)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"HS"))
+    {
         return Err(TokenError::AlgHmac);
     }
     allowed
@@ -1010,6 +1017,18 @@ fn check_crit(crit: &Value, header_json: &[u8], understood: &[String]) -> Result
     Ok(())
 }
 
+/// `text` without a leading `prefix` compared ASCII-case-insensitively (`prefix` is ASCII),
+/// without slicing `text` at a byte offset that may fall inside a multi-byte character.
+fn strip_prefix_ignore_ascii_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let n = prefix.len();
+    let head = text.as_bytes().get(..n)?;
+    if !head.eq_ignore_ascii_case(prefix.as_bytes()) {
+        return None;
+    }
+    // The first `n` bytes equal ASCII bytes, so byte `n` is a character boundary.
+    text.get(n..)
+}
+
 fn check_typ(typ: Option<&Value>, types: &[String], allow_missing: bool) -> Result<(), TokenError> {
     match typ {
         None if allow_missing => Ok(()),
@@ -1017,11 +1036,9 @@ fn check_typ(typ: Option<&Value>, types: &[String], allow_missing: bool) -> Resu
         Some(Value::String(t)) => {
             // Compare without allocating in the common case.
             let t = t.trim();
-            let t = if t.len() > 12 && t[..12].eq_ignore_ascii_case("application/") {
-                &t[12..]
-            } else {
-                t
-            };
+            let t = strip_prefix_ignore_ascii_case(t, "application/")
+                .filter(|rest| !rest.is_empty())
+                .unwrap_or(t);
             if types.iter().any(|a| a.eq_ignore_ascii_case(t)) {
                 Ok(())
             } else {

@@ -1,5 +1,6 @@
 //! Property tests: random bytes, random three-part strings and mutated valid tokens never
 //! panic the validator and are never accepted.
+#![allow(clippy::string_slice)]
 
 use certbound_core::{Jwks, KeyKind, PrivateKey, Thumbprint, jose};
 use certbound_resource::{Scheme, Validator};

@@ -1,6 +1,7 @@
 //! DPoP (RFC 9449) and PoP (signed HTTP request) over real TLS against the layer, with tokens
 //! minted here (`cnf.jkt` / `cnf.kid`) and a static JWKS served by the test issuer: accepted,
 //! and every hostile case refused with the right RFC 9449 / RFC 6750 challenge.
+#![allow(clippy::string_slice)]
 
 mod common;
 
