@@ -1693,3 +1693,113 @@ fn misspelt_configuration_keys_are_warned_about() {
         );
     }
 }
+
+/// A loopback port free right now (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The README's quick start, literally: the commands of the `sh` block(s) of its "Quick
+/// start" section run in order in a fresh directory (`cargo run --release --` is the built
+/// binary; a command ending in `&` is a server whose ready line is awaited; only the fixed
+/// ports 5443/5444 are replaced by free ones, as the README says to when they are taken).
+/// It must end in a bound `certbound call` → 200.
+#[test]
+fn readme_quick_start_reaches_a_bound_call() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split_once("\n## Quick start\n")
+        .map(|(_, rest)| rest.split_once("\n## ").map_or(rest, |(s, _)| s))
+        .expect("README has a Quick start section");
+    let mut commands: Vec<String> = Vec::new();
+    let mut in_sh = false;
+    let mut pending = String::new();
+    for line in section.lines() {
+        let t = line.trim();
+        if !in_sh {
+            in_sh = t == "```sh";
+            continue;
+        }
+        if t == "```" {
+            in_sh = false;
+            continue;
+        }
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if let Some(head) = t.strip_suffix('\\') {
+            pending.push_str(head);
+            pending.push(' ');
+            continue;
+        }
+        pending.push_str(t);
+        commands.push(std::mem::take(&mut pending));
+    }
+    assert!(commands.len() >= 5, "{commands:?}");
+    assert!(
+        section.contains("127.0.0.1:5443") && section.contains("127.0.0.1:5444"),
+        "the quick start uses fixed addresses"
+    );
+    let (auth_port, api_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = Vec::new();
+    let mut last_stdout = String::new();
+    for command in &commands {
+        let command = command
+            .replace("127.0.0.1:5443", &format!("127.0.0.1:{auth_port}"))
+            .replace("127.0.0.1:5444", &format!("127.0.0.1:{api_port}"));
+        assert!(
+            !command.contains(['\'', '"', '$', '|', ';', '>']),
+            "the quick start's commands stay plain (no quoting, variables or pipes): {command}"
+        );
+        let rest = command
+            .strip_prefix("cargo run --release -- ")
+            .unwrap_or_else(|| panic!("each command runs certbound: {command}"));
+        let (rest, background) = match rest.strip_suffix('&') {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        let args: Vec<&str> = rest.split_whitespace().collect();
+        let mut cmd = bin();
+        cmd.args(&args).current_dir(dir.path());
+        if background {
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let ready: Value = serde_json::from_str(line.trim())
+                .unwrap_or_else(|e| panic!("{command}: no ready line ({e}): {line:?}"));
+            assert!(ready["addr"].is_string(), "{ready}");
+            servers.push(Server { child, ready });
+        } else {
+            let out = cmd.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{command} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            last_stdout = String::from_utf8(out.stdout).unwrap();
+        }
+    }
+    assert!(
+        commands.last().unwrap().contains(" call "),
+        "the quick start ends with a call"
+    );
+    let body: Value = serde_json::from_str(last_stdout.trim())
+        .unwrap_or_else(|e| panic!("call printed no JSON ({e}): {last_stdout}"));
+    let bound = body["cnf"]["x5t#S256"].as_str().expect("a bound token");
+    let cert = certbound_core::Certificate::load_file(&dir.path().join("my-app.pem")).unwrap();
+    assert_eq!(bound, cert.thumbprint().to_base64url(), "{body}");
+    assert_eq!(body["scheme"], "mtls_pop", "{body}");
+    drop(servers);
+}

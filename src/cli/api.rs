@@ -103,6 +103,24 @@ fn parse_thumbprint(text: &str) -> anyhow::Result<Thumbprint> {
     )
 }
 
+/// The error of a failed validator setup as one line that names the fix: an untrusted
+/// authority certificate gets the `--ca-cert` hint, and an `--authority` that is not an
+/// issuer URL (`…/<tenant>/v2.0`) gets the issuer URL it probably meant.
+fn explain_build_error(authority: &str, error: &str) -> String {
+    let mut s = format!("cannot set up token validation for authority {authority}: ");
+    s.push_str(
+        &certbound_core::tls::explain_untrusted_server(error).unwrap_or_else(|| error.to_owned()),
+    );
+    let trimmed = authority.trim_end_matches('/');
+    if !trimmed.ends_with("/v2.0") && !trimmed.ends_with("/v1.0") {
+        s.push_str(&format!(
+            "; --authority wants the issuer URL, `{trimmed}/<tenant>/v2.0` (the `issuer` in \
+             the ready line of `certbound authority serve`), not the authority's base URL"
+        ));
+    }
+    s
+}
+
 /// The `GET /certificate` policy from the command line.
 fn certificate_policy(args: &ApiServeArgs) -> anyhow::Result<RequireClientCertificate> {
     let mut policy = RequireClientCertificate::new();
@@ -147,7 +165,7 @@ pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
     }
     let certificate = certificate_policy(&args)?;
     let mut anchors = TrustAnchors::system();
-    if let Some(ca) = &args.ca_cert {
+    for ca in &args.ca_cert {
         anchors
             .add_pem_file(ca)
             .with_context(|| format!("cannot load --ca-cert {}", ca.display()))?;
@@ -162,12 +180,10 @@ pub async fn serve(args: ApiServeArgs) -> anyhow::Result<()> {
         // Checked by the builder (an absolute http(s) URL).
         validator = validator.external_base_url(url.clone());
     }
-    let validator = validator.build().await.with_context(|| {
-        format!(
-            "cannot set up token validation for authority {}",
-            args.authority
-        )
-    })?;
+    let validator = match validator.build().await {
+        Ok(v) => v,
+        Err(e) => anyhow::bail!("{}", explain_build_error(&args.authority, &e.to_string())),
+    };
 
     let (identity, temp, tls_cert_path) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {

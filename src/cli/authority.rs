@@ -19,6 +19,9 @@ use super::{AuthorityRegisterArgs, AuthorityServeArgs};
 /// directory): the registry and the CA.
 const STATE_FILES: [&str; 3] = ["authority.json", "ca.pem", "ca.key"];
 
+/// The ready line of the last `authority serve --dir DIR`, in DIR.
+const READY_FILE: &str = "ready.json";
+
 /// Fails unless `dir` is an initialised authority directory, naming the directory (and
 /// `flag`, the option that named it) and how to create one.
 pub(crate) fn require_initialised(dir: &Path, flag: &str) -> anyhow::Result<()> {
@@ -131,10 +134,19 @@ pub async fn serve(args: AuthorityServeArgs) -> anyhow::Result<()> {
     // Install the signal handlers before the ready line: a supervisor may send SIGTERM as
     // soon as it has read it.
     let stop = StopSignals::install();
-    match &emulator {
-        Some(e) => super::print_ready(&certbound_authority::imds::ready_json(&running, e)),
-        None => super::print_ready(&running.ready_json()),
+    let ready = match &emulator {
+        Some(e) => certbound_authority::imds::ready_json(&running, e),
+        None => running.ready_json(),
+    };
+    // Recorded for `authority register --write-config` (the issuer of the running authority).
+    let recorded = args.dir.join(READY_FILE);
+    if let Err(e) = std::fs::write(&recorded, format!("{ready}\n")) {
+        super::err_line(format_args!(
+            "warning: cannot write {}: {e} (`authority register --write-config` needs it)",
+            recorded.display()
+        ));
     }
+    super::print_ready(&ready);
     stop.wait().await;
     if let Some(e) = emulator {
         e.shutdown().await;
@@ -224,6 +236,10 @@ impl StopSignals {
 /// Registers a client in DIR (a running authority picks it up on its next request).
 pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
     require_initialised(&args.dir, "--dir")?;
+    let config = match &args.write_config {
+        Some(file) => Some(config_text(&args, file)?),
+        None => None,
+    };
     let subject = [
         args.subject_dn.clone().map(TlsClientAuthSubject::SubjectDn),
         args.san_dns.clone().map(TlsClientAuthSubject::SanDns),
@@ -336,6 +352,94 @@ pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
             out[key] = v.clone();
         }
     }
+    if let (Some(file), Some(text)) = (&args.write_config, &config) {
+        out["config"] = serde_json::json!(write_config(file, text)?);
+    }
     outln!("{out}")?;
     Ok(())
+}
+
+/// The appsettings.json text of `authority register --write-config FILE` (checked before
+/// anything is registered: the authority's recorded issuer, FILE not there yet).
+fn config_text(args: &AuthorityRegisterArgs, file: &Path) -> anyhow::Result<String> {
+    if std::fs::symlink_metadata(file).is_ok() {
+        anyhow::bail!(
+            "--write-config {}: the file exists; refusing to overwrite it (remove it, or \
+             choose another FILE)",
+            file.display()
+        );
+    }
+    let recorded = args.dir.join(READY_FILE);
+    let ready: serde_json::Value = std::fs::read(&recorded)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--write-config: {} does not say where the authority runs; start it with \
+                 `certbound authority serve --dir {}` first (it records its issuer there)",
+                recorded.display(),
+                args.dir.display()
+            )
+        })?;
+    let Some(issuer) = ready["issuer"].as_str() else {
+        anyhow::bail!(
+            "--write-config: {} has no issuer; restart `certbound authority serve --dir {}`",
+            recorded.display(),
+            args.dir.display()
+        );
+    };
+    let Some(cert) = &args.cert else {
+        anyhow::bail!("--write-config needs --cert PEM (the credential it names)");
+    };
+    let cert_path = std::path::absolute(cert)
+        .with_context(|| format!("--cert {}: cannot make the path absolute", cert.display()))?;
+    let audience = args.audience.first().map_or("api://my-api", String::as_str);
+    let scope = format!("{}/.default", audience.trim_end_matches('/'));
+    let config = serde_json::json!({
+        "AzureAd": {
+            "Authority": issuer,
+            "ClientId": args.client_id,
+            "ClientCredentials": [
+                { "SourceType": "Path", "CertificateDiskPath": cert_path.display().to_string() }
+            ]
+        },
+        "DownstreamApis": {
+            "MyApi": {
+                "BaseUrl": args.api_url,
+                "RelativePath": "/whoami",
+                "ProtocolScheme": "MTLS_POP",
+                "RequestAppToken": true,
+                "Scopes": [scope]
+            }
+        }
+    });
+    let mut text = serde_json::to_string_pretty(&config)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Writes `text` to a new `file`; returns its path.
+fn write_config(file: &Path, text: &str) -> anyhow::Result<String> {
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(
+            "--write-config {}: the file exists; refusing to overwrite it (remove it, or \
+             choose another FILE)",
+            file.display()
+        ),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "--write-config {}: cannot create it",
+                file.display()
+            )));
+        }
+    };
+    use std::io::Write as _;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("--write-config {}: cannot write it", file.display()))?;
+    Ok(file.display().to_string())
 }

@@ -31,7 +31,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
     }
     let mut anchors = TrustAnchors::system();
     let mut builder = crate::app_builder(cfg)?;
-    if let Some(ca) = &args.ca_cert {
+    for ca in &args.ca_cert {
         anchors
             .add_pem_file(ca)
             .with_context(|| format!("--ca-cert {}", ca.display()))?;

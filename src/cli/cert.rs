@@ -112,8 +112,21 @@ pub async fn new(args: CertNewArgs) -> anyhow::Result<()> {
     if args.cn.is_empty() || args.cn.len() > 64 {
         anyhow::bail!("--cn must be 1 to 64 characters");
     }
-    let spec =
-        IssueSpec::client(&args.cn).valid_for(Duration::from_secs(u64::from(args.days) * 86400));
+    let spec = if args.server {
+        let mut names: Vec<&str> = vec!["127.0.0.1", "localhost"];
+        for san in &args.san {
+            if san.is_empty() || san.len() > 253 || san.chars().any(|c| c.is_whitespace()) {
+                anyhow::bail!("--san {san:?}: give a DNS name or an IP address");
+            }
+            if !names.contains(&san.as_str()) {
+                names.push(san);
+            }
+        }
+        IssueSpec::server(&args.cn, &names)
+    } else {
+        IssueSpec::client(&args.cn)
+    }
+    .valid_for(Duration::from_secs(u64::from(args.days) * 86400));
     let cred: CertifiedKey = match &args.ca_dir {
         Some(dir) => {
             super::authority::require_initialised(dir, "--ca-dir")?;

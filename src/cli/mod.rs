@@ -180,6 +180,20 @@ pub struct AuthorityRegisterArgs {
     /// requests that did not ask for `mtls_pop`.
     #[arg(long)]
     pub no_bound_tokens: bool,
+    /// Also write an appsettings.json for this client to FILE (refuses to overwrite it): the
+    /// running authority's issuer (from DIR/ready.json, written by `authority serve`), the
+    /// client id, the --cert credential (its key beside it as <name>.key) and a `MyApi`
+    /// DownstreamApis entry (`MTLS_POP`, BaseUrl --api-url, scope `<first --audience>/.default`).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub write_config: Option<PathBuf>,
+    /// With --write-config: the `MyApi` entry's BaseUrl.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "write_config",
+        default_value = "https://127.0.0.1:5444"
+    )]
+    pub api_url: String,
 }
 
 /// `certbound cert …`.
@@ -214,6 +228,13 @@ pub struct CertNewArgs {
     /// Replace existing PREFIX.pem / PREFIX.key / PREFIX.pfx (default: refuse to overwrite).
     #[arg(long)]
     pub force: bool,
+    /// A TLS server certificate (`serverAuth`; SANs 127.0.0.1 and localhost plus each
+    /// `--san`) for `api serve --tls-cert`, instead of a client certificate.
+    #[arg(long)]
+    pub server: bool,
+    /// With --server: another DNS name or IP address SAN (repeatable).
+    #[arg(long, requires = "server", value_name = "NAME")]
+    pub san: Vec<String>,
 }
 
 /// `certbound token`.
@@ -225,12 +246,13 @@ pub struct TokenArgs {
     /// Scopes (repeatable); default: the first downstream API's scopes.
     #[arg(long)]
     pub scope: Vec<String>,
-    /// bearer, mtls_pop, pop or dpop (mtls sends no token).
+    /// Protocol scheme: bearer, mtls_pop, pop or dpop (mtls sends no token). Default: the
+    /// first DownstreamApis entry's ProtocolScheme, else bearer.
     #[arg(long)]
     pub scheme: Option<String>,
-    /// Extra trust anchor for server certificates (PEM).
-    #[arg(long)]
-    pub ca_cert: Option<PathBuf>,
+    /// Extra trust anchor for server certificates (PEM); repeatable.
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Vec<PathBuf>,
     /// Bypass the cache.
     #[arg(long)]
     pub force_refresh: bool,
@@ -251,10 +273,11 @@ pub struct CallArgs {
     /// Path relative to the API's BaseUrl (overrides RelativePath).
     #[arg(long)]
     pub path: Option<String>,
-    /// Extra trust anchor for server certificates (PEM).
-    #[arg(long)]
-    pub ca_cert: Option<PathBuf>,
-    /// Override the API's ProtocolScheme.
+    /// Extra trust anchor for server certificates (PEM): the authority's and the API's;
+    /// repeatable.
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Vec<PathBuf>,
+    /// Override the API's ProtocolScheme: bearer, mtls_pop, pop, dpop or mtls.
     #[arg(long)]
     pub scheme: Option<String>,
 }
@@ -278,10 +301,11 @@ pub struct ApiServeArgs {
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub addr: SocketAddr,
-    /// Trust anchor for the authority's TLS certificate (PEM).
-    #[arg(long)]
-    pub ca_cert: Option<PathBuf>,
-    /// TLS server certificate (PEM); default: a fresh self-signed one for 127.0.0.1/localhost.
+    /// Trust anchor for the authority's TLS certificate (PEM); repeatable.
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Vec<PathBuf>,
+    /// TLS server certificate (PEM), e.g. from `certbound cert new --server --ca-dir DIR`;
+    /// default: a fresh self-signed one for 127.0.0.1/localhost in a temporary directory.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// TLS server key (PEM).

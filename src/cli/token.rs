@@ -51,7 +51,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     }
     options.force_refresh |= args.force_refresh;
     let mut builder = crate::app_builder(cfg)?;
-    if let Some(ca) = &args.ca_cert {
+    for ca in &args.ca_cert {
         builder = builder.add_ca_cert_file(ca);
     }
     let app = builder.build()?;

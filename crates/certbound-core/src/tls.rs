@@ -201,3 +201,69 @@ pub fn client_config(
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
 }
+
+/// Rewrites the text of a failed TLS connection whose server certificate was refused
+/// (rustls' `invalid peer certificate: …`, a debug rendering such as
+/// `UnsupportedSignatureAlgorithmForPublicKeyContext { signature_algorithm_id: [6, 8, …] }`)
+/// into one sentence that names the reason and the fix. `None` when `text` is no such error.
+///
+/// Everything before `invalid peer certificate` is kept (`cannot connect: client error
+/// (Connect): `); the rustls rendering after it is replaced.
+pub fn explain_untrusted_server(text: &str) -> Option<String> {
+    const MARK: &str = "invalid peer certificate";
+    let (before, after) = text.split_once(MARK)?;
+    let after = after.trim_start_matches([':', ' ']);
+    let variant: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let reason = match variant.as_str() {
+        "NotValidForName" | "NotValidForNameContext" => {
+            return Some(format!(
+                "{before}the server's TLS certificate is not issued for this host name: call it \
+                 by a name the certificate lists (e.g. 127.0.0.1 or localhost), or issue one with \
+                 `certbound cert new --server --san NAME`"
+            ));
+        }
+        "Expired" | "ExpiredContext" | "NotValidYet" | "NotValidYetContext" => {
+            "it is expired or not yet valid"
+        }
+        "Revoked" => "it is revoked",
+        "UnknownIssuer" => "it is issued by a CA that is not trusted",
+        _ => "it does not chain to a trusted CA",
+    };
+    Some(format!(
+        "{before}the server's TLS certificate is not trusted ({reason}): pass its CA with \
+         --ca-cert PEM (repeatable) / AppBuilder::add_ca_cert_file, or set SSL_CERT_FILE"
+    ))
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::explain_untrusted_server;
+
+    #[test]
+    fn untrusted_server_errors_name_the_fix_without_the_debug_dump() {
+        let raw = "cannot connect: client error (Connect): invalid peer certificate: \
+                   UnsupportedSignatureAlgorithmForPublicKeyContext { signature_algorithm_id: \
+                   [6, 8, 42], public_key_algorithm_id: [6, 9] }";
+        let s = explain_untrusted_server(raw).unwrap();
+        assert!(
+            s.starts_with("cannot connect: client error (Connect): "),
+            "{s}"
+        );
+        assert!(s.contains("--ca-cert"), "{s}");
+        assert!(!s.contains("signature_algorithm_id"), "{s}");
+        let s = explain_untrusted_server("x: invalid peer certificate: UnknownIssuer").unwrap();
+        assert!(
+            s.contains("not trusted") && !s.contains("UnknownIssuer"),
+            "{s}"
+        );
+        let s = explain_untrusted_server(
+            "invalid peer certificate: NotValidForNameContext { expected: … }",
+        )
+        .unwrap();
+        assert!(s.contains("--san"), "{s}");
+        assert!(explain_untrusted_server("connection refused").is_none());
+    }
+}
