@@ -1803,3 +1803,132 @@ fn readme_quick_start_reaches_a_bound_call() {
     assert_eq!(body["scheme"], "mtls_pop", "{body}");
     drop(servers);
 }
+
+/// Runs certbound expecting failure; returns stderr (asserting it is one line without a
+/// raw rustls rendering).
+fn run_err(args: &[&str]) -> String {
+    let out = bin().args(args).output().expect("run certbound");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "certbound {args:?} succeeded: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    for raw in ["signature_algorithm_id", "UnknownIssuer", "{ ", "Context {"] {
+        assert!(!err.contains(raw), "raw rustls text {raw:?} in: {err}");
+    }
+    err
+}
+
+/// Issue 23's errors name the fix: an untrusted API certificate on the downstream path, an
+/// untrusted authority for `api serve`, a base URL as `api serve --authority`, a tenant the
+/// authority does not serve (`common`), a PFX without `CertificatePassword`, and one prefix
+/// per credential error.
+#[test]
+fn errors_name_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| -> PathBuf { dir.path().join(p) };
+    let auth_dir = d("authority");
+    let authority = Server::start(&[
+        "authority",
+        "serve",
+        "--dir",
+        auth_dir.to_str().unwrap(),
+        "--tenant",
+        "dev",
+    ]);
+    let issuer = authority.ready["issuer"].as_str().unwrap().to_string();
+    let ca = authority.ready["ca_cert"].as_str().unwrap().to_string();
+    let base = issuer.trim_end_matches("/dev/v2.0").to_string();
+    let cert = new_registered_cert(dir.path(), auth_dir.to_str().unwrap());
+
+    // The API's own self-signed certificate is not trusted by the authority's CA alone.
+    let api = binding_api(&issuer, &ca, &[]);
+    let api_url = format!("https://{}", api.ready["addr"].as_str().unwrap());
+    let config = d("appsettings.json");
+    write_config(&config, &issuer, &cert, &api_url, "MTLS_POP");
+    let cfg = config.to_str().unwrap();
+    let err = run_err(&["call", "--config", cfg, "--api", "Whoami", "--ca-cert", &ca]);
+    assert!(
+        err.contains("TLS certificate is not trusted") && err.contains("--ca-cert"),
+        "{err}"
+    );
+    // Both anchors, --ca-cert repeated: 200.
+    let api_cert = api.ready["tls_cert"].as_str().unwrap();
+    let out = run_ok(&[
+        "call",
+        "--config",
+        cfg,
+        "--api",
+        "Whoami",
+        "--ca-cert",
+        &ca,
+        "--ca-cert",
+        api_cert,
+    ]);
+    assert!(out.contains("x5t#S256"), "{out}");
+
+    // api serve: the authority's CA missing; then its base URL instead of the issuer.
+    let err = run_err(&["api", "serve", "--authority", &issuer, "--audience", "a"]);
+    assert!(
+        err.contains("not trusted") && err.contains("--ca-cert"),
+        "{err}"
+    );
+    let err = run_err(&[
+        "api",
+        "serve",
+        "--authority",
+        &base,
+        "--audience",
+        "a",
+        "--ca-cert",
+        &ca,
+    ]);
+    assert!(
+        err.contains("issuer URL") && err.contains(&format!("{base}/<tenant>/v2.0")),
+        "{err}"
+    );
+
+    // A tenant the authority does not serve: it says which one it serves.
+    let common = d("common.json");
+    write_config(
+        &common,
+        &format!("{base}/common/v2.0"),
+        &cert,
+        &api_url,
+        "MTLS_POP",
+    );
+    let err = run_err(&[
+        "token",
+        "--config",
+        common.to_str().unwrap(),
+        "--ca-cert",
+        &ca,
+    ]);
+    assert!(
+        err.contains("tenant `dev`") && err.contains("`common`") && err.contains(&issuer),
+        "{err}"
+    );
+
+    // A password-protected PFX without CertificatePassword; one prefix per error.
+    run_ok(&[
+        "cert",
+        "new",
+        "--cn",
+        "p",
+        "--out",
+        d("p").to_str().unwrap(),
+        "--pfx",
+        "pw-123",
+    ]);
+    let pfx = d("pfx.json");
+    write_config(&pfx, &issuer, &d("p.pfx"), &api_url, "MTLS_POP");
+    let err = run_err(&["token", "--config", pfx.to_str().unwrap(), "--ca-cert", &ca]);
+    assert!(
+        err.contains("no CertificatePassword") && !err.contains("wrong password"),
+        "{err}"
+    );
+    assert!(!err.contains("pw-123"), "{err}");
+    assert_eq!(
+        err.matches("AzureAd.ClientCredentials[0] (Path)").count(),
+        1,
+        "one prefix: {err}"
+    );
+}

@@ -143,10 +143,24 @@ async fn authorize() -> Response {
         .into_response()
 }
 
-async fn not_found() -> Response {
+async fn not_found(State(svc): State<Arc<Service>>) -> Response {
+    let issuer = svc.discovery["issuer"].as_str().unwrap_or_default();
+    let tenant = issuer
+        .trim_end_matches("/v2.0")
+        .rsplit_once('/')
+        .map_or("", |(_, t)| t);
     (
         StatusCode::NOT_FOUND,
-        Json(json!({"error": "not_found", "error_description": "no such endpoint; see /{tenant}/v2.0/.well-known/openid-configuration"})),
+        Json(json!({
+            "error": "not_found",
+            "error_description": format!(
+                "no such endpoint: this authority serves tenant `{tenant}` only (issuer \
+                 {issuer}, discovery at {issuer}/.well-known/openid-configuration); \
+                 `common` and `organizations` are refused for MTLS_POP: name the tenant"
+            ),
+            "issuer": issuer,
+            "tenant": tenant,
+        })),
     )
         .into_response()
 }

@@ -168,7 +168,9 @@ pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     } else {
         format!("{kind}: {}", parts.join(": "))
     };
-    if s.contains("UnknownIssuer") || s.contains("invalid peer certificate") {
+    if let Some(explained) = certbound_core::tls::explain_untrusted_server(&s) {
+        s = explained;
+    } else if s.contains("UnknownIssuer") {
         s.push_str(" (the server's TLS certificate is not trusted: pass its CA with --ca-cert / AppBuilder::add_ca_cert_file, or set SSL_CERT_FILE)");
     }
     s

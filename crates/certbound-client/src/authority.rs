@@ -504,7 +504,18 @@ async fn fetch_metadata(
                     .map_err(|e| (format!("not valid metadata JSON: {e}"), false));
             }
             Ok(Ok((s, _))) if s.is_server_error() => last = (format!("HTTP {s}"), false),
-            Ok(Ok((s, _))) => return Err((format!("HTTP {s}"), false)),
+            Ok(Ok((s, Ok(body)))) => {
+                // A certbound development authority says which tenant it serves: the same
+                // answer for every metadata URL on this host, so reported once.
+                let said: Option<String> = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .filter(|v| v["tenant"].is_string())
+                    .and_then(|v| v["error_description"].as_str().map(|d| shorten(d, 400)));
+                return Err(match said {
+                    Some(d) => (format!("HTTP {s}: {d}"), true),
+                    None => (format!("HTTP {s}"), false),
+                });
+            }
         }
         if attempt == 0 {
             tracing::debug!(url, problem = %last.0, "discovery failed; retrying once");

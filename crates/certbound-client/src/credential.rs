@@ -216,6 +216,22 @@ impl ClientCredential for AssertionFileCredential {
     }
 }
 
+/// A certificate loading error as text; a PFX that does not open when the entry names no
+/// `CertificatePassword` says that the password is missing (not "wrong password, or damaged").
+fn pfx_message(e: &certbound_core::CertError, has_password: bool, key: &str) -> String {
+    if !has_password && matches!(e.kind, certbound_core::error::CertErrorKind::Pkcs12) {
+        format!(
+            "{}: the PFX/PKCS#12 is password-protected and {key} has no CertificatePassword; \
+             add \"CertificatePassword\" to the entry (or set the environment variable \
+             {}__CertificatePassword)",
+            e.source_name,
+            key.replace(['.', '['], "__").replace(']', "")
+        )
+    } else {
+        e.to_string()
+    }
+}
+
 /// Loads one configured credential entry.
 pub fn load_one(desc: &CredentialDescription) -> Result<Arc<dyn ClientCredential>, ClientError> {
     let key = &desc.key;
@@ -224,7 +240,7 @@ pub fn load_one(desc: &CredentialDescription) -> Result<Arc<dyn ClientCredential
             let c = CertifiedKey::load_path(path, password.as_ref().map(Secret::expose)).map_err(
                 |e| ClientError::Credential {
                     what: format!("{key} (Path)"),
-                    message: e.to_string(),
+                    message: pfx_message(&e, password.is_some(), key),
                 },
             )?;
             Arc::new(CertificateCredential::new(c, path.display().to_string()))
@@ -238,7 +254,7 @@ pub fn load_one(desc: &CredentialDescription) -> Result<Arc<dyn ClientCredential
             )
             .map_err(|e| ClientError::Credential {
                 what: format!("{key} (Base64Encoded)"),
-                message: e.to_string(),
+                message: pfx_message(&e, password.is_some(), key),
             })?;
             Arc::new(CertificateCredential::new(c, src))
         }
@@ -289,7 +305,12 @@ pub fn load_first(
             }
             Err(e) => {
                 tracing::info!(credential = %d.key, source_type = d.source.source_type(), reason = %e, "client credential not usable; trying the next");
-                tried.push(format!("{} ({}): {e}", d.key, d.source.source_type()));
+                // One prefix per error: a credential error already names its entry.
+                let reason = match &e {
+                    ClientError::Credential { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                tried.push(format!("{} ({}): {reason}", d.key, d.source.source_type()));
             }
         }
     }

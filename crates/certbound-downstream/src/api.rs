@@ -652,7 +652,7 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
         s.push_str(&cause.to_string());
         src = cause.source();
     }
-    s
+    certbound_core::tls::explain_untrusted_server(&s).unwrap_or(s)
 }
 
 async fn read_limited(
