@@ -19,6 +19,8 @@ fn main() -> std::process::ExitCode {
                 }),
         )
         .with_writer(std::io::stderr)
+        // No colour codes when stderr is a file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

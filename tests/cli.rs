@@ -1932,3 +1932,72 @@ fn errors_name_the_fix() {
         "one prefix: {err}"
     );
 }
+
+/// Output for people: the bearer demo marks the stolen token's success as the expected
+/// weakness (not `[ok]`), every demo ends with what it proved, the DPoP demo shows the proof
+/// key's thumbprint (what `cnf.jkt` holds) rather than the certificate's, and log lines on a
+/// stderr that is not a terminal carry no ANSI colour codes.
+#[test]
+fn output_for_people() {
+    let out = run_ok(&["demo", "--scheme", "bearer"]);
+    let stolen: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("another certificate") || l.contains("no certificate"))
+        .collect();
+    assert!(!stolen.is_empty(), "{out}");
+    for l in stolen {
+        assert!(l.starts_with("[weak]") && l.contains("expected"), "{l}");
+    }
+    assert!(
+        out.trim_end().lines().last().unwrap().contains("Proven:"),
+        "{out}"
+    );
+
+    let out = run_ok(&["demo", "--scheme", "dpop"]);
+    assert!(
+        out.trim_end().lines().last().unwrap().contains("Proven:"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("x5t#S256 ="),
+        "no certificate thumbprint: {out}"
+    );
+    let shown = out
+        .split_once("proof key thumbprint (RFC 7638) = ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("proof key thumbprint shown: {out}"));
+    assert!(out.contains(&format!("cnf.jkt = {shown}")), "{out}");
+
+    // A tracing warning (a credential loaded after an earlier one failed), stderr a pipe.
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("app");
+    run_ok(&[
+        "cert",
+        "new",
+        "--cn",
+        "a",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    let config = dir.path().join("c.json");
+    let cfg = serde_json::json!({"AzureAd": {
+    "Authority": "https://127.0.0.1:1/t/v2.0", "ClientId": "a",
+    "ClientCredentials": [
+        {"SourceType": "Path", "CertificateDiskPath": dir.path().join("missing.pem")},
+        {"SourceType": "Path", "CertificateDiskPath": dir.path().join("app.pem")}
+    ]}});
+    std::fs::write(&config, cfg.to_string()).unwrap();
+    let out = bin()
+        .args([
+            "token",
+            "--config",
+            config.to_str().unwrap(),
+            "--scope",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WARN"), "{err}");
+    assert!(!err.contains('\u{1b}'), "ANSI codes on a pipe: {err:?}");
+}

@@ -120,7 +120,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .map(|s| s.name)
                 .collect();
             if failed.is_empty() {
-                outln!("\nall {} steps behaved.", report.steps.len())
+                outln!(
+                    "\nall {} steps behaved. {}",
+                    report.steps.len(),
+                    conclusion(scheme)
+                )
             } else {
                 outln!(
                     "\n{} of {} steps did not behave: {}",
@@ -146,6 +150,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The one-line conclusion of a demo whose every step behaved: what it proved.
+fn conclusion(scheme: ProtocolScheme) -> &'static str {
+    match scheme {
+        ProtocolScheme::MtlsPop => {
+            "Proven: the token works only over mTLS with the certificate it is bound to; stolen, it is refused."
+        }
+        ProtocolScheme::DPoP => {
+            "Proven: the token works only with fresh DPoP proofs from the app's key; stolen or replayed, it is refused."
+        }
+        ProtocolScheme::Pop => {
+            "Proven: the token works only inside requests signed by the app's key; stolen or re-aimed, it is refused."
+        }
+        ProtocolScheme::Mtls => {
+            "Proven: the API admits the registered certificate alone; another one, or none, is refused."
+        }
+        _ => "Proven: an unbound token works for whoever holds it, which is why binding exists.",
+    }
+}
+
 struct Narrator {
     on: bool,
     steps: Vec<Step>,
@@ -153,8 +176,16 @@ struct Narrator {
 
 impl Narrator {
     fn push(&mut self, step: Step) {
+        let mark = if step.ok { "[ok]  " } else { "[FAIL]" };
+        self.push_marked(step, mark);
+    }
+    /// A step that behaved as expected but shows a weakness (a stolen unbound token works).
+    fn push_weakness(&mut self, step: Step) {
+        let mark = if step.ok { "[weak]" } else { "[FAIL]" };
+        self.push_marked(step, mark);
+    }
+    fn push_marked(&mut self, step: Step, mark: &str) {
         if self.on {
-            let mark = if step.ok { "[ok]  " } else { "[FAIL]" };
             self.say(format_args!("{mark} {}", step.detail));
         }
         self.steps.push(step);
@@ -344,10 +375,18 @@ async fn scenario(
         let (thumb, credential, emulator) = mint_through_imds(&running, n).await?;
         (thumb, builder.credential(credential), Some(emulator))
     };
-    n.info(&format!("x5t#S256 = {thumb}"));
-
     // 4. The token (none for MTLS), 5. the call, 6. the stolen-token attempts.
     let app = builder.build().context("cannot build the client app")?;
+    if scheme.signs_requests() {
+        // The token binds to the proof key, not to the certificate (which only signs the
+        // client assertion): show what it will be bound to.
+        n.info(&format!(
+            "proof key thumbprint (RFC 7638) = {} (the app's in-memory key the token binds to)",
+            app.proof_key().thumbprint()
+        ));
+    } else {
+        n.info(&format!("x5t#S256 = {thumb}"));
+    }
     let pool = TransportPool::builder().trust(anchors.clone()).build()?;
     let ctx = Ctx {
         app: &app,
@@ -777,19 +816,32 @@ async fn run_attempts(
                 })
             })
             .unwrap_or_default();
-        n.push(Step {
+        // Every attempt is an attacker's; one that gets in is the expected weakness of an
+        // unbound token, not a success.
+        let weakness = a.expected < 400;
+        let step = Step {
             name: a.name,
             ok,
             status: Some(status),
             expected_status: Some(a.expected),
             detail: format!(
-                "{} → {status}{}{}",
+                "{} → {status}{}{}{}",
                 a.what,
                 error.map(|e| format!(" {e}")).unwrap_or_default(),
-                why
+                why,
+                if weakness && ok {
+                    " (expected: the stolen unbound token works for whoever holds it)"
+                } else {
+                    ""
+                }
             ),
             data: json!({"www_authenticate": www}),
-        });
+        };
+        if weakness {
+            n.push_weakness(step);
+        } else {
+            n.push(step);
+        }
     }
     Ok(())
 }
