@@ -2001,3 +2001,76 @@ fn output_for_people() {
     assert!(err.contains("WARN"), "{err}");
     assert!(!err.contains('\u{1b}'), "ANSI codes on a pipe: {err:?}");
 }
+
+/// What is implicit is said: every subcommand's `--help` ends with an example; `token`'s help
+/// names its default scheme; `register` without a credential names both `--cert` and
+/// `--secret`; `--signing-alg`'s help and error list the same algorithms; `--scheme` is
+/// spelled the same in help and errors.
+#[test]
+fn help_and_errors_say_what_is_implicit() {
+    let commands: [&[&str]; 9] = [
+        &["demo"],
+        &["authority", "serve"],
+        &["authority", "register"],
+        &["cert", "new"],
+        &["token"],
+        &["call"],
+        &["api", "serve"],
+        &["inspect"],
+        &["bench"],
+    ];
+    for c in commands {
+        let mut args = c.to_vec();
+        args.push("--help");
+        let help = run_ok(&args);
+        let last = help.trim_end().lines().last().unwrap_or_default();
+        assert!(
+            last.trim_start().starts_with("certbound ") && help.contains("Example"),
+            "{c:?} --help ends with an example: {help}"
+        );
+    }
+    let help = run_ok(&["token", "--help"]);
+    assert!(
+        help.contains("Default: the first DownstreamApis entry's ProtocolScheme, else bearer"),
+        "{help}"
+    );
+    assert!(help.contains("bearer, mtls_pop, pop or dpop"), "{help}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let auth_dir = dir.path().join("authority");
+    let authority = Server::start(&["authority", "serve", "--dir", auth_dir.to_str().unwrap()]);
+    let err = run_err(&[
+        "authority",
+        "register",
+        "--dir",
+        auth_dir.to_str().unwrap(),
+        "--client-id",
+        "x",
+    ]);
+    assert!(err.contains("--cert") && err.contains("--secret"), "{err}");
+    drop(authority);
+
+    let help = run_ok(&["authority", "serve", "--help"]);
+    assert!(help.contains("ES256, RS256 or PS256"), "{help}");
+    for alg in ["HS256", "ES384"] {
+        let err = run_err(&[
+            "authority",
+            "serve",
+            "--dir",
+            dir.path().join(alg).to_str().unwrap(),
+            "--signing-alg",
+            alg,
+        ]);
+        assert!(err.contains("use ES256, RS256 or PS256"), "{alg}: {err}");
+        assert!(!dir.path().join(alg).exists(), "nothing created for {alg}");
+    }
+
+    let help = run_ok(&["demo", "--help"]);
+    assert!(
+        help.contains("mtls_pop (default), bearer, dpop, pop or mtls"),
+        "{help}"
+    );
+    let err = run_err(&["demo", "--scheme", "nope"]);
+    assert!(err.contains("bearer, mtls_pop, dpop, pop or mtls"), "{err}");
+    assert!(!err.contains("MTLS_POP"), "one spelling: {err}");
+}

@@ -162,12 +162,15 @@ async fn start(
     certbound_authority::RunningAuthority,
     Option<certbound_authority::imds::RunningEmulator>,
 )> {
-    let signing_alg: JwsAlgorithm = args
-        .signing_alg
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--signing-alg: {e}"))?;
+    let refused = || {
+        anyhow::anyhow!(
+            "--signing-alg `{}`: use ES256, RS256 or PS256",
+            args.signing_alg.chars().take(20).collect::<String>()
+        )
+    };
+    let signing_alg: JwsAlgorithm = args.signing_alg.parse().map_err(|_| refused())?;
     if signing_alg == JwsAlgorithm::ES384 {
-        anyhow::bail!("--signing-alg: use ES256, RS256 or PS256");
+        return Err(refused());
     }
     let options = AuthorityOptions {
         tenant: args.tenant.clone(),
@@ -284,7 +287,8 @@ pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
         (None, None) => match subject {
             Some(s) => ClientRegistration::with_tls_client_auth(&args.client_id, s),
             None => anyhow::bail!(
-                "give --cert PEM, --secret S, or a tls_client_auth subject (--subject-dn or one --san-*)"
+                "say how the client authenticates: --cert PEM (its certificate) or --secret S (a \
+                 client secret), or a tls_client_auth subject (--subject-dn DN or one --san-*)"
             ),
         },
         _ => anyhow::bail!("give exactly one of --cert PEM or --secret S"),

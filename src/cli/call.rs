@@ -3,7 +3,6 @@
 //! `WWW-Authenticate` header on stderr.
 
 use anyhow::{Context as _, bail};
-use certbound_client::ProtocolScheme;
 use certbound_core::tls::TrustAnchors;
 use certbound_downstream::{CallOptions, Downstream};
 
@@ -44,8 +43,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
         options = options.path(p.clone());
     }
     if let Some(s) = &args.scheme {
-        let scheme: ProtocolScheme = s.parse().with_context(|| "--scheme".to_string())?;
-        options = options.scheme(scheme);
+        options = options.scheme(super::parse_scheme(s)?);
     }
     let resp = downstream.call(&args.api, options).await?;
     let status = resp.status();

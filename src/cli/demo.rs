@@ -78,10 +78,7 @@ pub struct Report {
 
 /// Runs the command.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let scheme: ProtocolScheme = args
-        .scheme
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--scheme: {e}"))?;
+    let scheme: ProtocolScheme = super::parse_scheme(&args.scheme)?;
     if args.managed_identity && scheme.signs_requests() {
         anyhow::bail!(
             "--managed-identity works with --scheme mtls_pop, bearer or mtls: {scheme} binds tokens to the app's own proof key, which a managed identity's token endpoint does not take"

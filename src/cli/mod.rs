@@ -43,6 +43,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole scenario in one process on loopback: authority, protected API,
     /// certificate, bound token, mTLS call, and the refusals.
+    #[command(after_help = "Example:\n  certbound demo --scheme dpop")]
     Demo(DemoArgs),
     /// The local development authority (Entra-shaped, OIDC, RFC 8705).
     #[command(subcommand)]
@@ -51,15 +52,27 @@ pub enum Command {
     #[command(subcommand)]
     Cert(CertCommand),
     /// Acquire an app token (client credentials).
+    #[command(
+        after_help = "Example:\n  certbound token --config appsettings.json --ca-cert dev-authority/ca.pem --json"
+    )]
     Token(TokenArgs),
     /// Call a downstream API named in the configuration's `DownstreamApis`.
+    #[command(
+        after_help = "Example:\n  certbound call --config appsettings.json --api MyApi --ca-cert dev-authority/ca.pem"
+    )]
     Call(CallArgs),
     /// The sample protected API.
     #[command(subcommand)]
     Api(ApiCommand),
     /// Decode a token (without verifying it) and check its binding against a certificate.
+    #[command(
+        after_help = "Example:\n  certbound token --config appsettings.json --ca-cert dev-authority/ca.pem | certbound inspect - --cert my-app.pem"
+    )]
     Inspect(InspectArgs),
     /// Load the sample protected API over N concurrent mTLS connections (in process).
+    #[command(
+        after_help = "Example:\n  certbound bench --target api --connections 100 --duration 5"
+    )]
     Bench(BenchArgs),
 }
 
@@ -99,8 +112,14 @@ pub struct DemoArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuthorityCommand {
     /// Serve the development authority (initialises DIR on first run).
+    #[command(
+        after_help = "Example:\n  certbound authority serve --dir ./dev-authority --addr 127.0.0.1:5443 --tenant dev"
+    )]
     Serve(AuthorityServeArgs),
     /// Register a client application.
+    #[command(
+        after_help = "Example:\n  certbound authority register --dir ./dev-authority --client-id my-app --cert my-app.pem --audience api://my-api --write-config appsettings.json"
+    )]
     Register(AuthorityRegisterArgs),
 }
 
@@ -140,11 +159,8 @@ pub struct AuthorityRegisterArgs {
     #[arg(long)]
     pub client_id: String,
     /// The client's certificate (PEM).
-    #[arg(
-        long,
-        conflicts_with = "secret",
-        required_unless_present_any = ["secret", "subject_dn", "san_dns", "san_uri", "san_ip", "san_email"]
-    )]
+    /// (One of --cert, --secret or a --subject-dn/--san-* is needed.)
+    #[arg(long, conflicts_with = "secret")]
     pub cert: Option<PathBuf>,
     /// A method the client may authenticate by (repeatable; it may use these and no
     /// others): self_signed_tls_client_auth, tls_client_auth, private_key_jwt,
@@ -200,6 +216,9 @@ pub struct AuthorityRegisterArgs {
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
     /// Generate a key and certificate: PREFIX.pem and PREFIX.key (and PREFIX.pfx).
+    #[command(
+        after_help = "Examples:\n  certbound cert new --cn my-app --out my-app\n  certbound cert new --cn my-api --server --ca-dir ./dev-authority --out my-api"
+    )]
     New(CertNewArgs),
 }
 
@@ -286,6 +305,9 @@ pub struct CallArgs {
 #[derive(Debug, Subcommand)]
 pub enum ApiCommand {
     /// Serve the sample protected API (`GET /whoami`).
+    #[command(
+        after_help = "Example:\n  certbound api serve --authority https://127.0.0.1:5443/dev/v2.0 --audience api://my-api --require-binding --ca-cert dev-authority/ca.pem --tls-cert my-api.pem --tls-key my-api.key --addr 127.0.0.1:5444"
+    )]
     Serve(ApiServeArgs),
 }
 
@@ -409,6 +431,19 @@ pub fn print_ready(value: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{value}");
     let _ = out.flush();
+}
+
+/// The protocol schemes as the command line spells them (help, errors and JSON alike).
+pub const SCHEMES: &str = "bearer, mtls_pop, dpop, pop or mtls";
+
+/// Parses a `--scheme` value (case-insensitive); the error lists [`SCHEMES`].
+pub fn parse_scheme(text: &str) -> anyhow::Result<certbound_client::ProtocolScheme> {
+    text.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--scheme `{}`: use {SCHEMES} (case-insensitive)",
+            text.chars().take(40).collect::<String>()
+        )
+    })
 }
 
 /// Runs the parsed command.

@@ -3,7 +3,7 @@
 //! Scopes default to the first `DownstreamApis` entry's `Scopes`; the scheme defaults to
 //! that entry's `ProtocolScheme` (MTLS_POP when it says so), else Bearer.
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use certbound_client::{HeaderOptions, ProtocolScheme, TokenSource};
 use serde_json::json;
 
@@ -37,9 +37,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         .unwrap_or_default();
     match args.scheme.as_deref() {
         Some(s) => {
-            options.scheme = s
-                .parse::<ProtocolScheme>()
-                .with_context(|| "--scheme".to_string())?;
+            options.scheme = super::parse_scheme(s)?;
             // The CLI only acquires app tokens.
             options.request_app_token = true;
         }
