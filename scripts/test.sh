@@ -36,3 +36,7 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# Every example must run and exit 0 (already built by `cargo test`, so this takes seconds).
+for ex in protocol_schemes client_credentials resource_server downstream_call managed_identity redis_l2; do
+  cargo run --quiet --locked --example "$ex" >/dev/null || { echo "example $ex failed"; exit 1; }
+done
