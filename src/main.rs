@@ -1,4 +1,4 @@
-//! The `certbound` binary. See `certbound --help` and SPEC §7.
+//! The `certbound` binary. See `certbound --help` and docs/command-line.md.
 //!
 //! Standard output goes through `certbound::cli::out_line` (a closed stdout is a quiet exit,
 //! not a `println!` panic); stderr through `certbound::cli::err_line`, which cannot panic.

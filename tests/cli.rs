@@ -1,4 +1,4 @@
-//! Drives the `certbound` binary exactly as SPEC §7 describes (the stable contract).
+//! Drives the `certbound` binary exactly as docs/command-line.md describes (the stable contract).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -728,7 +728,7 @@ struct Answer {
     challenge: String,
 }
 
-/// SPEC §5.1 against `certbound api serve`: DPoP `htu` and SHR `u`/`p` must name the API's
+/// docs/resource-server.md (proof origin) against `certbound api serve`: DPoP `htu` and SHR `u`/`p` must name the API's
 /// own origin (`https://<--addr>` by default, else one of the repeatable `--external-url`s,
 /// the one `Host` names); what the request claims is never trusted; a wildcard `--addr`
 /// without `--external-url` refuses to start; every SHR is replay-protected; methods

@@ -231,7 +231,7 @@ async fn every_fault_ends_cleanly_and_the_cache_keeps_serving() {
         );
         let tries = ep.hits.load(Ordering::SeqCst) - before;
         match mode {
-            // Timeouts and 5xx are retried exactly once (SPEC §3.4); a reset after the request
+            // Timeouts and 5xx are retried exactly once (docs/wire-formats.md (retries)); a reset after the request
             // was sent is not (the server may have acted on it).
             Mode::Hang | Mode::ServerError => {
                 assert_eq!(tries, 2, "{mode:?}: {text}")

@@ -1,4 +1,4 @@
-//! `certbound api serve`: the sample protected API (SPEC §7).
+//! `certbound api serve`: the sample protected API (docs/command-line.md).
 //!
 //! TLS asks for (but does not require) a client certificate; `GET /whoami` answers with the
 //! validated claims, the scheme and the presented certificate's thumbprint; refusals are
@@ -11,7 +11,7 @@
 //! and/or chaining to a `--client-ca-cert`; the ready line adds
 //! `"allow_cert_thumbprints"` and `"client_ca_certs"`.
 //!
-//! `DPoP` and `Pop` proofs must name this API's own origin (SPEC §5.1): one of the
+//! `DPoP` and `Pop` proofs must name this API's own origin (docs/resource-server.md (proof origin)): one of the
 //! `--external-url`s (repeatable, each possibly with a path prefix), the one the request's
 //! `Host` names, or by default `https://<--addr>`. On a wildcard `--addr` (`0.0.0.0`, `::`)
 //! without `--external-url` the command refuses to start. `--dpop-nonce` makes the API demand

@@ -9,7 +9,7 @@
 //!    certificate → each refused with 401 `invalid_token`.
 //!
 //! With `--managed-identity` the binding certificate is not made by the demo but minted for
-//! a managed identity through the IMDS emulator (SPEC §4): platform metadata, an RSA key and
+//! a managed identity through the IMDS emulator (docs/wire-formats.md (managed identity)): platform metadata, an RSA key and
 //! an RSASSA-PSS-signed CSR, `issuecredential` → a certificate from the authority's CA that
 //! the emulator registers with the authority; the token request then goes to the endpoint
 //! IMDS names, with the identity's client id.

@@ -1,4 +1,4 @@
-//! The `certbound` command line (SPEC §7). The argument structs live here; each command's
+//! The `certbound` command line (docs/command-line.md). The argument structs live here; each command's
 //! behaviour lives in its own module.
 //!
 //! Standard output is written only through [`out_line`] / [`out_bytes`] (and the `outln!`

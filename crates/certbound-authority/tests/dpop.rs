@@ -567,7 +567,7 @@ async fn in_process_dpop_tokens() {
     assert!(env.running.dpop_nonce().is_none());
 }
 
-/// SPEC §5.1 at the token endpoint: the proof must name this authority's own token
+/// docs/resource-server.md (proof origin) at the token endpoint: the proof must name this authority's own token
 /// endpoint URL, whatever `Host` the request claims. A proof for `attacker.example` sent
 /// with `Host: attacker.example` (over HTTP/1.1, so the Host is exactly that) is refused.
 #[tokio::test]

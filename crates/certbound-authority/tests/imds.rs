@@ -32,7 +32,7 @@ fn source(emu: &RunningEmulator, identity: ManagedIdentity) -> ManagedCertificat
     ManagedCertificateSource::new(ImdsClient::new(&emu.imds_base()).unwrap(), identity)
 }
 
-/// The SPEC §4 step 4 request with the minted certificate.
+/// The step 4 of docs/wire-formats.md (IMDS v2) request with the minted certificate.
 async fn mtls_token(
     env: &Env,
     minted: &MintedCredential,

@@ -1,5 +1,5 @@
 //! Token acquisition (`client_credentials`): the request on the wire, retries and
-//! throttling (SPEC §3.4), and the checks on the response that keep a bound request from
+//! throttling (docs/wire-formats.md (retries)), and the checks on the response that keep a bound request from
 //! ever yielding an unbound token.
 //!
 //! Key-bound requests (`Pop`: `token_type=pop` + `req_cnf`; `DPoP`: a `DPoP` proof header,
@@ -8,7 +8,7 @@
 //! Three ways to authenticate:
 //! - **mTLS PoP**: over mutual TLS presenting the certificate; `token_type=mtls_pop`; no
 //!   `client_assertion` — the TLS certificate authenticates the app and is the binding key.
-//! - **private-key JWT** (RFC 7523, SPEC §3.3) for unbound requests with a certificate.
+//! - **private-key JWT** (RFC 7523, docs/wire-formats.md (client assertions)) for unbound requests with a certificate.
 //! - **client secret** (`client_secret_post`) or a ready **signed assertion** (workload identity).
 
 use std::collections::HashMap;
@@ -286,7 +286,7 @@ fn build_form(req: &TokenRequest<'_>) -> Result<Zeroizing<String>, ClientError> 
         })
 }
 
-/// A private-key JWT client assertion (RFC 7523, SPEC §3.3): PS256 for RSA, ES256/ES384 for
+/// A private-key JWT client assertion (RFC 7523, docs/wire-formats.md (client assertions)): PS256 for RSA, ES256/ES384 for
 /// EC; `x5t#S256` and `x5t` headers; `x5c` when `send_x5c`; lifetime 10 minutes.
 pub fn client_assertion(
     cert: &CertifiedKey,
@@ -319,7 +319,7 @@ pub fn client_assertion(
     })
 }
 
-/// Sends the request with the retry rules of SPEC §3.4, then checks the answer.
+/// Sends the request with the retry rules of docs/wire-formats.md (retries), then checks the answer.
 pub(crate) async fn request_token(
     client: &reqwest::Client,
     req: &TokenRequest<'_>,

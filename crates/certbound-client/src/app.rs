@@ -796,7 +796,7 @@ impl App {
         r
     }
 
-    /// The SPEC §4 step 4 request: the minted credential's token endpoint and client id,
+    /// The step 4 of docs/wire-formats.md (IMDS v2) request: the minted credential's token endpoint and client id,
     /// `token_type=mtls_pop`, over mTLS with the minted certificate. A certificate the
     /// endpoint rejects (`invalid_client`) is forgotten, so the next request re-mints.
     async fn fetch_minted(

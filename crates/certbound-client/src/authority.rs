@@ -3,10 +3,10 @@
 //! - **Entra ID** hosts (`login.microsoftonline.com`, `.us`, `login.usgovcloudapi.net`,
 //!   `login.chinacloudapi.cn`, `login.partner.microsoftonline.cn`, any other `login.X`):
 //!   endpoints are computed, with the mTLS host mapping, optional region and the tenant rule
-//!   of SPEC §3.1 (`common`/`organizations`/`consumers` cannot do mTLS PoP).
+//!   of docs/wire-formats.md (Entra ID) (`common`/`organizations`/`consumers` cannot do mTLS PoP).
 //! - **Any other host**: endpoints come from discovery (`{authority}/.well-known/openid-configuration`,
 //!   else `/.well-known/oauth-authorization-server`), using `mtls_endpoint_aliases.token_endpoint`
-//!   for mTLS (SPEC §3.2). Discovery is fetched once per authority and cached (single-flight).
+//!   for mTLS (docs/wire-formats.md (RFC 8705 servers)). Discovery is fetched once per authority and cached (single-flight).
 //!
 //! ```
 //! use certbound_client::authority::{Authority, mtls_host_for};
@@ -27,7 +27,7 @@ use url::Url;
 use crate::config::AzureAdConfig;
 use crate::error::{ClientError, shorten};
 
-/// Known Entra login hosts and their mTLS hosts (SPEC §3.1).
+/// Known Entra login hosts and their mTLS hosts (docs/wire-formats.md (Entra ID)).
 const ENTRA_HOSTS: [(&str, &str); 5] = [
     ("login.microsoftonline.com", "mtlsauth.microsoft.com"),
     ("login.microsoftonline.us", "mtlsauth.microsoftonline.us"),

@@ -1,4 +1,4 @@
-//! Configuration: an appsettings-style JSON file (SPEC §6) with case-insensitive keys and
+//! Configuration: an appsettings-style JSON file (docs/configuration.md) with case-insensitive keys and
 //! environment overrides (`AzureAd__ClientId`, `DownstreamApis__MyApi__BaseUrl`,
 //! `AzureAd__ClientCredentials__0__CertificateDiskPath`).
 //!
@@ -442,7 +442,7 @@ pub struct AcquireTokenOptionsConfig {
     pub force_refresh: bool,
 }
 
-/// A key the configuration has but certbound does not know (SPEC §6): most often a
+/// A key the configuration has but certbound does not know (docs/configuration.md): most often a
 /// misspelling. It is ignored; the warning names where it is and the nearest known key.
 /// It never holds a value from the configuration, only key names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1275,7 +1275,7 @@ mod tests {
 
     #[test]
     fn every_documented_key_is_known() {
-        // SPEC §6, including keys certbound does not act on yet: none of them warns.
+        // docs/configuration.md, including keys certbound does not act on yet: none of them warns.
         let text = r#"{
           "AzureAd": { "Instance": "https://login.microsoftonline.com/", "TenantId": "t", "ClientId": "c",
             "Authority": "https://a.example/", "AzureRegion": "westus2", "SendX5C": true,

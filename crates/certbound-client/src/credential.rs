@@ -35,7 +35,7 @@ pub enum ResolvedCredential {
     /// A ready signed client assertion (`client_assertion`).
     Assertion(Secret),
     /// A certificate minted for a managed identity by IMDS v2, with the identity's client
-    /// id and the token endpoint to present it to (SPEC §4).
+    /// id and the token endpoint to present it to (docs/wire-formats.md (managed identity)).
     Minted(Arc<crate::managed::MintedCredential>),
 }
 

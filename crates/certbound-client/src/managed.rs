@@ -1,4 +1,4 @@
-//! Managed identity as a client credential (`SourceType: ManagedCertificate`, SPEC §4).
+//! Managed identity as a client credential (`SourceType: ManagedCertificate`, docs/wire-formats.md (managed identity)).
 //!
 //! [`ManagedIdentityCredential`] gets everything from the host's identity endpoints:
 //!

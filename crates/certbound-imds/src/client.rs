@@ -188,7 +188,7 @@ impl MintedCredential {
             self.tenant_id
         )
     }
-    /// The form of the mTLS token request (SPEC §4 step 4) for `resource` (an App ID URI or
+    /// The form of the mTLS token request (step 4 of docs/wire-formats.md (IMDS v2)) for `resource` (an App ID URI or
     /// a scope already ending in `/.default`): `client_id`, `grant_type=client_credentials`,
     /// `scope={resource}/.default`, `token_type=mtls_pop`.
     pub fn token_request_form(&self, resource: &str) -> Vec<(&'static str, String)> {

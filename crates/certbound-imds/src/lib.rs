@@ -1,6 +1,6 @@
 //! # certbound-imds
 //!
-//! Managed identity for certbound (SPEC §4): a binding certificate minted by **IMDS v2**, so
+//! Managed identity for certbound (docs/wire-formats.md (managed identity)): a binding certificate minted by **IMDS v2**, so
 //! certificate-bound (RFC 8705 mTLS PoP) tokens work for managed identities on Linux; unbound
 //! managed-identity tokens through **IMDS v1** and **App Service**; and an **emulator** of
 //! those endpoints so the whole flow runs on any laptop.
@@ -44,7 +44,7 @@
 //! - **Client** (`SourceType: ManagedCertificate`, optional `ManagedIdentityClientId`):
 //!   `certbound_client::managed::ManagedIdentityCredential` wraps a
 //!   [`client::ManagedCertificateSource`] (IMDS at `AZURE_POD_IDENTITY_AUTHORITY_HOST`) and
-//!   uses each [`client::MintedCredential`] as SPEC §4 step 4 says: its `certified_key()` as
+//!   uses each [`client::MintedCredential`] as step 4 of docs/wire-formats.md (IMDS v2) says: its `certified_key()` as
 //!   the mTLS client certificate, `token_endpoint()` as the token URL and `client_id()` as
 //!   `client_id`, with `token_type=mtls_pop` (exactly
 //!   [`client::MintedCredential::token_request_form`]); bound tokens are cached under the

@@ -49,7 +49,7 @@ async fn end_to_end_mint_then_mtls_token_request() {
     assert_eq!(regs[0].identity_type, IdentityType::SystemAssigned);
     assert_eq!(regs[0].thumbprint, minted.certified_key().thumbprint());
 
-    // Step 4 of SPEC §4: the client_credentials request over mTLS with the minted certificate.
+    // Step 4 of docs/wire-formats.md (IMDS v2): the client_credentials request over mTLS with the minted certificate.
     let http = mtls_client(&ca, minted.certified_key());
     let resp: serde_json::Value = http
         .post(minted.token_endpoint())

@@ -102,7 +102,7 @@ impl Confirmation {
     }
 }
 
-/// Applies SPEC §5's binding rules.
+/// Applies docs/resource-server.md's binding rules.
 ///
 /// - certificate-bound token (`cnf."x5t#S256"`): the connection's certificate must be present
 ///   and its thumbprint equal (constant-time) — with `Bearer` or `mtls_pop` (RFC 8705 §3);

@@ -7,7 +7,7 @@
 //! 2. [`extract`]: the `Authorization` header, schemes `Bearer`, `mtls_pop`, `DPoP` and `PoP`
 //!    (and the `DPoP` proof header);
 //! 3. [`jwks`]: the issuer's keys, from its discovery document, pre-parsed and cached;
-//! 4. [`validate`]: every token rule of SPEC §5;
+//! 4. [`validate`]: every token rule of docs/resource-server.md;
 //! 5. [`binding`]: `cnf."x5t#S256"` against the connection's certificate; [`proof`]: DPoP
 //!    proofs (`cnf.jkt`) and signed HTTP requests (`cnf.kid`) against the request;
 //! 6. [`layer`]: a `tower::Layer` and an axum extractor;

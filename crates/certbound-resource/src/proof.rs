@@ -7,7 +7,7 @@
 //! - **DPoP**: `Authorization: DPoP <token>` plus exactly one `DPoP: <proof>` header. The
 //!   proof is verified with its own `jwk` ([`certbound_core::pop::verify_dpop_proof`]: `typ`,
 //!   `alg`, signature, `htm`, `htu`, `iat` window, `ath` of the presented token), the server
-//!   nonce when required, then the token by every SPEC §5 rule, its `cnf.jkt` against the
+//!   nonce when required, then the token by every docs/resource-server.md rule, its `cnf.jkt` against the
 //!   proof key's RFC 7638 thumbprint, and finally the `jti` against a bounded replay cache
 //!   whose entries live as long as the proof window.
 //! - **PoP**: `Authorization: PoP <shr>`. The SHR's signature is verified with its own
@@ -16,7 +16,7 @@
 //!   usual and its `cnf.kid` must equal the key's thumbprint; every SHR is replay-protected,
 //!   by its `nonce`, or by the SHA-256 of its whole text when it has none.
 //!
-//! **Origin** (SPEC §5.1, RFC 9449 §4.3 step 9 and §11.1): the URL a proof must name is
+//! **Origin** (docs/resource-server.md (proof origin), RFC 9449 §4.3 step 9 and §11.1): the URL a proof must name is
 //! built from the server's **own** origins — the configured external base URLs
 //! ([`external_base_url`](crate::ValidatorBuilder::external_base_url), repeatable, each
 //! possibly with a path prefix), else `https://<the address the server listens on>` (from

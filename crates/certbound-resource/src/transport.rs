@@ -60,7 +60,7 @@ pub struct TlsInfo {
     pub remote_addr: SocketAddr,
     /// The address the server's listener is bound to (possibly a wildcard such as
     /// `0.0.0.0:8443`), when known: without a configured external URL, DPoP and PoP proofs
-    /// must name `https://<this address>` (SPEC §5.1).
+    /// must name `https://<this address>` (docs/resource-server.md (proof origin)).
     pub listen_addr: Option<SocketAddr>,
 }
 

@@ -1,4 +1,4 @@
-//! Token rules (SPEC §5): the compact JWS is split and decoded strictly, its header checked
+//! Token rules (docs/resource-server.md): the compact JWS is split and decoded strictly, its header checked
 //! against configuration, its signature verified with a pre-parsed key from the issuer's
 //! JWKS, then its claims checked and the binding compared with the connection's certificate.
 //!
@@ -245,7 +245,7 @@ pub enum BuildError {
     #[error("the external base URL `{0}` is not an absolute http(s) URL without query or fragment")]
     BadBaseUrl(String),
     /// The server listens on a wildcard address and has no external URL, so DPoP and PoP
-    /// proofs have no origin of this server to name (SPEC §5.1).
+    /// proofs have no origin of this server to name (docs/resource-server.md (proof origin)).
     #[error(
         "the server listens on {0}, a wildcard address, and accepts DPoP and PoP proofs, which \
          must name this server's own origin: configure its external URL(s) (--external-url, \
@@ -409,7 +409,7 @@ impl ValidatorBuilder {
     /// Adds an external base URL of the API (e.g. `https://api.example.com` or
     /// `https://gw.example.com/orders-api`): an origin a DPoP proof (`htu`) or signed request
     /// (`u`, `p`) may name, the base joined with the request's path, when the request's
-    /// `Host` names it (SPEC §5.1). Repeatable (one per name the API is reached by). Without
+    /// `Host` names it (docs/resource-server.md (proof origin)). Repeatable (one per name the API is reached by). Without
     /// any, the origin is `https://<the address the server listens on>`, which must then be
     /// a specific address. Never taken from the request itself.
     pub fn external_base_url(mut self, url: impl Into<String>) -> Self {
@@ -601,7 +601,7 @@ enum Outcome {
 }
 
 impl Validator {
-    /// A builder with SPEC §5's defaults.
+    /// A builder with docs/resource-server.md's defaults.
     pub fn builder() -> ValidatorBuilder {
         ValidatorBuilder::default()
     }

@@ -1,4 +1,4 @@
-//! Binding over real mutual TLS on loopback (SPEC §5), through the sample API and through
+//! Binding over real mutual TLS on loopback (docs/resource-server.md), through the sample API and through
 //! the extractor used without the layer.
 
 mod common;

@@ -647,7 +647,7 @@ async fn proof_schemes_need_the_request_line() {
     }
 }
 
-/// SPEC §5.1 (a): a token and proof accepted by one API are replayed to a second API of
+/// docs/resource-server.md (proof origin) (a): a token and proof accepted by one API are replayed to a second API of
 /// the same issuer and audience with `Host` forged to name the first. The second API
 /// compares the proof with its own origin (its listen address here), never with `Host`.
 #[tokio::test]
@@ -714,7 +714,7 @@ async fn proof_replayed_to_a_sibling_api_with_a_forged_host_is_refused() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-/// SPEC §5.1 (b): a proof naming the attacker's host, sent with that `Host`, is refused:
+/// docs/resource-server.md (proof origin) (b): a proof naming the attacker's host, sent with that `Host`, is refused:
 /// the server is not `attacker.example`, whatever the request says.
 #[tokio::test]
 async fn proof_for_a_host_that_is_not_this_server_is_refused() {
@@ -777,7 +777,7 @@ async fn proof_for_a_host_that_is_not_this_server_is_refused() {
     pop_refused(&r, &format!("signed request: {NOT_ORIGIN}"));
 }
 
-/// SPEC §5.1 (b): several configured origins (one with a path prefix, two on one host): a
+/// docs/resource-server.md (proof origin) (b): several configured origins (one with a path prefix, two on one host): a
 /// proof is accepted for the origin its `Host` names, refused for another configured one.
 #[tokio::test]
 async fn each_configured_origin_is_accepted_with_its_own_host() {
@@ -901,7 +901,7 @@ async fn each_configured_origin_is_accepted_with_its_own_host() {
     pop_refused(&r, "signed request: proof is for another URL");
 }
 
-/// SPEC §5.1 (c): without an external URL the origin is `https://<listen address>`, which a
+/// docs/resource-server.md (proof origin) (c): without an external URL the origin is `https://<listen address>`, which a
 /// wildcard address is not: serving refuses to start, naming the option, and a server
 /// started without the check refuses every proof.
 #[tokio::test]
@@ -1008,7 +1008,7 @@ fn p256_other_signature(sig: &[u8]) -> Vec<u8> {
     out
 }
 
-/// SPEC §5.1 (d): an SHR without `nonce` is replay-protected by the hash of its text.
+/// docs/resource-server.md (proof origin) (d): an SHR without `nonce` is replay-protected by the hash of its signed part.
 #[tokio::test]
 async fn nonce_less_signed_request_cannot_be_replayed() {
     let w = world().await;
@@ -1052,7 +1052,7 @@ async fn nonce_less_signed_request_cannot_be_replayed() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-/// SPEC §5.1 (e): methods compare case-sensitively (RFC 9110 §9.1): `get` is not `GET`.
+/// docs/resource-server.md (proof origin) (e): methods compare case-sensitively (RFC 9110 §9.1): `get` is not `GET`.
 #[tokio::test]
 async fn proof_methods_compare_case_sensitively() {
     let w = world().await;

@@ -121,7 +121,7 @@ fn token_endpoint_nonce_flow() {
     }
 }
 
-/// SPEC §5.1 for token endpoints: the proof must name the endpoint's own URL; the request's
+/// docs/resource-server.md (proof origin) for token endpoints: the proof must name the endpoint's own URL; the request's
 /// `Host` is not consulted, so a proof for another host is refused whatever Host says.
 #[test]
 fn token_endpoint_proof_for_another_host_is_refused() {
