@@ -188,6 +188,10 @@ impl DpopEndpoint {
             )
             .with_dpop_nonce(Some(nonce))),
             Err(TokenEndpointDpopError::InvalidProof(e)) => Err(refused(&e, url)),
+            Err(TokenEndpointDpopError::Unavailable) => Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "too many recent DPoP proofs to check this one for replay; retry shortly",
+            )),
             Err(e) => Err(OAuthError::new(
                 ErrorCode::InvalidDpopProof,
                 format!("the DPoP proof was refused: {e}"),

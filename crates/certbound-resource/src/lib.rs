@@ -40,6 +40,7 @@ pub mod jwks;
 pub mod layer;
 pub mod proof;
 pub mod reject;
+mod replay;
 pub mod sample;
 mod strict_json;
 pub mod transport;

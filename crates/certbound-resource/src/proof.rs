@@ -117,59 +117,7 @@ impl Default for ProofConfig {
     }
 }
 
-/// A bounded, time-windowed record of used proofs (DPoP `jti`, SHR `nonce`): what refuses a
-/// replayed proof. Entries expire after the window they were accepted in; when full, the
-/// least recently used are evicted. Keys are SHA-256 digests, so hostile identifiers cannot
-/// bloat it beyond `capacity` × 32 bytes (plus bookkeeping). Cheap to clone (shared).
-///
-/// The authority's token endpoint uses one for DPoP proofs too.
-///
-/// ```
-/// use certbound_resource::proof::ReplayCache;
-/// let cache = ReplayCache::new(std::time::Duration::from_secs(65), 10_000);
-/// assert!(cache.first_use("dpop", "jkt-1", "jti-1"));
-/// assert!(!cache.first_use("dpop", "jkt-1", "jti-1"));
-/// assert!(cache.first_use("dpop", "jkt-2", "jti-1"));
-/// ```
-#[derive(Clone)]
-pub struct ReplayCache {
-    seen: moka::sync::Cache<[u8; 32], ()>,
-}
-
-impl std::fmt::Debug for ReplayCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplayCache")
-            .field("entries", &self.seen.entry_count())
-            .finish()
-    }
-}
-
-impl ReplayCache {
-    /// Remembers each proof for `ttl` (at least the proof window plus the future skew), at
-    /// most `capacity` entries.
-    pub fn new(ttl: Duration, capacity: u64) -> Self {
-        Self {
-            seen: moka::sync::Cache::builder()
-                .max_capacity(capacity.max(1))
-                .time_to_live(ttl.max(Duration::from_secs(1)))
-                .build(),
-        }
-    }
-
-    /// Records `id` (a `jti` or nonce) of a proof made by the key `key_thumbprint`, in the
-    /// namespace `kind`; `false` when it was already recorded within the TTL. Atomic:
-    /// of concurrent calls with the same values exactly one gets `true`.
-    pub fn first_use(&self, kind: &str, key_thumbprint: &str, id: &str) -> bool {
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        for part in [kind.as_bytes(), key_thumbprint.as_bytes(), id.as_bytes()] {
-            ctx.update(&(part.len() as u64).to_be_bytes());
-            ctx.update(part);
-        }
-        let mut h = [0u8; 32];
-        h.copy_from_slice(ctx.finish().as_ref());
-        self.seen.entry(h).or_insert(()).is_fresh()
-    }
-}
+pub use crate::replay::{ReplayCache, ReplayCheck};
 
 /// Stateless DPoP nonces (RFC 9449 §8–9): `base64url(period) . base64url(HMAC(period))[..16]`
 /// under a key generated at start, valid in the period it was issued and the next one. No
@@ -574,9 +522,16 @@ impl Validator {
                     tracing::info!(rule = "dpop_jkt", "DPoP proof key does not match cnf.jkt");
                     return Err(Rejection::InvalidDpopProof(DpopError::KeyMismatch));
                 }
-                if !p.replay.first_use("dpop", &proof.jkt, &proof.jti) {
-                    tracing::info!(rule = "dpop_replay", "DPoP proof replayed");
-                    return Err(Rejection::InvalidDpopProof(DpopError::Replayed));
+                match p.replay.check("dpop", &proof.jkt, &proof.jti) {
+                    ReplayCheck::Fresh => {}
+                    ReplayCheck::Full => {
+                        tracing::warn!(rule = "dpop_replay", "replay record full: proof refused");
+                        return Err(Rejection::ProofRecordFull);
+                    }
+                    _ => {
+                        tracing::info!(rule = "dpop_replay", "DPoP proof replayed");
+                        return Err(Rejection::InvalidDpopProof(DpopError::Replayed));
+                    }
                 }
                 validated.proof_key = Some(Arc::from(proof.jkt.as_str()));
                 Ok(validated)
@@ -597,17 +552,27 @@ impl Validator {
                 // another valid one, (r, n - s), so hashing it too would let a replayer
                 // make "new" SHRs from an old one.
                 let fresh = match &shr.nonce {
-                    Some(n) => p.replay.first_use("shr", &shr.thumbprint, n),
+                    Some(n) => p.replay.check("shr", &shr.thumbprint, n),
                     None => {
                         let signed = text.rsplit_once('.').map_or(text, |(input, _)| input);
                         let h = digest::digest(&digest::SHA256, signed.as_bytes());
                         let id = certbound_core::b64::encode(h.as_ref());
-                        p.replay.first_use("shr-text", &shr.thumbprint, &id)
+                        p.replay.check("shr-text", &shr.thumbprint, &id)
                     }
                 };
-                if !fresh {
-                    tracing::info!(rule = "pop_replay", "signed request replayed");
-                    return Err(refuse(TokenError::SignedRequestReplayed));
+                match fresh {
+                    ReplayCheck::Fresh => {}
+                    ReplayCheck::Full => {
+                        tracing::warn!(
+                            rule = "pop_replay",
+                            "replay record full: signed request refused"
+                        );
+                        return Err(Rejection::ProofRecordFull);
+                    }
+                    _ => {
+                        tracing::info!(rule = "pop_replay", "signed request replayed");
+                        return Err(refuse(TokenError::SignedRequestReplayed));
+                    }
                 }
                 validated.proof_key = Some(Arc::from(shr.thumbprint.as_str()));
                 Ok(validated)
@@ -652,14 +617,20 @@ pub enum TokenEndpointDpopError {
     /// A nonce is required: send this one in `DPoP-Nonce`.
     #[error("DPoP nonce required")]
     UseNonce(String),
+    /// The replay record is full of live proofs: refuse for now (HTTP 503,
+    /// `temporarily_unavailable`) rather than forget one.
+    #[error("too many recent DPoP proofs to check this one for replay; retry shortly")]
+    Unavailable,
 }
 
 impl TokenEndpointDpopError {
-    /// The OAuth `error` code: `invalid_dpop_proof` or `use_dpop_nonce`.
+    /// The OAuth `error` code: `invalid_dpop_proof`, `use_dpop_nonce` or
+    /// `temporarily_unavailable`.
     pub fn error_code(&self) -> &'static str {
         match self {
             Self::InvalidProof(_) => "invalid_dpop_proof",
             Self::UseNonce(_) => "use_dpop_nonce",
+            Self::Unavailable => "temporarily_unavailable",
         }
     }
 }
@@ -752,11 +723,10 @@ impl TokenEndpointDpop {
         {
             return Err(TokenEndpointDpopError::UseNonce(nonces.current()));
         }
-        if !self
-            .replay
-            .first_use("dpop-token", &checked.jkt, &checked.jti)
-        {
-            return Err(TokenEndpointDpopError::InvalidProof(DpopError::Replayed));
+        match self.replay.check("dpop-token", &checked.jkt, &checked.jti) {
+            ReplayCheck::Fresh => {}
+            ReplayCheck::Full => return Err(TokenEndpointDpopError::Unavailable),
+            _ => return Err(TokenEndpointDpopError::InvalidProof(DpopError::Replayed)),
         }
         Ok(Some(checked))
     }

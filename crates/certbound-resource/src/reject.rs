@@ -240,6 +240,10 @@ pub enum Rejection {
     /// The issuer's keys could not be obtained: 503 with `Retry-After`.
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(String),
+    /// The record of used proofs is full of live entries, so this proof cannot be checked
+    /// for replay: 503 with `Retry-After` (fail closed; an entry is never evicted early).
+    #[error("too many recent proofs to check this one for replay")]
+    ProofRecordFull,
     /// The server is misconfigured (e.g. the extractor was used without a validator).
     #[error("resource server misconfigured: {0}")]
     Misconfigured(&'static str),
@@ -254,7 +258,7 @@ impl Rejection {
             | Self::InvalidDpopProof(_)
             | Self::UseDpopNonce(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable(_) | Self::ProofRecordFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -302,7 +306,7 @@ impl Rejection {
                 r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="{}""#,
                 dpop_algs()
             )],
-            Self::KeysUnavailable(_) | Self::Misconfigured(_) => Vec::new(),
+            Self::KeysUnavailable(_) | Self::ProofRecordFull | Self::Misconfigured(_) => Vec::new(),
         }
     }
 }
@@ -347,6 +351,10 @@ impl IntoResponse for Rejection {
                 "error": "temporarily_unavailable",
                 "error_description": "the issuer's signing keys could not be fetched",
             }),
+            Self::ProofRecordFull => serde_json::json!({
+                "error": "temporarily_unavailable",
+                "error_description": "too many recent proofs to check this one for replay; retry shortly",
+            }),
             Self::Misconfigured(d) => {
                 serde_json::json!({"error": "server_error", "error_description": sanitize(d)})
             }
@@ -365,6 +373,9 @@ impl IntoResponse for Rejection {
         }
         if matches!(self, Self::KeysUnavailable(_)) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if matches!(self, Self::ProofRecordFull) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp

@@ -1079,3 +1079,92 @@ async fn proof_methods_compare_case_sensitively() {
     .await;
     dpop_refused(&r, "invalid_dpop_proof", "proof is for another HTTP method");
 }
+
+/// The replay record is bounded by refusing, never by forgetting: an attacker with a valid
+/// token of their own floods the API with fresh DPoP proofs to push a victim's recorded
+/// proof out (or keep the victim's next proof from being recorded), then replays the
+/// victim's captured proof. With an evicting cache the replay passed; now the flood gets
+/// 503 `temporarily_unavailable` with `Retry-After` once the record is full, and the
+/// victim's proof stays replayed. Same for signed HTTP requests.
+#[tokio::test]
+async fn a_proof_flood_cannot_evict_a_recorded_proof() {
+    let w = world().await;
+    let v = validator(&w.pki, &w.issuer, |b| b.replay_cache_capacity(8)).await;
+    let api = serve_api(&w.pki, v).await;
+
+    let victim = ProofKey::generate().unwrap();
+    let victim_token = w.dpop_token(&victim);
+    let captured = victim
+        .dpop_proof("GET", &w.url(api), Some(&victim_token), None)
+        .unwrap();
+    let auth = format!("DPoP {victim_token}");
+    let r = send(&w, api, http::Method::GET, &auth, &[&captured]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let attacker = ProofKey::generate().unwrap();
+    let attacker_token = w.dpop_token(&attacker);
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let proof = attacker
+            .dpop_proof("GET", &w.url(api), Some(&attacker_token), None)
+            .unwrap();
+        let r = send(
+            &w,
+            api,
+            http::Method::GET,
+            &format!("DPoP {attacker_token}"),
+            &[&proof],
+        )
+        .await;
+        if r.status == 503 {
+            assert!(r.body.contains("temporarily_unavailable"), "{}", r.body);
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        7,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        33,
+        "{statuses:?}"
+    );
+
+    // The captured proof is still known: replayed, not accepted.
+    let r = send(&w, api, http::Method::GET, &auth, &[&captured]).await;
+    dpop_refused(
+        &r,
+        "invalid_dpop_proof",
+        "DPoP proof replayed (jti already used)",
+    );
+
+    // The victim's next proof is refused for now (503, retryable) rather than accepted
+    // unrecorded, so it cannot be replayed either.
+    let next = victim
+        .dpop_proof("GET", &w.url(api), Some(&victim_token), None)
+        .unwrap();
+    let resp = w
+        .pki
+        .http(None)
+        .get(w.url(api))
+        .header(header::AUTHORIZATION, &auth)
+        .header("DPoP", &next)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        resp.headers().get(header::RETRY_AFTER).unwrap(),
+        "1",
+        "retryable"
+    );
+
+    // Signed HTTP requests share the record and the rule.
+    let (key, _signer) = proof_key_and_signer();
+    let token = w.pop_token(&key);
+    let shr = key.signed_http_request(&token, "GET", &w.url(api)).unwrap();
+    let r = send(&w, api, http::Method::GET, &format!("PoP {shr}"), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+}
