@@ -14,11 +14,12 @@
 use anyhow::ensure;
 use certbound::AppConfig;
 use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound::cli::sample;
 use certbound::core::KeyKind;
 use certbound::core::ca::{self, IssueSpec};
 use certbound::core::tls::{ClientAuth, TrustAnchors, server_config};
 use certbound::downstream::{CallOptions, Downstream, TransportPool};
-use certbound::resource::{TlsServer, Validator, sample};
+use certbound::resource::{TlsServer, Validator};
 use serde_json::Value;
 
 const AUDIENCE: &str = "api://orders";

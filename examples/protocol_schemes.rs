@@ -10,12 +10,13 @@
 //! Everything runs on loopback with fresh state; no cloud account involved.
 
 use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound::cli::sample;
 use certbound::client::config::DownstreamApiConfig;
 use certbound::core::KeyKind;
 use certbound::core::ca::{self, IssueSpec};
 use certbound::core::tls::{ClientAuth, TrustAnchors, server_config};
 use certbound::downstream::{CallOptions, Downstream, TransportPool};
-use certbound::resource::{RequireClientCertificate, TlsServer, Validator, sample};
+use certbound::resource::{RequireClientCertificate, TlsServer, Validator};
 use certbound::{App, ProtocolScheme};
 
 const AUDIENCE: &str = "api://example-api";

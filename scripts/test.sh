@@ -35,6 +35,12 @@ fi
 # --- the suite ------------------------------------------------------------------------------
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Architecture: no import cycle between the modules of a crate; the crate edges follow the data
+# path (the authority does not depend on the resource server).
+python3 scripts/module_cycles.py
+if cargo tree --locked -p certbound-authority --prefix none | grep -q '^certbound-resource '; then
+  echo "certbound-authority must not depend on certbound-resource (ARCHITECTURE.md)"; exit 1
+fi
 cargo test --workspace --locked
 # Every example must run and exit 0 (already built by `cargo test`, so this takes seconds).
 for ex in protocol_schemes client_credentials resource_server downstream_call managed_identity redis_l2; do

@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use certbound::authority::{
     Authority, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,
 };
+use certbound::cli::sample;
 use certbound::client::config::DownstreamApiConfig;
 use certbound::client::{App, HeaderOptions, ProtocolScheme};
 use certbound::core::ca::{self, IssueSpec};
 use certbound::core::tls::{ClientAuth, TrustAnchors, server_config};
 use certbound::core::{CertifiedKey, KeyKind};
 use certbound::downstream::{CallOptions, Downstream, TransportPool};
-use certbound::resource::{TlsServer, Validator, sample};
+use certbound::resource::{TlsServer, Validator};
 
 const AUD: &str = "api://e2e";
 

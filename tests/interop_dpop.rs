@@ -19,12 +19,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use certbound::cli::sample;
 use certbound_client::{App, HeaderOptions, TokenSource};
 use certbound_core::ca::{self, DevCa, IssueSpec};
 use certbound_core::pop::ProofKey;
 use certbound_core::tls::{self, TrustAnchors};
 use certbound_core::{Certificate, CertifiedKey, KeyKind};
-use certbound_resource::{Validator, sample};
+use certbound_resource::Validator;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 

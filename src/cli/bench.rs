@@ -18,7 +18,9 @@ use certbound_client::{App, HeaderOptions};
 use certbound_core::KeyKind;
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::tls::{ClientAuth, TrustAnchors, client_config, server_config};
-use certbound_resource::{TlsServer, Validator, sample};
+use certbound_resource::{TlsServer, Validator};
+
+use super::sample;
 use serde_json::json;
 
 use super::BenchArgs;

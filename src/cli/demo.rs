@@ -36,7 +36,9 @@ use certbound_core::ca::{self, IssueSpec};
 use certbound_core::tls::{ClientAuth, TrustAnchors, server_config};
 use certbound_core::{CertifiedKey, KeyKind, jose};
 use certbound_downstream::{CallOptions, Downstream, TransportPool};
-use certbound_resource::{RequireClientCertificate, TlsServer, Validator, sample};
+use certbound_resource::{RequireClientCertificate, TlsServer, Validator};
+
+use super::sample;
 use serde::Serialize;
 use serde_json::{Value, json};
 

@@ -27,6 +27,7 @@ pub mod call;
 pub mod cert;
 pub mod demo;
 pub mod inspect;
+pub mod sample;
 pub mod token;
 
 /// Certificate-bound OAuth access tokens (RFC 8705 mTLS proof-of-possession).

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey};
+use certbound_core::tls::server::PeerCertificate;
 use certbound_core::{Certificate, JwsAlgorithm, Thumbprint, b64, now_unix};
-use certbound_resource::transport::PeerCertificate;
 use http::HeaderValue;
 use serde_json::Value;
 use subtle::ConstantTimeEq as _;
@@ -34,87 +34,7 @@ pub(crate) const SKEW: i64 = 60;
 /// An assertion may expire at most this far ahead.
 const MAX_ASSERTION_LIFETIME: i64 = 600;
 
-/// How the client authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    /// HTTP Basic with the client secret.
-    ClientSecretBasic,
-    /// `client_secret` in the form body.
-    ClientSecretPost,
-    /// A JWT assertion (RFC 7523).
-    PrivateKeyJwt,
-    /// The registered (self-signed) TLS client certificate.
-    SelfSignedTlsClientAuth,
-    /// A CA-issued TLS client certificate with the registered subject.
-    TlsClientAuth,
-}
-
-impl AuthMethod {
-    /// Every method, in the order discovery lists them.
-    pub const ALL: [AuthMethod; 5] = [
-        Self::ClientSecretPost,
-        Self::ClientSecretBasic,
-        Self::PrivateKeyJwt,
-        Self::SelfSignedTlsClientAuth,
-        Self::TlsClientAuth,
-    ];
-    /// The RFC 7591 `token_endpoint_auth_method` name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::ClientSecretPost => "client_secret_post",
-            Self::PrivateKeyJwt => "private_key_jwt",
-            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
-            Self::TlsClientAuth => "tls_client_auth",
-        }
-    }
-    /// Whether the method uses a client secret.
-    pub fn is_secret(self) -> bool {
-        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
-    }
-    /// Whether the TLS client certificate was the authentication.
-    pub fn is_mtls(self) -> bool {
-        matches!(self, Self::SelfSignedTlsClientAuth | Self::TlsClientAuth)
-    }
-    /// Entra's `azpacr`: 1 = secret, 2 = certificate or assertion.
-    pub(crate) fn azpacr(self) -> &'static str {
-        match self {
-            Self::ClientSecretBasic | Self::ClientSecretPost => "1",
-            _ => "2",
-        }
-    }
-}
-
-impl std::str::FromStr for AuthMethod {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown authentication method `{s}` (expected client_secret_basic, client_secret_post, private_key_jwt, self_signed_tls_client_auth or tls_client_auth)"
-                )
-            })
-    }
-}
-
-impl From<crate::registry::CertAuthMethod> for AuthMethod {
-    fn from(m: crate::registry::CertAuthMethod) -> Self {
-        use crate::registry::CertAuthMethod as C;
-        match m {
-            C::SelfSignedTlsClientAuth => Self::SelfSignedTlsClientAuth,
-            C::TlsClientAuth => Self::TlsClientAuth,
-            C::PrivateKeyJwt => Self::PrivateKeyJwt,
-        }
-    }
-}
-
-impl std::fmt::Display for AuthMethod {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::method::AuthMethod;
 
 /// The credential parts of a token request.
 #[derive(Default)]
@@ -191,17 +111,6 @@ impl AssertionCheck {
     }
 }
 
-/// Checks that `cert` was issued (signed) by `ca`.
-pub(crate) fn verify_issued_by(cert: &Certificate, ca: &Certificate) -> Result<(), String> {
-    let (_, leaf) = x509_parser::parse_x509_certificate(cert.der()).map_err(|e| e.to_string())?;
-    let (_, ca) = x509_parser::parse_x509_certificate(ca.der()).map_err(|e| e.to_string())?;
-    if leaf.issuer().as_raw() != ca.subject().as_raw() {
-        return Err("its issuer is not the authority's CA".into());
-    }
-    leaf.verify_signature(Some(ca.public_key()))
-        .map_err(|_| "its signature does not verify with the authority's CA key".to_string())
-}
-
 /// Authenticates clients for one authority.
 #[derive(Debug)]
 pub(crate) struct Verifier {
@@ -252,7 +161,7 @@ impl Verifier {
         }
         if ca_issued
             && let Some(subject) = &client.tls_subject
-            && verify_issued_by(&leaf, &self.ca).is_ok()
+            && crate::subject::verify_issued_by(&leaf, &self.ca).is_ok()
             && let Ok((_, x)) = x509_parser::parse_x509_certificate(leaf.der())
             && subject.matches(&x)
         {

@@ -2,7 +2,7 @@
 //!
 //! Each request carries the connection's TLS client certificate as a
 //! [`TlsInfo`] extension (inserted by
-//! `certbound_resource::transport::TlsServer`).
+//! `certbound_core::tls::server::TlsServer`).
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use certbound_resource::transport::{PeerCertificate, TlsInfo};
+use certbound_core::tls::server::{PeerCertificate, TlsInfo};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use serde_json::{Value, json};
 

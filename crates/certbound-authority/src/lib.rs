@@ -74,11 +74,14 @@ pub mod error;
 pub mod http;
 pub mod imds;
 pub mod issue;
+mod layout;
+mod method;
 pub mod pop;
 pub mod registry;
 mod replay;
 pub mod state;
 pub mod subject;
+pub mod token_dpop;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -86,17 +89,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certbound_core::ca::DevCa;
+use certbound_core::tls::server::TlsServer;
 use certbound_core::tls::{ClientAuth, server_config};
 use certbound_core::{Certificate, CertifiedKey, JwsAlgorithm, PrivateKey};
-use certbound_resource::transport::TlsServer;
 use tokio::sync::oneshot;
 
-pub use client_auth::AuthMethod;
 pub use error::{AuthorityError, ErrorCode, OAuthError};
 pub use http::Endpoints;
 pub use issue::{IssueRequest, IssuedAccessToken, KeyBinding, LocalIssuer};
+pub use method::AuthMethod;
 pub use registry::{CertAuthMethod, ClientRegistration, ClientSecret, Credential};
 pub use subject::TlsClientAuthSubject;
+pub use token_dpop::{TokenEndpointDpop, TokenEndpointDpopError};
 
 /// Options for opening (and, the first time, initialising) an authority directory.
 #[derive(Debug, Clone)]
@@ -408,7 +412,7 @@ pub struct RunningAuthority {
     addr: SocketAddr,
     endpoints: Endpoints,
     local_issuer: issue::LocalIssuer,
-    dpop_nonces: Option<certbound_resource::proof::DpopNonces>,
+    dpop_nonces: Option<certbound_core::pop::DpopNonces>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -516,7 +520,7 @@ impl RunningAuthority {
     pub fn dpop_nonce(&self) -> Option<String> {
         self.dpop_nonces
             .as_ref()
-            .map(certbound_resource::proof::DpopNonces::current)
+            .map(certbound_core::pop::DpopNonces::current)
     }
     /// A cloneable handle for [`RunningAuthority::issue_token`] (for other services).
     pub fn local_issuer(&self) -> LocalIssuer {

@@ -23,12 +23,9 @@
 
 use std::time::Duration;
 
+use crate::token_dpop::{TokenEndpointDpop, TokenEndpointDpopError};
 use certbound_core::pop::{self, DpopProof, HttpTarget, PopError};
-use certbound_resource::DpopError;
-use certbound_resource::proof::{
-    DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_WINDOW, DpopNonces, TokenEndpointDpop,
-    TokenEndpointDpopError,
-};
+use certbound_core::pop::{DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_WINDOW, DpopError, DpopNonces};
 use http::{HeaderMap, Method, Uri, header};
 
 use crate::error::{AuthorityError, ErrorCode, OAuthError};
@@ -191,10 +188,6 @@ impl DpopEndpoint {
             Err(TokenEndpointDpopError::Unavailable) => Err(OAuthError::new(
                 ErrorCode::TemporarilyUnavailable,
                 "too many recent DPoP proofs to check this one for replay; retry shortly",
-            )),
-            Err(e) => Err(OAuthError::new(
-                ErrorCode::InvalidDpopProof,
-                format!("the DPoP proof was refused: {e}"),
             )),
         }
     }

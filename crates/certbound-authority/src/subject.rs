@@ -196,6 +196,20 @@ fn check_uri(u: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Checks that `cert` was issued (signed) by `ca`.
+pub(crate) fn verify_issued_by(
+    cert: &certbound_core::Certificate,
+    ca: &certbound_core::Certificate,
+) -> Result<(), String> {
+    let (_, leaf) = x509_parser::parse_x509_certificate(cert.der()).map_err(|e| e.to_string())?;
+    let (_, ca) = x509_parser::parse_x509_certificate(ca.der()).map_err(|e| e.to_string())?;
+    if leaf.issuer().as_raw() != ca.subject().as_raw() {
+        return Err("its issuer is not the authority's CA".into());
+    }
+    leaf.verify_signature(Some(ca.public_key()))
+        .map_err(|_| "its signature does not verify with the authority's CA key".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

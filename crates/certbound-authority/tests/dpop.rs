@@ -29,28 +29,6 @@ fn secret_form() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-/// The token endpoint URLs a client may use: discovery's `token_endpoint`, its
-/// `mtls_endpoint_aliases.token_endpoint`, and the same server by `localhost`.
-async fn endpoint_aliases(env: &Env) -> Vec<String> {
-    let disco: Value = env
-        .http(None)
-        .get(env.running.discovery_url())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    vec![
-        disco["token_endpoint"].as_str().unwrap().to_owned(),
-        disco["mtls_endpoint_aliases"]["token_endpoint"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        env.localhost_token_endpoint(),
-    ]
-}
-
 /// A proof made by hand: `jwk` in the header is `jwk_of`'s public key, the signature is
 /// `signer`'s.
 fn hand_proof(signer: &PrivateKey, jwk_of: &PrivateKey, typ: &str, claims: &Value) -> String {
@@ -101,74 +79,6 @@ async fn discovery_advertises_dpop() {
         disco["token_types_supported"],
         json!(["Bearer", "mtls_pop", "pop", "DPoP"])
     );
-}
-
-#[tokio::test]
-async fn dpop_bound_tokens_for_ec_and_rsa_keys_on_every_endpoint_alias() {
-    let env = start().await;
-    register_secret_client(&env);
-    let rsa_rs256 = ProofKey::from_private_key(
-        PrivateKey::generate(KeyKind::Rsa2048).unwrap(),
-        JwsAlgorithm::RS256,
-    )
-    .unwrap();
-    let keys = [
-        ProofKey::generate().unwrap(),
-        ProofKey::generate_kind(KeyKind::EcP384).unwrap(),
-        ProofKey::generate_kind(KeyKind::Rsa2048).unwrap(),
-        rsa_rs256,
-    ];
-    let aliases = endpoint_aliases(&env).await;
-    assert!(aliases[2].contains("://localhost:"), "{aliases:?}");
-    // A resource server that accepts the authority's tokens with DPoP proofs.
-    let validator = certbound_resource::Validator::builder()
-        .issuer(env.running.issuer())
-        .audience("api://orders")
-        .jwks_uri(env.running.jwks_uri())
-        .trust_anchors(env.anchors())
-        .external_base_url("https://api.example")
-        .build()
-        .await
-        .unwrap();
-    for key in &keys {
-        for url in &aliases {
-            let proof = key.dpop_proof("POST", url, None, None).unwrap();
-            let r = env
-                .post(url, None, &[("DPoP", &proof)], &secret_form())
-                .await;
-            assert_eq!(r.status, 200, "{:?} at {url}: {}", key.algorithm(), r.text);
-            assert_eq!(r.body["token_type"], "DPoP");
-            assert_eq!(r.header("cache-control"), Some("no-store"));
-            assert!(r.header("dpop-nonce").is_none(), "no nonce demanded");
-            let token = r.body["access_token"].as_str().unwrap();
-            let c = claims(token);
-            assert_eq!(c["cnf"], json!({ "jkt": key.thumbprint() }), "{c}");
-            assert_eq!(c["sub"], "dpop-app");
-
-            // The token works at a resource server with a fresh proof, and only so.
-            let mut h = http::HeaderMap::new();
-            h.insert("authorization", format!("DPoP {token}").parse().unwrap());
-            let p = key
-                .dpop_proof("GET", "https://api.example/orders", Some(token), None)
-                .unwrap();
-            h.insert("dpop", p.parse().unwrap());
-            let uri: http::Uri = "/orders".parse().unwrap();
-            let ok = validator
-                .validate_http_request(&http::Method::GET, &uri, &h, None)
-                .await
-                .unwrap();
-            assert_eq!(ok.proof_key_thumbprint(), Some(key.thumbprint().as_str()));
-            let mut bearer = http::HeaderMap::new();
-            bearer.insert("authorization", format!("Bearer {token}").parse().unwrap());
-            assert!(
-                validator
-                    .validate_http_request(&http::Method::GET, &uri, &bearer, None)
-                    .await
-                    .is_err(),
-                "a DPoP-bound token sent as Bearer"
-            );
-        }
-    }
 }
 
 #[tokio::test]
@@ -612,4 +522,167 @@ async fn proof_for_another_host_is_refused_whatever_the_host_header() {
     let (status, body) = send(proof, Some("attacker.example")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "DPoP");
+}
+
+/// The token endpoint's DPoP checks (for the authority): accepted, replay, method/URL, ath
+/// not needed, nonce flow, malformed headers.
+mod token_endpoint_checks {
+    use std::time::Duration;
+
+    use certbound_authority::{TokenEndpointDpop, TokenEndpointDpopError};
+    use certbound_core::pop::{DpopError, DpopNonces};
+    use certbound_core::pop::{PopError, ProofKey};
+    use http::{HeaderMap, HeaderValue, Method};
+
+    const TOKEN_URL: &str = "https://login.example/tenant/oauth2/v2.0/token";
+
+    fn headers(proofs: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for p in proofs {
+            h.append("dpop", HeaderValue::from_str(p).unwrap());
+        }
+        h
+    }
+
+    fn invalid(e: TokenEndpointDpopError) -> DpopError {
+        match e {
+            TokenEndpointDpopError::InvalidProof(d) => d,
+            other => panic!("expected invalid_dpop_proof, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_endpoint_proofs() {
+        let ep = TokenEndpointDpop::new("HTTPS://LOGIN.example:443/tenant/oauth2/v2.0/token?x=1")
+            .unwrap();
+        let key = ProofKey::generate().unwrap();
+        let p = key.dpop_proof("POST", TOKEN_URL, None, None).unwrap();
+        let got = ep.check(&Method::POST, &headers(&[&p])).unwrap().unwrap();
+        assert_eq!(got.jkt, key.thumbprint());
+        assert_eq!(
+            invalid(ep.check(&Method::POST, &headers(&[&p])).unwrap_err()),
+            DpopError::Replayed
+        );
+        assert!(
+            ep.check(&Method::POST, &HeaderMap::new())
+                .unwrap()
+                .is_none()
+        );
+
+        let p = key.dpop_proof("GET", TOKEN_URL, None, None).unwrap();
+        let e = ep.check(&Method::POST, &headers(&[&p])).unwrap_err();
+        assert_eq!(e.error_code(), "invalid_dpop_proof");
+        assert_eq!(invalid(e), DpopError::Proof(PopError::MethodMismatch));
+        let p = key
+            .dpop_proof(
+                "POST",
+                "https://login.example/other/oauth2/v2.0/token",
+                None,
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            invalid(ep.check(&Method::POST, &headers(&[&p])).unwrap_err()),
+            DpopError::Proof(PopError::UrlMismatch)
+        );
+        let p = key
+            .dpop_proof_at(
+                "POST",
+                TOKEN_URL,
+                None,
+                None,
+                certbound_core::now_unix() - 120,
+            )
+            .unwrap();
+        assert_eq!(
+            invalid(ep.check(&Method::POST, &headers(&[&p])).unwrap_err()),
+            DpopError::Proof(PopError::Stale)
+        );
+        let (a, b) = (
+            key.dpop_proof("POST", TOKEN_URL, None, None).unwrap(),
+            key.dpop_proof("POST", TOKEN_URL, None, None).unwrap(),
+        );
+        assert_eq!(
+            invalid(ep.check(&Method::POST, &headers(&[&a, &b])).unwrap_err()),
+            DpopError::Multiple
+        );
+        assert!(matches!(
+            invalid(ep.check(&Method::POST, &headers(&["garbage"])).unwrap_err()),
+            DpopError::Proof(PopError::Malformed(_))
+        ));
+        assert!(TokenEndpointDpop::new("not a url").is_err());
+    }
+
+    #[test]
+    fn token_endpoint_nonce_flow() {
+        let nonces = DpopNonces::new(Duration::from_secs(300)).unwrap();
+        let ep = TokenEndpointDpop::new(TOKEN_URL)
+            .unwrap()
+            .window(Duration::from_secs(30), Duration::from_secs(2))
+            .require_nonce(nonces.clone());
+        let key = ProofKey::generate().unwrap();
+        let p = key.dpop_proof("POST", TOKEN_URL, None, None).unwrap();
+        let e = ep.check(&Method::POST, &headers(&[&p])).unwrap_err();
+        assert_eq!(e.error_code(), "use_dpop_nonce");
+        let TokenEndpointDpopError::UseNonce(n) = e else {
+            unreachable!()
+        };
+        assert_eq!(Some(n.clone()), ep.current_nonce());
+        let p = key.dpop_proof("POST", TOKEN_URL, None, Some(&n)).unwrap();
+        let got = ep.check(&Method::POST, &headers(&[&p])).unwrap().unwrap();
+        assert_eq!(got.nonce.as_deref(), Some(n.as_str()));
+        // Another instance's nonce, a tampered nonce.
+        let theirs = DpopNonces::new(Duration::from_secs(300)).unwrap().current();
+        let mut tampered = n.clone();
+        tampered.pop();
+        tampered.push(if n.ends_with('A') { 'B' } else { 'A' });
+        for bad in [theirs, tampered, String::new()] {
+            let p = key.dpop_proof("POST", TOKEN_URL, None, Some(&bad)).unwrap();
+            assert_eq!(
+                ep.check(&Method::POST, &headers(&[&p]))
+                    .unwrap_err()
+                    .error_code(),
+                "use_dpop_nonce"
+            );
+        }
+    }
+
+    /// docs/resource-server.md (proof origin) for token endpoints: the proof must name the endpoint's own URL; the request's
+    /// `Host` is not consulted, so a proof for another host is refused whatever Host says.
+    #[test]
+    fn token_endpoint_proof_for_another_host_is_refused() {
+        let ep = TokenEndpointDpop::new(TOKEN_URL).unwrap();
+        let key = ProofKey::generate().unwrap();
+        for (htu, host) in [
+            (
+                "https://attacker.example/tenant/oauth2/v2.0/token",
+                "attacker.example",
+            ),
+            (
+                "https://attacker.example/tenant/oauth2/v2.0/token",
+                "login.example",
+            ),
+            (
+                "https://login.example:8443/tenant/oauth2/v2.0/token",
+                "login.example:8443",
+            ),
+            (
+                "http://login.example/tenant/oauth2/v2.0/token",
+                "login.example",
+            ),
+        ] {
+            let p = key.dpop_proof("POST", htu, None, None).unwrap();
+            let mut h = headers(&[&p]);
+            h.insert("host", HeaderValue::from_static(host));
+            assert_eq!(
+                invalid(ep.check(&Method::POST, &h).unwrap_err()),
+                DpopError::Proof(PopError::UrlMismatch),
+                "{htu} with Host {host}"
+            );
+        }
+        let p = key.dpop_proof("POST", TOKEN_URL, None, None).unwrap();
+        let mut h = headers(&[&p]);
+        h.insert("host", HeaderValue::from_static("attacker.example"));
+        assert!(ep.check(&Method::POST, &h).unwrap().is_some());
+    }
 }

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::b64;
 use crate::error::JoseError;
-use crate::jose::{Jwk, JwsAlgorithm};
+use crate::jwk::{Jwk, JwsAlgorithm};
 
 /// The kind of key to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +277,7 @@ impl PrivateKey {
 
     /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), zeroized on drop.
     pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
-        Zeroizing::new(crate::cert::pem_encode("PRIVATE KEY", &self.pkcs8))
+        Zeroizing::new(crate::pem::pem_encode("PRIVATE KEY", &self.pkcs8))
     }
 }
 

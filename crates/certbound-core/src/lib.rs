@@ -9,7 +9,10 @@
 //! - [`key`]: RSA/EC private keys that sign JWS.
 //! - [`jose`]: JWS algorithms, JWKs and compact JWS signing.
 //! - [`ca`]: minting certificates (development CA, self-signed client certificates).
-//! - [`tls`]: rustls configurations on the aws-lc-rs provider.
+//! - [`tls`]: rustls configurations on the aws-lc-rs provider; with the `server` feature,
+//!   `tls::server`: HTTPS accept with the peer certificate attached to each request.
+//! - [`json`]: JSON parsing that refuses duplicate members (tokens, proofs).
+//! - [`replay`]: the fail-closed record of used proofs.
 //! - [`pop`]: application-layer proof of possession (DPoP, signed HTTP requests).
 //! - [`clock`]: a coarse clock for hot paths.
 //!
@@ -31,14 +34,18 @@ pub mod clock;
 pub mod error;
 pub mod id;
 pub mod jose;
+pub mod json;
+pub mod jwk;
 pub mod key;
+mod pem;
 pub mod pop;
+pub mod replay;
 pub mod thumbprint;
 pub mod tls;
 
 pub use cert::{Certificate, CertifiedKey};
 pub use error::{CertError, CertErrorKind, JoseError};
-pub use jose::{Jwk, Jwks, JwsAlgorithm};
+pub use jwk::{Jwk, Jwks, JwsAlgorithm};
 pub use key::{KeyKind, PrivateKey};
 pub use thumbprint::Thumbprint;
 

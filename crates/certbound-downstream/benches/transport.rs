@@ -13,7 +13,7 @@ use certbound_core::KeyKind;
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::tls::{ClientAuth, TrustAnchors, server_config};
 use certbound_downstream::TransportPool;
-use certbound_resource::{TlsServer, Validator, sample};
+use certbound_resource::{TlsServer, Validator};
 use futures::StreamExt as _;
 
 fn env(name: &str, default: usize) -> usize {
@@ -89,7 +89,7 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("https://127.0.0.1:{}/whoami", listener.local_addr().expect("addr").port());
         let tls = server_config(&id, ClientAuth::Optional).expect("tls");
-        tokio::spawn(TlsServer::new(listener, tls).serve(sample::router(validator), std::future::pending()));
+        tokio::spawn(TlsServer::new(listener, tls).serve(whoami_router(validator), std::future::pending()));
 
         let app = App::builder()
             .client_id("bench")
@@ -125,4 +125,16 @@ fn main() {
         println!("ratio bound/baseline = {:.3} (target ≥ 0.8)", am / bm);
         running.shutdown().await;
     });
+}
+
+/// The protected API the benchmark calls: `GET /whoami` behind the token layer.
+fn whoami_router(validator: Validator) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/whoami",
+            axum::routing::get(|token: certbound_resource::ValidatedToken| async move {
+                token.claims().sub().unwrap_or_default().to_owned()
+            }),
+        )
+        .layer(certbound_resource::CertboundLayer::new(validator))
 }

@@ -9,7 +9,7 @@
 //!   [`client::ImdsClient::mint`], IMDS v1 tokens), [`client::ManagedCertificateSource`]
 //!   (in-memory minted certificate, re-minted before expiry), [`client::AppServiceClient`].
 //! - [`csr`]: the RSASSA-PSS-signed PKCS#10 request with the `cuId` attribute.
-//! - [`emulator`]: an axum router and [`emulator::spawn`].
+//! - `emulator` (feature `emulator`): an axum router and `emulator::spawn`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -64,6 +64,7 @@
 
 pub mod client;
 pub mod csr;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
 pub mod wire;

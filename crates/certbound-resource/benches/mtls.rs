@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 use certbound_core::ca::{self, DevCa, IssueSpec};
 use certbound_core::tls::{self, ClientAuth, TrustAnchors};
 use certbound_core::{Jwks, KeyKind, PrivateKey, jose};
+use certbound_resource::Validator;
 use certbound_resource::transport::TlsServer;
-use certbound_resource::{Validator, sample};
 use divan::Bencher;
 
 fn main() {
@@ -80,9 +80,7 @@ static F: LazyLock<Fixture> = LazyLock::new(|| {
         "https://127.0.0.1:{}/whoami",
         listener.local_addr().expect("addr").port()
     );
-    rt.spawn(
-        TlsServer::new(listener, cfg).serve(sample::router(validator), std::future::pending()),
-    );
+    rt.spawn(TlsServer::new(listener, cfg).serve(whoami_router(validator), std::future::pending()));
     let anchors = TrustAnchors {
         extra: vec![ca.cert().der().clone()],
         system: false,
@@ -135,4 +133,16 @@ fn bearer_https(b: Bencher) {
     let auth = format!("Bearer {}", F.unbound_token);
     batch(&F.plain_client, &auth);
     b.bench(|| batch(&F.plain_client, &auth));
+}
+
+/// The protected API the benchmark calls: `GET /whoami` behind the token layer.
+fn whoami_router(validator: Validator) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/whoami",
+            axum::routing::get(|token: certbound_resource::ValidatedToken| async move {
+                token.claims().sub().unwrap_or_default().to_owned()
+            }),
+        )
+        .layer(certbound_resource::CertboundLayer::new(validator))
 }

@@ -7,46 +7,11 @@
 //! assert_eq!(parse_authorization(&v).unwrap(), (Scheme::MtlsPop, "abc.def.ghi"));
 //! ```
 
-use std::fmt;
-
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::reject::Rejection;
 
-/// The authorization scheme a request used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum Scheme {
-    /// `Bearer` (RFC 6750; with RFC 8705 the token may still be certificate-bound).
-    #[serde(rename = "Bearer")]
-    Bearer,
-    /// `mtls_pop` (Entra ID's certificate-bound token type).
-    #[serde(rename = "mtls_pop")]
-    MtlsPop,
-    /// `DPoP` (RFC 9449): a `cnf.jkt`-bound token plus a `DPoP` proof header.
-    #[serde(rename = "DPoP")]
-    DPoP,
-    /// `PoP`: Microsoft's signed HTTP request wrapping a `cnf.kid`-bound token.
-    #[serde(rename = "PoP")]
-    Pop,
-}
-
-impl Scheme {
-    /// The scheme as written in challenges.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Bearer => "Bearer",
-            Self::MtlsPop => "mtls_pop",
-            Self::DPoP => "DPoP",
-            Self::Pop => "PoP",
-        }
-    }
-}
-
-impl fmt::Display for Scheme {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::scheme::Scheme;
 
 /// Parses one `Authorization` value into scheme and token (scheme case-insensitive).
 ///
@@ -102,17 +67,7 @@ pub fn from_headers(headers: &HeaderMap) -> Result<(Scheme, &str), Rejection> {
 
 /// The request's single `DPoP` proof header (RFC 9449 §4.3: exactly one).
 pub fn dpop_proof(headers: &HeaderMap) -> Result<&str, crate::reject::DpopError> {
-    use crate::reject::DpopError;
-    let mut values = headers.get_all("dpop").iter();
-    let first = values.next().ok_or(DpopError::Missing)?;
-    if values.next().is_some() {
-        return Err(DpopError::Multiple);
-    }
-    let text = first.to_str().map_err(|_| DpopError::Missing)?.trim();
-    if text.is_empty() {
-        return Err(DpopError::Missing);
-    }
-    Ok(text)
+    certbound_core::pop::dpop_header(headers)
 }
 
 #[cfg(test)]

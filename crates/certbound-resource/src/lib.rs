@@ -16,10 +16,9 @@
 //!    of thumbprints and/or trust anchors);
 //! 7. [`reject`]: RFC 6750 `WWW-Authenticate` responses.
 //!
-//! [`sample`] is the small protected API that `certbound api serve` runs.
-//!
 //! ```no_run
-//! use certbound_resource::{sample, Validator};
+//! use axum::{Json, Router, routing::get};
+//! use certbound_resource::{CertboundLayer, ValidatedToken, Validator};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let validator = Validator::builder()
 //!     .issuer("https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0")
@@ -27,7 +26,12 @@
 //!     .require_binding(true)
 //!     .build()
 //!     .await?;
-//! let app = sample::router(validator);
+//! // Every route below the layer needs a valid token, bound to the caller's certificate.
+//! let app: Router = Router::new()
+//!     .route("/whoami", get(|token: ValidatedToken| async move {
+//!         Json(serde_json::json!({ "sub": token.claims().sub() }))
+//!     }))
+//!     .layer(CertboundLayer::new(validator));
 //! # drop(app); Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -38,18 +42,23 @@ pub mod client_cert;
 pub mod extract;
 pub mod jwks;
 pub mod layer;
-pub mod proof;
 pub mod reject;
-mod replay;
-pub mod sample;
-mod strict_json;
-pub mod transport;
+pub mod transport {
+    //! TLS accept → client certificate: re-exported from `certbound_core::tls::server`, where
+    //! the development authority shares it.
+    pub use certbound_core::tls::server::*;
+}
+mod scheme;
 pub mod validate;
+
+/// DPoP proofs and signed HTTP requests: the request-bound half of validation (it lives in
+/// [`validate`], whose [`Validator`] it extends).
+pub use validate::proof;
 
 pub use binding::Confirmation;
 pub use client_cert::{CertificateRejection, ClientCertificate, RequireClientCertificate};
-pub use extract::Scheme;
 pub use layer::{CertboundLayer, CertboundService};
 pub use reject::{DpopError, Rejection, TokenError};
+pub use scheme::Scheme;
 pub use transport::{PeerCertificate, TlsInfo, TlsServer};
 pub use validate::{BuildError, Claims, ValidatedToken, Validator, ValidatorBuilder};

@@ -22,7 +22,7 @@ use http::{HeaderValue, StatusCode, header};
 
 use certbound_core::pop::{PROOF_ALGORITHMS, PopError};
 
-use crate::extract::Scheme;
+use crate::scheme::Scheme;
 
 /// Why a token was refused. The `Display` text is the `error_description`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,27 +151,7 @@ pub enum TokenError {
     PopKeyMismatch,
 }
 
-/// Why a DPoP proof was refused (`invalid_dpop_proof`, RFC 9449 §7.1). The text names the
-/// rule and never a value from the proof.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DpopError {
-    /// No `DPoP` header.
-    #[error("DPoP proof header missing")]
-    Missing,
-    /// More than one `DPoP` header.
-    #[error("more than one DPoP proof header")]
-    Multiple,
-    /// A proof rule failed.
-    #[error("{0}")]
-    Proof(PopError),
-    /// The proof's `jti` was already used within the window.
-    #[error("DPoP proof replayed (jti already used)")]
-    Replayed,
-    /// The proof key's thumbprint is not the token's `cnf.jkt`.
-    #[error("DPoP proof key does not match the token's cnf.jkt")]
-    KeyMismatch,
-}
+pub use certbound_core::pop::DpopError;
 
 impl TokenError {
     /// A short, stable name for the failed rule (for logs and metrics).

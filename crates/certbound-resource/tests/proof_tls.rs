@@ -928,7 +928,7 @@ async fn wildcard_listen_without_external_url_has_no_origin() {
 
     // sample::serve (what `certbound api serve` runs) refuses to start.
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let e = certbound_resource::sample::serve(listener, &w.pki.server, v.clone(), async {})
+    let e = common::sample::serve(listener, &w.pki.server, v.clone(), async {})
         .await
         .unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
@@ -939,7 +939,7 @@ async fn wildcard_listen_without_external_url_has_no_origin() {
         b.external_base_url("https://api.example.com")
     })
     .await;
-    certbound_resource::sample::serve(listener, &w.pki.server, with_url, async {})
+    common::sample::serve(listener, &w.pki.server, with_url, async {})
         .await
         .unwrap();
 
@@ -952,10 +952,8 @@ async fn wildcard_listen_without_external_url_has_no_origin() {
     )
     .unwrap();
     tokio::spawn(
-        certbound_resource::transport::TlsServer::new(listener, tls).serve(
-            certbound_resource::sample::router(v),
-            std::future::pending(),
-        ),
+        certbound_resource::transport::TlsServer::new(listener, tls)
+            .serve(common::sample::router(v), std::future::pending()),
     );
     let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let key = ProofKey::generate().unwrap();

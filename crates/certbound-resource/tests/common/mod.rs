@@ -12,8 +12,10 @@ use axum::{Json, Router};
 use certbound_core::ca::{self, DevCa, IssueSpec};
 use certbound_core::tls::{self, ClientAuth, TrustAnchors};
 use certbound_core::{CertifiedKey, Jwks, JwsAlgorithm, KeyKind, PrivateKey, b64};
+use certbound_resource::Validator;
 use certbound_resource::transport::TlsServer;
-use certbound_resource::{Validator, sample};
+
+pub mod sample;
 use serde_json::{Map, Value, json};
 
 pub const AUD: &str = "api://orders";

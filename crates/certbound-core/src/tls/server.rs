@@ -1,4 +1,4 @@
-//! TLS accept → client certificate: serving a `tower` service over rustls and attaching
+//! TLS accept → client certificate (feature `server`): serving a `tower` service over rustls and attaching
 //! the connection's TLS client certificate to every request.
 //!
 //! Each request carries a [`TlsInfo`] extension. Its `peer` is the client certificate the
@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! use axum::{Router, routing::get, Extension};
-//! use certbound_resource::transport::{TlsInfo, TlsServer};
+//! use certbound_core::tls::server::{TlsInfo, TlsServer};
 //! # async fn run(tls: rustls::ServerConfig) -> std::io::Result<()> {
 //! let app = Router::new().route("/", get(|Extension(info): Extension<TlsInfo>| async move {
 //!     match info.peer { Some(p) => format!("hello {}", p.thumbprint), None => "hello anonymous".into() }
@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use certbound_core::Thumbprint;
+use crate::Thumbprint;
 use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

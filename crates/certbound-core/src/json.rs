@@ -22,7 +22,8 @@ use serde_json::{Map, Number, Value};
 
 /// Why a JSON text was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum StrictJsonError {
+#[non_exhaustive]
+pub enum StrictJsonError {
     /// A member name appears twice in one object.
     Duplicate,
     /// Not JSON (or trailing data).
@@ -35,8 +36,7 @@ const DUPLICATE_MARK: &str = "\u{0}certbound-duplicate-member";
 
 /// Parses `bytes` into a full JSON object, refusing duplicate members anywhere inside
 /// (the reference behaviour [`scan_object`] is tested against).
-#[cfg(test)]
-pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJsonError> {
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match StrictSeed.deserialize(&mut de) {
         Ok(v) => v,
@@ -60,7 +60,7 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJso
 /// building the rest of the object: other members are walked (their nested objects checked
 /// for duplicates with borrowed keys) but not allocated. This is the validator's hot path;
 /// the full object is materialised later only if the application asks for it.
-pub(crate) fn scan_object<const N: usize>(
+pub fn scan_object<const N: usize>(
     bytes: &[u8],
     names: &[&str; N],
 ) -> Result<[Option<Value>; N], StrictJsonError> {

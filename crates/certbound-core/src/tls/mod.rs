@@ -9,6 +9,9 @@
 //! Who the certificate belongs to is decided above TLS — by the authority's client
 //! registry, or by the resource server comparing its thumbprint with the token's `cnf`.
 
+#[cfg(feature = "server")]
+pub mod server;
+
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 

@@ -75,25 +75,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::digest;
 use certbound_core::pop::{
     self, DpopExpectations, DpopProof, HttpTarget, PopError, SignedHttpRequest,
 };
 use http::{HeaderMap, Method, Uri, header};
 use subtle::ConstantTimeEq as _;
 
+use super::{BuildError, ValidatedToken, Validator};
 use crate::binding::Confirmation;
 use crate::extract::{self, Scheme};
 use crate::reject::{DpopError, Rejection, TokenError};
 use crate::transport::TlsInfo;
-use crate::validate::{BuildError, ValidatedToken, Validator};
 
-/// Default proof window (`iat`/`ts` age, replay-cache entry and nonce lifetime).
-pub const DEFAULT_PROOF_WINDOW: Duration = Duration::from_secs(60);
-/// Default tolerated clock skew of proofs into the future.
-pub const DEFAULT_PROOF_FUTURE_SKEW: Duration = Duration::from_secs(5);
-/// Default replay-cache capacity.
-pub const DEFAULT_REPLAY_CAPACITY: u64 = 1_000_000;
+pub use certbound_core::pop::{
+    DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, DpopNonces,
+};
 
 #[derive(Clone, Debug)]
 pub(crate) struct ProofConfig {
@@ -117,83 +114,7 @@ impl Default for ProofConfig {
     }
 }
 
-pub use crate::replay::{ReplayCache, ReplayCheck};
-
-/// Stateless DPoP nonces (RFC 9449 §8–9): `base64url(period) . base64url(HMAC(period))[..16]`
-/// under a key generated at start, valid in the period it was issued and the next one. No
-/// storage, nothing to share between requests; instances do not accept each other's nonces
-/// (give several replicas the same instance, or pin clients, if that matters).
-///
-/// ```
-/// use certbound_resource::proof::DpopNonces;
-/// let nonces = DpopNonces::new(std::time::Duration::from_secs(60)).unwrap();
-/// let n = nonces.current();
-/// assert!(nonces.is_valid(&n));
-/// assert!(!nonces.is_valid("made-up"));
-/// ```
-#[derive(Clone)]
-pub struct DpopNonces {
-    key: Arc<hmac::Key>,
-    period: i64,
-}
-
-impl std::fmt::Debug for DpopNonces {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DpopNonces")
-            .field("period", &self.period)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DpopNonces {
-    /// Nonces rotating every `period` (at least 1 s); `None` if no randomness is available.
-    pub fn new(period: Duration) -> Option<Self> {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).ok()?;
-        Some(Self {
-            key: Arc::new(key),
-            period: i64::try_from(period.as_secs().max(1)).unwrap_or(i64::MAX),
-        })
-    }
-
-    fn for_period(&self, period: i64) -> String {
-        let b = period.to_be_bytes();
-        let tag = hmac::sign(&self.key, &b);
-        format!(
-            "{}.{}",
-            certbound_core::b64::encode(b),
-            certbound_core::b64::encode(&tag.as_ref()[..16])
-        )
-    }
-
-    /// The nonce to hand out now (`DPoP-Nonce`).
-    pub fn current(&self) -> String {
-        self.for_period(certbound_core::now_unix() / self.period)
-    }
-
-    /// Whether `nonce` was issued by this instance in the current or the previous period.
-    pub fn is_valid(&self, nonce: &str) -> bool {
-        let current = certbound_core::now_unix() / self.period;
-        let Some((b, tag)) = nonce.split_once('.') else {
-            return false;
-        };
-        let (Ok(b), Ok(tag)) = (
-            certbound_core::b64::decode(b),
-            certbound_core::b64::decode(tag),
-        ) else {
-            return false;
-        };
-        let Ok(bytes) = <[u8; 8]>::try_from(b.as_slice()) else {
-            return false;
-        };
-        let period = i64::from_be_bytes(bytes);
-        if period != current && period != current.saturating_sub(1) {
-            return false;
-        }
-        let full = hmac::sign(&self.key, &bytes);
-        tag.len() == 16 && bool::from(full.as_ref()[..16].ct_eq(&tag))
-    }
-}
+pub use certbound_core::replay::{ReplayCache, ReplayCheck};
 
 /// One origin of this server: what a proof's URL must start with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -603,131 +524,4 @@ fn dpop_url<'u>(proof: &str, urls: &'u [String]) -> &'u str {
                 .find(|u| pop::normalize_htu(u).is_ok_and(|n| n == htu))
         })
         .map_or(first, String::as_str)
-}
-
-/// Why a token endpoint refused a DPoP proof (RFC 9449 §5, §8): answer HTTP 400 with
-/// `{"error": `[`error_code`](Self::error_code)`}` and, for [`UseNonce`](Self::UseNonce),
-/// the `DPoP-Nonce` header.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenEndpointDpopError {
-    /// The proof was refused.
-    #[error("invalid DPoP proof: {0}")]
-    InvalidProof(DpopError),
-    /// A nonce is required: send this one in `DPoP-Nonce`.
-    #[error("DPoP nonce required")]
-    UseNonce(String),
-    /// The replay record is full of live proofs: refuse for now (HTTP 503,
-    /// `temporarily_unavailable`) rather than forget one.
-    #[error("too many recent DPoP proofs to check this one for replay; retry shortly")]
-    Unavailable,
-}
-
-impl TokenEndpointDpopError {
-    /// The OAuth `error` code: `invalid_dpop_proof`, `use_dpop_nonce` or
-    /// `temporarily_unavailable`.
-    pub fn error_code(&self) -> &'static str {
-        match self {
-            Self::InvalidProof(_) => "invalid_dpop_proof",
-            Self::UseNonce(_) => "use_dpop_nonce",
-            Self::Unavailable => "temporarily_unavailable",
-        }
-    }
-}
-
-/// The DPoP checks of a token endpoint (RFC 9449 §4.3, §5, §8): the proof on a token
-/// request (no `ath`), its `htm` `POST` and `htu` the endpoint's external URL, the `iat`
-/// window, the `jti` replay cache and, optionally, a server nonce. The authority then issues
-/// `token_type: "DPoP"` with `cnf.jkt` = [`DpopProof::jkt`].
-///
-/// ```
-/// use certbound_core::pop::ProofKey;
-/// use certbound_resource::proof::TokenEndpointDpop;
-/// let endpoint = TokenEndpointDpop::new("https://login.example/tenant/oauth2/v2.0/token").unwrap();
-/// let key = ProofKey::generate().unwrap();
-/// let proof = key.dpop_proof("POST", "https://login.example/tenant/oauth2/v2.0/token", None, None).unwrap();
-/// let mut headers = http::HeaderMap::new();
-/// headers.insert("dpop", proof.parse().unwrap());
-/// let checked = endpoint.check(&http::Method::POST, &headers).unwrap().unwrap();
-/// assert_eq!(checked.jkt, key.thumbprint()); // → cnf.jkt
-/// assert!(endpoint.check(&http::Method::POST, &headers).is_err()); // replayed
-/// assert!(endpoint.check(&http::Method::POST, &http::HeaderMap::new()).unwrap().is_none());
-/// ```
-#[derive(Debug, Clone)]
-pub struct TokenEndpointDpop {
-    url: String,
-    window: Duration,
-    future_skew: Duration,
-    replay: ReplayCache,
-    nonces: Option<DpopNonces>,
-}
-
-impl TokenEndpointDpop {
-    /// Checks for the token endpoint at `url` (its external URL, as clients call it),
-    /// with the default window (60 s), future skew (5 s) and no nonce.
-    pub fn new(url: &str) -> Result<Self, pop::PopError> {
-        let url = pop::normalize_htu(url)?;
-        Ok(Self {
-            url,
-            window: DEFAULT_PROOF_WINDOW,
-            future_skew: DEFAULT_PROOF_FUTURE_SKEW,
-            replay: ReplayCache::new(
-                DEFAULT_PROOF_WINDOW + DEFAULT_PROOF_FUTURE_SKEW + Duration::from_secs(1),
-                DEFAULT_REPLAY_CAPACITY,
-            ),
-            nonces: None,
-        })
-    }
-
-    /// Sets the proof window (and the replay-cache lifetime).
-    pub fn window(mut self, window: Duration, future_skew: Duration) -> Self {
-        self.window = window.max(Duration::from_secs(1));
-        self.future_skew = future_skew;
-        self.replay = ReplayCache::new(
-            self.window + future_skew + Duration::from_secs(1),
-            DEFAULT_REPLAY_CAPACITY,
-        );
-        self
-    }
-
-    /// Requires a server nonce (`use_dpop_nonce` until the client sends the current one).
-    pub fn require_nonce(mut self, nonces: DpopNonces) -> Self {
-        self.nonces = Some(nonces);
-        self
-    }
-
-    /// The nonce to send in `DPoP-Nonce` on token responses, when nonces are required.
-    pub fn current_nonce(&self) -> Option<String> {
-        self.nonces.as_ref().map(DpopNonces::current)
-    }
-
-    /// Checks the request's `DPoP` header: `Ok(None)` without one (a plain token request),
-    /// `Ok(Some(proof))` for a good proof (now recorded against replay), an error otherwise.
-    pub fn check(
-        &self,
-        method: &Method,
-        headers: &HeaderMap,
-    ) -> Result<Option<DpopProof>, TokenEndpointDpopError> {
-        let proof = match extract::dpop_proof(headers) {
-            Ok(p) => p,
-            Err(DpopError::Missing) if headers.get("dpop").is_none() => return Ok(None),
-            Err(e) => return Err(TokenEndpointDpopError::InvalidProof(e)),
-        };
-        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-        let want = DpopExpectations::new(method.as_str(), &self.url, certbound_core::now_unix())
-            .window(secs(self.window), secs(self.future_skew));
-        let checked = pop::verify_dpop_proof(proof, &want)
-            .map_err(|e| TokenEndpointDpopError::InvalidProof(DpopError::Proof(e)))?;
-        if let Some(nonces) = &self.nonces
-            && !checked.nonce.as_deref().is_some_and(|n| nonces.is_valid(n))
-        {
-            return Err(TokenEndpointDpopError::UseNonce(nonces.current()));
-        }
-        match self.replay.check("dpop-token", &checked.jkt, &checked.jti) {
-            ReplayCheck::Fresh => {}
-            ReplayCheck::Full => return Err(TokenEndpointDpopError::Unavailable),
-            _ => return Err(TokenEndpointDpopError::InvalidProof(DpopError::Replayed)),
-        }
-        Ok(Some(checked))
-    }
 }

@@ -1,28 +1,13 @@
-//! The sample protected API behind `certbound api serve` (and the in-process API of
-//! `certbound demo`).
-//!
-//! `GET /whoami` answers 200 with the validated claims (every payload member, `cnf`
-//! included) plus `scheme` (`Bearer` or `mtls_pop`), `cert_thumbprint` (the presented client
-//! certificate's `x5t#S256`, or `null`) and `bound`. Failures are RFC 6750 401s.
-//!
-//! `GET /certificate` needs no token: the TLS client certificate alone (the plain `MTLS`
-//! scheme) — see [`router_with`].
-//!
-//! ```no_run
-//! use certbound_resource::{sample, transport::TlsServer, Validator};
-//! # async fn run(validator: Validator, tls: rustls::ServerConfig) -> std::io::Result<()> {
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! TlsServer::new(listener, tls).serve(sample::router(validator), std::future::pending()).await
-//! # }
-//! ```
+//! The sample API of `certbound api serve` as a test fixture (the CLI's own copy lives in the
+//! root crate's `src/cli/sample.rs`; the resource library has no demo router).
 
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 
-use crate::client_cert::{ClientCertificate, RequireClientCertificate};
-use crate::layer::CertboundLayer;
-use crate::validate::{ValidatedToken, Validator};
+use certbound_resource::client_cert::{ClientCertificate, RequireClientCertificate};
+use certbound_resource::layer::CertboundLayer;
+use certbound_resource::validate::{ValidatedToken, Validator};
 
 /// The sample API: `GET /whoami` behind [`CertboundLayer`], and `GET /certificate` behind
 /// [`RequireClientCertificate::new`] (any currently valid client certificate, no token).
@@ -37,7 +22,7 @@ pub fn router(validator: Validator) -> Router {
 /// authenticates the caller, no token is read. It answers 200 with
 /// `{"x5t#S256","subject","issuer","not_before","not_after"}` (Unix seconds); without a
 /// certificate 401, with a refused one 403 (see
-/// [`CertificateRejection`](crate::client_cert::CertificateRejection)). Every other path
+/// [`CertificateRejection`](certbound_resource::client_cert::CertificateRejection)). Every other path
 /// stays behind the token layer.
 pub fn router_with(validator: Validator, certificate: RequireClientCertificate) -> Router {
     Router::new()
@@ -67,7 +52,7 @@ pub async fn serve(
             .map_err(|e| {
                 std::io::Error::other(format!("TLS configuration for the sample API: {e}"))
             })?;
-    crate::transport::TlsServer::new(listener, tls)
+    certbound_resource::transport::TlsServer::new(listener, tls)
         .serve(router(validator), shutdown)
         .await
 }

@@ -1,14 +1,19 @@
+//! The development authority's tokens as a resource server sees them: PoP (SHR) and DPoP
+//! tokens issued by `certbound-authority` validated by `certbound-resource` (the authority
+//! crate does not depend on the resource crate, so these cross-crate checks live here).
+//!
 //! Microsoft "PoP" (signed HTTP request) issuance over real TLS: `token_type=pop` with
 //! `req_cnf` gives `token_type: "pop"` and `cnf.kid`, whatever the client authentication.
 
+#[path = "../crates/certbound-authority/tests/common/mod.rs"]
 mod common;
 
 use base64::Engine as _;
 use certbound_authority::ClientRegistration;
 use certbound_core::pop::ProofKey;
-use certbound_core::{JwsAlgorithm, KeyKind, b64};
+use certbound_core::{JwsAlgorithm, KeyKind, PrivateKey, b64};
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const SCOPE: &str = "api://orders/.default";
 const SECRET: &str = "pop-client-secret-0123456789";
@@ -264,4 +269,109 @@ async fn in_process_pop_tokens() {
             .await
             .is_ok()
     );
+}
+
+fn register_secret_client(env: &Env) {
+    env.running
+        .register(ClientRegistration::with_secret("dpop-app", SECRET))
+        .unwrap();
+}
+
+fn secret_form() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", "dpop-app"),
+        ("client_secret", SECRET),
+        ("scope", SCOPE),
+    ]
+}
+
+/// The token endpoint URLs a client may use: discovery's `token_endpoint`, its
+/// `mtls_endpoint_aliases.token_endpoint`, and the same server by `localhost`.
+async fn endpoint_aliases(env: &Env) -> Vec<String> {
+    let disco: Value = env
+        .http(None)
+        .get(env.running.discovery_url())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    vec![
+        disco["token_endpoint"].as_str().unwrap().to_owned(),
+        disco["mtls_endpoint_aliases"]["token_endpoint"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        env.localhost_token_endpoint(),
+    ]
+}
+
+#[tokio::test]
+async fn dpop_bound_tokens_for_ec_and_rsa_keys_on_every_endpoint_alias() {
+    let env = start().await;
+    register_secret_client(&env);
+    let rsa_rs256 = ProofKey::from_private_key(
+        PrivateKey::generate(KeyKind::Rsa2048).unwrap(),
+        JwsAlgorithm::RS256,
+    )
+    .unwrap();
+    let keys = [
+        ProofKey::generate().unwrap(),
+        ProofKey::generate_kind(KeyKind::EcP384).unwrap(),
+        ProofKey::generate_kind(KeyKind::Rsa2048).unwrap(),
+        rsa_rs256,
+    ];
+    let aliases = endpoint_aliases(&env).await;
+    assert!(aliases[2].contains("://localhost:"), "{aliases:?}");
+    // A resource server that accepts the authority's tokens with DPoP proofs.
+    let validator = certbound_resource::Validator::builder()
+        .issuer(env.running.issuer())
+        .audience("api://orders")
+        .jwks_uri(env.running.jwks_uri())
+        .trust_anchors(env.anchors())
+        .external_base_url("https://api.example")
+        .build()
+        .await
+        .unwrap();
+    for key in &keys {
+        for url in &aliases {
+            let proof = key.dpop_proof("POST", url, None, None).unwrap();
+            let r = env
+                .post(url, None, &[("DPoP", &proof)], &secret_form())
+                .await;
+            assert_eq!(r.status, 200, "{:?} at {url}: {}", key.algorithm(), r.text);
+            assert_eq!(r.body["token_type"], "DPoP");
+            assert_eq!(r.header("cache-control"), Some("no-store"));
+            assert!(r.header("dpop-nonce").is_none(), "no nonce demanded");
+            let token = r.body["access_token"].as_str().unwrap();
+            let c = claims(token);
+            assert_eq!(c["cnf"], json!({ "jkt": key.thumbprint() }), "{c}");
+            assert_eq!(c["sub"], "dpop-app");
+
+            // The token works at a resource server with a fresh proof, and only so.
+            let mut h = http::HeaderMap::new();
+            h.insert("authorization", format!("DPoP {token}").parse().unwrap());
+            let p = key
+                .dpop_proof("GET", "https://api.example/orders", Some(token), None)
+                .unwrap();
+            h.insert("dpop", p.parse().unwrap());
+            let uri: http::Uri = "/orders".parse().unwrap();
+            let ok = validator
+                .validate_http_request(&http::Method::GET, &uri, &h, None)
+                .await
+                .unwrap();
+            assert_eq!(ok.proof_key_thumbprint(), Some(key.thumbprint().as_str()));
+            let mut bearer = http::HeaderMap::new();
+            bearer.insert("authorization", format!("Bearer {token}").parse().unwrap());
+            assert!(
+                validator
+                    .validate_http_request(&http::Method::GET, &uri, &bearer, None)
+                    .await
+                    .is_err(),
+                "a DPoP-bound token sent as Bearer"
+            );
+        }
+    }
 }

@@ -1,0 +1,100 @@
+//! The sample protected API (kept out of the resource library: it is the CLI's, not an API
+//! to build on) behind `certbound api serve` (and the in-process API of
+//! `certbound demo`).
+//!
+//! `GET /whoami` answers 200 with the validated claims (every payload member, `cnf`
+//! included) plus `scheme` (`Bearer` or `mtls_pop`), `cert_thumbprint` (the presented client
+//! certificate's `x5t#S256`, or `null`) and `bound`. Failures are RFC 6750 401s.
+//!
+//! `GET /certificate` needs no token: the TLS client certificate alone (the plain `MTLS`
+//! scheme) — see [`router_with`].
+//!
+//! ```no_run
+//! use certbound::cli::sample;
+//! use certbound_resource::{transport::TlsServer, Validator};
+//! # async fn run(validator: Validator, tls: rustls::ServerConfig) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! TlsServer::new(listener, tls).serve(sample::router(validator), std::future::pending()).await
+//! # }
+//! ```
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+
+use certbound_resource::client_cert::{ClientCertificate, RequireClientCertificate};
+use certbound_resource::layer::CertboundLayer;
+use certbound_resource::validate::{ValidatedToken, Validator};
+
+/// The sample API: `GET /whoami` behind [`CertboundLayer`], and `GET /certificate` behind
+/// [`RequireClientCertificate::new`] (any currently valid client certificate, no token).
+pub fn router(validator: Validator) -> Router {
+    router_with(validator, RequireClientCertificate::new())
+}
+
+/// The sample API with `certificate` guarding `GET /certificate` (an allow-list of
+/// thumbprints and/or trust anchors).
+///
+/// `GET /certificate` is the plain `MTLS` scheme: the TLS client certificate alone
+/// authenticates the caller, no token is read. It answers 200 with
+/// `{"x5t#S256","subject","issuer","not_before","not_after"}` (Unix seconds); without a
+/// certificate 401, with a refused one 403 (see
+/// [`CertificateRejection`](certbound_resource::client_cert::CertificateRejection)). Every other path
+/// stays behind the token layer.
+pub fn router_with(validator: Validator, certificate: RequireClientCertificate) -> Router {
+    Router::new()
+        .route("/whoami", get(whoami))
+        .layer(CertboundLayer::new(validator))
+        // Added after the token layer, so it is not behind it.
+        .route("/certificate", get(certificate_route).layer(certificate))
+}
+
+/// Serves the sample API on `listener` over TLS with `identity`, asking for (not requiring)
+/// a client certificate, until `shutdown` completes — what `certbound api serve` runs, for
+/// embedding (e.g. `certbound demo`). Refuses to start (`InvalidInput`) when DPoP and PoP
+/// proofs would have no origin: a wildcard listen address without an external URL
+/// ([`Validator::proof_origins`]).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    identity: &certbound_core::CertifiedKey,
+    validator: Validator,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let listen = listener.local_addr()?;
+    validator
+        .proof_origins(listen)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let tls =
+        certbound_core::tls::server_config(identity, certbound_core::tls::ClientAuth::Optional)
+            .map_err(|e| {
+                std::io::Error::other(format!("TLS configuration for the sample API: {e}"))
+            })?;
+    certbound_resource::transport::TlsServer::new(listener, tls)
+        .serve(router(validator), shutdown)
+        .await
+}
+
+/// The `/whoami` body for a validated token.
+pub fn whoami_body(token: &ValidatedToken) -> Value {
+    let mut body = token.claims().all().clone();
+    body.insert(
+        "scheme".into(),
+        Value::String(token.scheme().as_str().into()),
+    );
+    body.insert(
+        "cert_thumbprint".into(),
+        token
+            .peer_thumbprint()
+            .map_or(Value::Null, |t| Value::String(t.to_base64url())),
+    );
+    body.insert("bound".into(), Value::Bool(token.is_bound()));
+    Value::Object(body)
+}
+
+async fn whoami(token: ValidatedToken) -> Json<Value> {
+    Json(whoami_body(&token))
+}
+
+async fn certificate_route(cert: ClientCertificate) -> Json<Value> {
+    Json(cert.to_json())
+}
