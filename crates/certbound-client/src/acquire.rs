@@ -11,12 +11,10 @@
 //! - **private-key JWT** (RFC 7523, docs/wire-formats.md (client assertions)) for unbound requests with a certificate.
 //! - **client secret** (`client_secret_post`) or a ready **signed assertion** (workload identity).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use certbound_core::jose::{JwsHeader, sign_compact};
-use certbound_core::tls::TrustAnchors;
 use certbound_core::{CertifiedKey, Thumbprint};
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -71,110 +69,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// HTTP clients: one without a client certificate, one per certificate (keyed by thumbprint),
-/// each built once and reused (connection pooling, TLS session resumption).
-pub(crate) struct HttpClients {
-    anchors: TrustAnchors,
-    timeout: Duration,
-    plain: OnceLock<reqwest::Client>,
-    by_cert: Mutex<HashMap<Thumbprint, reqwest::Client>>,
-}
-
-impl std::fmt::Debug for HttpClients {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpClients")
-            .field("extra_anchors", &self.anchors.extra.len())
-            .finish_non_exhaustive()
-    }
-}
-
-const MAX_CERT_CLIENTS: usize = 64;
-
-impl HttpClients {
-    pub(crate) fn new(anchors: TrustAnchors, timeout: Duration) -> Self {
-        Self {
-            anchors,
-            timeout,
-            plain: OnceLock::new(),
-            by_cert: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn build(&self, cert: Option<&CertifiedKey>) -> Result<reqwest::Client, ClientError> {
-        let tls = certbound_core::tls::client_config(&self.anchors, cert)
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
-        reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .connect_timeout(self.timeout)
-            .timeout(self.timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("certbound/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Tls(describe_reqwest(&e)))
-    }
-
-    /// The client presenting `cert` (or none).
-    pub(crate) fn get(&self, cert: Option<&CertifiedKey>) -> Result<reqwest::Client, ClientError> {
-        match cert {
-            None => {
-                if let Some(c) = self.plain.get() {
-                    return Ok(c.clone());
-                }
-                let c = self.build(None)?;
-                Ok(self.plain.get_or_init(|| c).clone())
-            }
-            Some(cert) => {
-                let tp = cert.thumbprint();
-                if let Some(c) = self.by_cert.lock().ok().and_then(|g| g.get(&tp).cloned()) {
-                    return Ok(c);
-                }
-                let c = self.build(Some(cert))?;
-                if let Ok(mut g) = self.by_cert.lock() {
-                    if g.len() >= MAX_CERT_CLIENTS {
-                        g.clear();
-                    }
-                    g.entry(tp).or_insert_with(|| c.clone());
-                }
-                Ok(c)
-            }
-        }
-    }
-}
-
-/// A reqwest error as text, with its causes and a hint for untrusted server certificates
-/// (never contains the request body).
-pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        src = c.source();
-    }
-    let kind = if e.is_connect() {
-        "cannot connect"
-    } else if e.is_timeout() {
-        "timed out"
-    } else if e.is_body() || e.is_decode() {
-        "cannot read the response"
-    } else {
-        "request failed"
-    };
-    let mut s = if parts.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {}", parts.join(": "))
-    };
-    if let Some(explained) = certbound_core::tls::explain_untrusted_server(&s) {
-        s = explained;
-    } else if s.contains("UnknownIssuer") {
-        s.push_str(" (the server's TLS certificate is not trusted: pass its CA with --ca-cert / AppBuilder::add_ca_cert_file, or set SSL_CERT_FILE)");
-    }
-    s
-}
+pub(crate) use crate::transport::describe_reqwest;
 
 /// One token request, fully resolved.
 pub(crate) struct TokenRequest<'a> {
@@ -342,6 +237,7 @@ pub(crate) async fn request_token(
         let sent = tokio::time::timeout(policy.request_timeout, async {
             let mut builder = client
                 .post(url)
+                .header(http::header::USER_AGENT, crate::transport::USER_AGENT)
                 .header(
                     http::header::CONTENT_TYPE,
                     "application/x-www-form-urlencoded",

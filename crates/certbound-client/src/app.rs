@@ -24,7 +24,7 @@ use certbound_core::{Certificate, CertifiedKey, Thumbprint};
 use futures::FutureExt as _;
 use futures::future::Shared;
 
-use crate::acquire::{HttpClients, KeyBound, RetryPolicy, TokenRequest, request_token, unshare};
+use crate::acquire::{KeyBound, RetryPolicy, TokenRequest, request_token, unshare};
 use crate::authority::{Authority, DiscoveryCache};
 use crate::cache::{BoxFuture, CacheKey, CachedToken, MemoryTokenCache, TokenCache};
 use crate::config::{AppConfig, CredentialDescription};
@@ -38,6 +38,7 @@ use crate::header::{
 use crate::managed::{ManagedIdentityCredential, MintedCredential};
 use crate::proof::NonceStore;
 use crate::secret::Secret;
+use crate::transport::{TransportPool, TransportSettings};
 
 /// An app-only access token.
 #[derive(Clone, Debug)]
@@ -72,7 +73,7 @@ struct Inner {
     send_x5c: bool,
     allow_unbound_fallback: bool,
     warned_fallback: AtomicBool,
-    http: HttpClients,
+    http: TransportPool,
     discovery: DiscoveryCache,
     cache: Arc<dyn TokenCache>,
     hot: HotCache,
@@ -130,6 +131,13 @@ impl App {
     pub fn config(&self) -> Option<&AppConfig> {
         self.inner.config.as_ref()
     }
+    /// The app's mTLS client pool: token requests take their HTTP client from it, and
+    /// downstream calls made through it (`certbound-downstream`) use the same client — the
+    /// same connections — for the same certificate. Cheap to clone.
+    pub fn transport(&self) -> &TransportPool {
+        &self.inner.http
+    }
+
     /// How many token requests this app has sent to the authority (attempts, including retries).
     pub fn token_requests_sent(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
@@ -715,7 +723,7 @@ impl App {
                 None => authority.entra_token_endpoint().unwrap_or_default(),
             }
         } else {
-            let plain = inner.http.get(None)?;
+            let plain = inner.http.client_for(None)?;
             let ep = inner
                 .discovery
                 .get(authority, &plain, inner.policy.request_timeout)
@@ -725,7 +733,7 @@ impl App {
                 None => ep.token_endpoint.clone(),
             }
         };
-        let client = inner.http.get(cert)?;
+        let client = inner.http.client_for(cert)?;
         let key_bound = match scheme {
             ProtocolScheme::Pop => Some(KeyBound::Pop(&inner.proof_key)),
             ProtocolScheme::DPoP => Some(KeyBound::DPoP(&inner.proof_key, &inner.nonces)),
@@ -816,7 +824,7 @@ impl App {
             }
         };
         let endpoint = minted.token_endpoint();
-        let client = inner.http.get(Some(minted.certified_key()))?;
+        let client = inner.http.client_for(Some(minted.certified_key()))?;
         let req = TokenRequest {
             endpoint: &endpoint,
             client_id: minted.client_id(),
@@ -1243,6 +1251,7 @@ pub struct AppBuilder {
     policy: Option<RetryPolicy>,
     margin: Option<Duration>,
     proof_key: Option<ProofKey>,
+    transport: Option<TransportPool>,
 }
 
 impl fmt::Debug for AppBuilder {
@@ -1357,6 +1366,14 @@ impl AppBuilder {
         self
     }
 
+    /// Takes the app's HTTP clients from `pool` (sharing its bounded set with other users
+    /// of it, e.g. another app); the app still builds with its own trust anchors and
+    /// timeouts. Default: a pool of its own.
+    pub fn transport_pool(mut self, pool: TransportPool) -> Self {
+        self.transport = Some(pool);
+        self
+    }
+
     /// Loads the credential, checks the authority and builds the app (no network access).
     pub fn build(self) -> Result<App, ClientError> {
         let cfg = self.config;
@@ -1389,6 +1406,20 @@ impl AppBuilder {
         if let Some(s) = ad.http_timeout_seconds {
             policy.request_timeout = Duration::from_secs(s.max(1));
         }
+        // The acquisition timeouts as before: connect and whole request within
+        // `request_timeout`; downstream handles share these clients.
+        let settings = TransportSettings {
+            request_timeout: policy.request_timeout,
+            connect_timeout: policy.request_timeout,
+            ..TransportSettings::default()
+        };
+        let http = match self.transport {
+            Some(pool) => pool.with_trust(anchors).with_settings(settings),
+            None => TransportPool::builder()
+                .trust(anchors)
+                .settings(settings)
+                .build_lazy(),
+        };
         let max = cfg.token_cache.max_entries.unwrap_or(10_000);
         let margin = self
             .margin
@@ -1408,7 +1439,7 @@ impl AppBuilder {
                 send_x5c: ad.send_x5c,
                 allow_unbound_fallback: ad.allow_unbound_fallback,
                 warned_fallback: AtomicBool::new(false),
-                http: HttpClients::new(anchors, policy.request_timeout),
+                http,
                 discovery: DiscoveryCache::default(),
                 cache: self
                     .cache

@@ -31,6 +31,7 @@ pub mod header;
 pub mod managed;
 mod proof;
 pub mod secret;
+pub mod transport;
 
 pub use acquire::RetryPolicy;
 pub use app::{App, AppBuilder, AppToken, HeaderHandle, HeaderRef};
@@ -42,3 +43,4 @@ pub use error::{ClientError, ConfigError};
 pub use header::{AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenOptions, TokenSource};
 pub use managed::ManagedIdentityCredential;
 pub use secret::Secret;
+pub use transport::{TransportPool, TransportPoolBuilder, TransportSettings};
