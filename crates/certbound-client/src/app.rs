@@ -32,9 +32,7 @@ use crate::credential::{
     self, CertificateCredential, ClientCredential, ResolvedCredential, SecretCredential,
 };
 use crate::error::ClientError;
-use crate::header::{
-    AuthorizationHeader, HeaderOptions, HeaderParts, ProtocolScheme, TokenOptions, TokenSource,
-};
+use crate::header::{AuthorizationHeader, HeaderOptions, HeaderParts, ProtocolScheme, TokenSource};
 use crate::managed::{ManagedIdentityCredential, MintedCredential};
 use crate::proof::NonceStore;
 use crate::secret::Secret;
@@ -317,7 +315,7 @@ impl App {
     pub async fn acquire_token_for_app(
         &self,
         scopes: &[impl AsRef<str>],
-        options: &TokenOptions,
+        options: &HeaderOptions,
     ) -> Result<AppToken, ClientError> {
         let scheme = self.effective_scheme(options)?;
         if !scheme.uses_token() {

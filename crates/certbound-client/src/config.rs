@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::ConfigError;
-use crate::header::ProtocolScheme;
+use crate::scheme::ProtocolScheme;
 use crate::secret::Secret;
 
 /// A JSON value that keeps object key order (for "the first downstream API").
