@@ -6,7 +6,8 @@
 //! RFC 8705 authorization server.
 //!
 //! Module layout follows the data path: [`config`] → [`credential`] → [`authority`] →
-//! [`acquire`] → [`cache`] → [`header`] → [`App`].
+//! [`acquire`] → [`cache`] → [`header`] → [`App`]; [`transport`] holds the one mTLS client
+//! pool the app shares with downstream calls.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), certbound_client::ClientError> {

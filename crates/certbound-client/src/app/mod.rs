@@ -10,11 +10,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: this file holds the [`App`] type and its public API; [`scheme`](self) policy
+//! Layout: this file holds the [`App`] type and its public API; the scheme policy
 //! (`scheme.rs`), the hot header cache (`hot.rs`), routing to the authority or a managed
 //! identity (`routing.rs`), [`HeaderHandle`] (`handle.rs`) and [`AppBuilder`]
 //! (`builder.rs`) live beside it; single-flight, fetch and the throttle table are in
-//! [`crate::acquire`].
+//! [`crate::acquire`] (`acquire/flight.rs`). The HTTP clients come from the app's
+//! [`TransportPool`], shared with downstream calls.
 
 mod builder;
 mod handle;

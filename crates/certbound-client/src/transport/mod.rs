@@ -6,7 +6,7 @@
 //!   requests and the downstream calls made through it (`certbound-downstream`) take their
 //!   client from it, so a token request and a downstream call presenting the same certificate
 //!   use the same `reqwest::Client` — the same warm connections.
-//! - [`describe_reqwest`]: transport errors as text (never the request body).
+//! - `describe_reqwest` (crate-private): transport errors as text (never the request body).
 
 pub mod pool;
 
