@@ -475,6 +475,7 @@ async fn fetch_metadata(
         let r = tokio::time::timeout(timeout, async {
             let resp = client
                 .get(url)
+                .header(http::header::USER_AGENT, crate::transport::USER_AGENT)
                 .header("accept", "application/json")
                 .send()
                 .await?;

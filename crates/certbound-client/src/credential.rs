@@ -11,7 +11,6 @@
 //! tried in order, `Skip: true` entries are ignored, the first that loads wins, and why the
 //! others failed is logged (never their secrets).
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -23,55 +22,7 @@ use crate::config::{CredentialDescription, CredentialSourceConfig};
 use crate::error::ClientError;
 use crate::secret::Secret;
 
-/// What a credential yields for one token request.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum ResolvedCredential {
-    /// A certificate with its private key: mTLS client authentication and binding, or a
-    /// private-key JWT assertion for unbound requests.
-    Certificate(CertifiedKey),
-    /// A client secret (`client_secret_post`).
-    Secret(Secret),
-    /// A ready signed client assertion (`client_assertion`).
-    Assertion(Secret),
-    /// A certificate minted for a managed identity by IMDS v2, with the identity's client
-    /// id and the token endpoint to present it to (docs/wire-formats.md (managed identity)).
-    Minted(Arc<crate::managed::MintedCredential>),
-}
-
-impl ResolvedCredential {
-    /// The certificate, if this is one.
-    pub fn certificate(&self) -> Option<&CertifiedKey> {
-        match self {
-            Self::Certificate(c) => Some(c),
-            Self::Minted(m) => Some(m.certified_key()),
-            _ => None,
-        }
-    }
-}
-
-/// A source of client credentials. Object-safe; implement it to plug in other sources
-/// (a managed identity that mints certificates, a key vault, …).
-pub trait ClientCredential: Send + Sync + fmt::Debug {
-    /// A short description for logs and errors (never the secret), e.g. `certificate from /etc/app.pem`.
-    fn describe(&self) -> String;
-    /// Whether [`resolve`](Self::resolve) yields a certificate with its key (needed for `MTLS_POP`).
-    fn provides_certificate(&self) -> bool;
-    /// The credential to use now.
-    fn resolve(&self) -> BoxFuture<'_, Result<ResolvedCredential, ClientError>>;
-    /// The managed identity behind this credential, if it is one: its tokens then come from
-    /// the identity's own endpoints (the token endpoint IMDS names for bound tokens, IMDS v1
-    /// or App Service for unbound ones) with the identity's client id.
-    fn managed_identity(&self) -> Option<&crate::managed::ManagedIdentityCredential> {
-        None
-    }
-    /// Changes when the certificate this credential yields may have changed, so cached
-    /// bound headers are looked up again (a constant for fixed credentials). Cheap: it is
-    /// read on every cache hit.
-    fn generation(&self) -> u64 {
-        0
-    }
-}
+pub use crate::vocab::{ClientCredential, ResolvedCredential};
 
 /// A fixed certificate with its key.
 #[derive(Debug, Clone)]

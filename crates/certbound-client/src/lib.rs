@@ -6,7 +6,8 @@
 //! RFC 8705 authorization server.
 //!
 //! Module layout follows the data path: [`config`] → [`credential`] → [`authority`] →
-//! [`acquire`] → [`cache`] → [`header`] → [`App`].
+//! [`acquire`] → [`cache`] → [`header`] → [`App`]; [`transport`] holds the one mTLS client
+//! pool the app shares with downstream calls.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), certbound_client::ClientError> {
@@ -30,7 +31,10 @@ pub mod error;
 pub mod header;
 pub mod managed;
 mod proof;
+mod scheme;
 pub mod secret;
+pub mod transport;
+mod vocab;
 
 pub use acquire::RetryPolicy;
 pub use app::{App, AppBuilder, AppToken, HeaderHandle, HeaderRef};
@@ -39,6 +43,7 @@ pub use cache::{CacheKey, CachedToken, MemoryTokenCache, TokenCache};
 pub use config::AppConfig;
 pub use credential::{ClientCredential, ResolvedCredential};
 pub use error::{ClientError, ConfigError};
-pub use header::{AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenOptions, TokenSource};
+pub use header::{AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenSource};
 pub use managed::ManagedIdentityCredential;
 pub use secret::Secret;
+pub use transport::{TransportPool, TransportPoolBuilder, TransportSettings};

@@ -36,7 +36,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -46,37 +45,17 @@ pub use certbound_imds::{
 };
 
 use crate::cache::{BoxFuture, CachedToken};
-use crate::credential::{ClientCredential, ResolvedCredential};
+use crate::vocab::{ClientCredential, ResolvedCredential};
+
 use crate::error::{ClientError, shorten};
 use crate::secret::Secret;
+pub use crate::vocab::ManagedIdentityCredential;
 
 /// An [`ImdsError`] as a [`ClientError::ManagedIdentity`].
 pub fn imds_error(e: ImdsError) -> ClientError {
     ClientError::ManagedIdentity {
         mtls_pop_unavailable: matches!(e, ImdsError::ImdsV1Only { .. }),
         message: e.to_string(),
-    }
-}
-
-/// A managed identity: certificates minted by IMDS v2 for bound tokens, IMDS v1 or App
-/// Service tokens for unbound ones. See the [module docs](self).
-pub struct ManagedIdentityCredential {
-    identity: ManagedIdentity,
-    certificates: ManagedCertificateSource,
-    imds: ImdsClient,
-    /// The App Service client and its endpoint.
-    app_service: Option<(AppServiceClient, String)>,
-    invalidations: AtomicU64,
-}
-
-impl fmt::Debug for ManagedIdentityCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManagedIdentityCredential")
-            .field("identity", &self.identity)
-            .field("imds", &self.imds.base_url().as_str())
-            .field("app_service", &self.app_service.as_ref().map(|(_, e)| e))
-            .field("mints", &self.certificates.mints())
-            .finish()
     }
 }
 

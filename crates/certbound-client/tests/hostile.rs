@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use certbound_client::{App, ClientError, HeaderOptions, RetryPolicy, TokenOptions};
+use certbound_client::{App, ClientError, HeaderOptions, RetryPolicy};
 use certbound_core::ca::{self, DevCa, IssueSpec};
 use certbound_core::jose::{JwsHeader, sign_compact};
 use certbound_core::tls::{ClientAuth, server_config};
@@ -143,7 +143,7 @@ async fn token_answering(body: Value) -> Result<certbound_client::AppToken, Clie
     })
     .await;
     s.app()
-        .acquire_token_for_app(&[SCOPE], &TokenOptions::default())
+        .acquire_token_for_app(&[SCOPE], &HeaderOptions::default())
         .await
 }
 

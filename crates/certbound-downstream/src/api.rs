@@ -182,7 +182,9 @@ pub struct Downstream {
 }
 
 impl Downstream {
-    /// Uses `pool` for the transport.
+    /// Uses `pool` for the transport. Pass `app.transport().clone()` (or use
+    /// [`Downstream::from_app`]) to share the app's clients with its token requests; another
+    /// pool keeps clients of its own.
     pub fn new(app: App, pool: TransportPool) -> Self {
         Self {
             app,
@@ -191,13 +193,25 @@ impl Downstream {
         }
     }
 
-    /// A fresh transport pool trusting `anchors` for the APIs' server certificates.
+    /// The app's transport pool ([`App::transport`]) trusting `anchors` for the APIs'
+    /// server certificates, with the app's timeouts: for equal anchors, the downstream
+    /// calls and the token requests for one certificate use the same HTTP client.
     pub fn for_app(
         app: App,
         anchors: certbound_core::tls::TrustAnchors,
     ) -> Result<Self, DownstreamError> {
-        let pool = TransportPool::builder().trust(anchors).build()?;
+        let pool = app.transport().with_trust(anchors);
+        // Fail early on a bad TLS configuration, as before.
+        pool.client_for(None)
+            .map_err(|e| DownstreamError::Transport(e.to_string()))?;
         Ok(Self::new(app, pool))
+    }
+
+    /// The app's own transport pool, trust anchors and timeouts ([`App::transport`]):
+    /// token requests and downstream calls share one client per certificate.
+    pub fn from_app(app: App) -> Self {
+        let pool = app.transport().clone();
+        Self::new(app, pool)
     }
 
     /// Sets the response-body limit.
@@ -438,7 +452,10 @@ impl Downstream {
             None
         };
         let presented_certificate = binding.is_some();
-        let client = self.pool.client_for(binding.as_ref())?;
+        let client = self
+            .pool
+            .client_for(binding.as_ref())
+            .map_err(|e| DownstreamError::Transport(e.to_string()))?;
         let mut req = client.request(method.clone(), url.clone()).headers(auth);
         if let Some(accept) = &api.accept_header {
             req = req.header(http::header::ACCEPT, accept);

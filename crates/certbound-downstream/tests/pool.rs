@@ -151,3 +151,169 @@ async fn untrusted_server_is_refused() {
         .unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err}");
 }
+
+/// (path, presented thumbprint or `none`, remote port) per request.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, u16)>>>;
+
+/// One loopback TLS server that is both the authority (discovery + token endpoint) and the
+/// downstream API; it records the TCP connection (remote port) and the presented
+/// certificate of every request.
+struct Combined {
+    issuer: String,
+    ca: DevCa,
+    seen: Seen,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn combined_server() -> Combined {
+    use axum::routing::post;
+    let ca = DevCa::generate("shared pool test CA").unwrap();
+    let id = ca
+        .issue_certified_key(&IssueSpec::server("srv", &["127.0.0.1"]), KeyKind::EcP256)
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let issuer = format!("https://127.0.0.1:{port}/tenant");
+    let seen: Seen = Default::default();
+    let record = |seen: &Seen, path: &str, info: &TlsInfo| {
+        let who = info
+            .peer
+            .as_ref()
+            .map(|p| p.thumbprint.to_string())
+            .unwrap_or_else(|| "none".into());
+        seen.lock()
+            .unwrap()
+            .push((path.to_string(), who, info.remote_addr.port()));
+    };
+    let (s1, s2, s3) = (seen.clone(), seen.clone(), seen.clone());
+    let meta = serde_json::json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/token"),
+        "mtls_endpoint_aliases": { "token_endpoint": format!("{issuer}/mtls/token") },
+    });
+    let app = Router::new()
+        .route(
+            "/tenant/.well-known/openid-configuration",
+            get(move |Extension(info): Extension<TlsInfo>| async move {
+                record(&s1, "discovery", &info);
+                axum::Json(meta)
+            }),
+        )
+        .route(
+            "/tenant/mtls/token",
+            post(move |Extension(info): Extension<TlsInfo>| async move {
+                record(&s2, "token", &info);
+                axum::Json(serde_json::json!({
+                    "access_token": "opaque-bound-token",
+                    "token_type": "mtls_pop",
+                    "expires_in": 3600,
+                }))
+            }),
+        )
+        .route(
+            "/api/who",
+            get(move |Extension(info): Extension<TlsInfo>| async move {
+                record(&s3, "api", &info);
+                "ok"
+            }),
+        );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let srv = TlsServer::new(listener, server_config(&id, ClientAuth::Optional).unwrap());
+    tokio::spawn(srv.serve(app, async {
+        let _ = rx.await;
+    }));
+    Combined {
+        issuer,
+        ca,
+        seen,
+        _stop: tx,
+    }
+}
+
+#[tokio::test]
+async fn token_request_and_downstream_call_share_one_client_and_connection() {
+    use certbound_client::config::DownstreamApiConfig;
+    use certbound_client::{App, ProtocolScheme};
+    use certbound_downstream::{CallOptions, Downstream};
+
+    certbound_core::tls::install_default_provider();
+    let s = combined_server().await;
+    let mut trust = TrustAnchors::default();
+    trust.add(s.ca.cert());
+    let cert = client_cert("shared");
+    let app = App::builder()
+        .client_id("shared-pool-test")
+        .authority(s.issuer.clone())
+        .certificate(cert.clone())
+        .trust_anchors(trust.clone())
+        .build()
+        .unwrap();
+    // The downstream side takes the app's pool (same trust anchors → same profile).
+    let downstream = Downstream::for_app(app.clone(), trust).unwrap();
+    assert!(downstream.pool().shares_clients_with(app.transport()));
+
+    let api = DownstreamApiConfig {
+        base_url: Some(s.issuer.replace("/tenant", "/api")),
+        relative_path: Some("/who".into()),
+        protocol_scheme: ProtocolScheme::MtlsPop,
+        request_app_token: true,
+        scopes: vec!["api://shared/.default".into()],
+        ..Default::default()
+    };
+    let resp = downstream
+        .call_api("Shared", &api, CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(app.token_requests_sent(), 1);
+
+    // One certificate-bound client in the one pool, for both the token and the API call.
+    assert_eq!(app.transport().bound_clients(), 1);
+    assert!(app.transport().holds(&cert.thumbprint()));
+    assert!(downstream.pool().holds(&cert.thumbprint()));
+
+    let seen = s.seen.lock().unwrap().clone();
+    let tp = cert.thumbprint().to_string();
+    let bound: Vec<_> = seen.iter().filter(|(_, who, _)| *who == tp).collect();
+    let paths: Vec<&str> = bound.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(paths, ["token", "api"], "{seen:?}");
+    let ports: std::collections::BTreeSet<u16> = bound.iter().map(|(_, _, p)| *p).collect();
+    assert_eq!(
+        ports.len(),
+        1,
+        "the token request and the downstream call share one TLS connection: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn shared_pool_is_bounded_and_evicts_least_recently_used_across_profiles() {
+    certbound_core::tls::install_default_provider();
+    let s = server().await;
+    let pool = TransportPool::builder()
+        .trust(anchors(&s))
+        .max_clients(2)
+        .build()
+        .unwrap();
+    // A second handle on the same clients, with other timeouts (another profile).
+    let other = pool.with_settings(certbound_downstream::TransportSettings {
+        connect_timeout: std::time::Duration::from_secs(3),
+        ..Default::default()
+    });
+    assert!(other.shares_clients_with(&pool));
+    let a = client_cert("a");
+    let b = client_cert("b");
+    let _ = pool.client_for(Some(&a)).unwrap();
+    let _ = other.client_for(Some(&b)).unwrap();
+    assert_eq!(pool.bound_clients(), 2);
+    // Touch `a`, then a third entry evicts the least recently used (`b` under `other`).
+    let _ = pool.client_for(Some(&a)).unwrap();
+    let _ = other.client_for(Some(&a)).unwrap();
+    assert_eq!(pool.bound_clients(), 2);
+    assert!(pool.holds(&a.thumbprint()));
+    assert!(other.holds(&a.thumbprint()));
+    assert!(!other.holds(&b.thumbprint()), "least recently used evicted");
+    // The same certificate under the same profile is the same client: one connection.
+    let (_, p1, _) = who(&pool, Some(&a), &s.url).await;
+    let (_, p2, _) = who(&pool, Some(&a), &s.url).await;
+    assert_eq!(p1, p2);
+}

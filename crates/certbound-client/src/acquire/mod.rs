@@ -11,12 +11,12 @@
 //! - **private-key JWT** (RFC 7523, docs/wire-formats.md (client assertions)) for unbound requests with a certificate.
 //! - **client secret** (`client_secret_post`) or a ready **signed assertion** (workload identity).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+mod flight;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use certbound_core::jose::{JwsHeader, sign_compact};
-use certbound_core::tls::TrustAnchors;
 use certbound_core::{CertifiedKey, Thumbprint};
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -71,110 +71,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// HTTP clients: one without a client certificate, one per certificate (keyed by thumbprint),
-/// each built once and reused (connection pooling, TLS session resumption).
-pub(crate) struct HttpClients {
-    anchors: TrustAnchors,
-    timeout: Duration,
-    plain: OnceLock<reqwest::Client>,
-    by_cert: Mutex<HashMap<Thumbprint, reqwest::Client>>,
-}
-
-impl std::fmt::Debug for HttpClients {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpClients")
-            .field("extra_anchors", &self.anchors.extra.len())
-            .finish_non_exhaustive()
-    }
-}
-
-const MAX_CERT_CLIENTS: usize = 64;
-
-impl HttpClients {
-    pub(crate) fn new(anchors: TrustAnchors, timeout: Duration) -> Self {
-        Self {
-            anchors,
-            timeout,
-            plain: OnceLock::new(),
-            by_cert: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn build(&self, cert: Option<&CertifiedKey>) -> Result<reqwest::Client, ClientError> {
-        let tls = certbound_core::tls::client_config(&self.anchors, cert)
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
-        reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .connect_timeout(self.timeout)
-            .timeout(self.timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("certbound/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Tls(describe_reqwest(&e)))
-    }
-
-    /// The client presenting `cert` (or none).
-    pub(crate) fn get(&self, cert: Option<&CertifiedKey>) -> Result<reqwest::Client, ClientError> {
-        match cert {
-            None => {
-                if let Some(c) = self.plain.get() {
-                    return Ok(c.clone());
-                }
-                let c = self.build(None)?;
-                Ok(self.plain.get_or_init(|| c).clone())
-            }
-            Some(cert) => {
-                let tp = cert.thumbprint();
-                if let Some(c) = self.by_cert.lock().ok().and_then(|g| g.get(&tp).cloned()) {
-                    return Ok(c);
-                }
-                let c = self.build(Some(cert))?;
-                if let Ok(mut g) = self.by_cert.lock() {
-                    if g.len() >= MAX_CERT_CLIENTS {
-                        g.clear();
-                    }
-                    g.entry(tp).or_insert_with(|| c.clone());
-                }
-                Ok(c)
-            }
-        }
-    }
-}
-
-/// A reqwest error as text, with its causes and a hint for untrusted server certificates
-/// (never contains the request body).
-pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        src = c.source();
-    }
-    let kind = if e.is_connect() {
-        "cannot connect"
-    } else if e.is_timeout() {
-        "timed out"
-    } else if e.is_body() || e.is_decode() {
-        "cannot read the response"
-    } else {
-        "request failed"
-    };
-    let mut s = if parts.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {}", parts.join(": "))
-    };
-    if let Some(explained) = certbound_core::tls::explain_untrusted_server(&s) {
-        s = explained;
-    } else if s.contains("UnknownIssuer") {
-        s.push_str(" (the server's TLS certificate is not trusted: pass its CA with --ca-cert / AppBuilder::add_ca_cert_file, or set SSL_CERT_FILE)");
-    }
-    s
-}
+pub(crate) use crate::transport::describe_reqwest;
 
 /// One token request, fully resolved.
 pub(crate) struct TokenRequest<'a> {
@@ -342,6 +239,7 @@ pub(crate) async fn request_token(
         let sent = tokio::time::timeout(policy.request_timeout, async {
             let mut builder = client
                 .post(url)
+                .header(http::header::USER_AGENT, crate::transport::USER_AGENT)
                 .header(
                     http::header::CONTENT_TYPE,
                     "application/x-www-form-urlencoded",
@@ -742,162 +640,4 @@ pub fn check_key_bound_token_response(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entra_bound_request_rejects_bearer_and_checks_cnf() {
-        let cert = certbound_core::ca::self_signed_certified_key(
-            &certbound_core::ca::IssueSpec::client("a"),
-            certbound_core::KeyKind::EcP256,
-        )
-        .unwrap();
-        let cred = ResolvedCredential::Certificate(cert.clone());
-        let scopes = vec!["s".to_string()];
-        let req = |bearer_ok| TokenRequest {
-            endpoint: "https://mtlsauth.microsoft.com/t/oauth2/v2.0/token",
-            client_id: "c",
-            scopes: &scopes,
-            bound: Some(&cert),
-            bearer_ok_for_bound: bearer_ok,
-            credential: &cred,
-            send_x5c: false,
-            key_bound: None,
-        };
-        let key = certbound_core::PrivateKey::generate(certbound_core::KeyKind::EcP256).unwrap();
-        let jwt = |x5t: &str| {
-            sign_compact(
-                &JwsHeader::new(certbound_core::JwsAlgorithm::ES256),
-                &serde_json::json!({"cnf": {"x5t#S256": x5t}}),
-                &key,
-            )
-            .unwrap()
-        };
-        let good = jwt(&cert.thumbprint().to_base64url());
-        let body = |tt: &str, tok: &str| {
-            serde_json::to_vec(
-                &serde_json::json!({"token_type": tt, "access_token": tok, "expires_in": 3599}),
-            )
-            .unwrap()
-        };
-        let e = parse_success("u", &body("Bearer", &good), &req(false)).unwrap_err();
-        assert_eq!(e.code(), "token_type_mismatch");
-        assert!(parse_success("u", &body("Bearer", &good), &req(true)).is_ok());
-        let t = parse_success("u", &body("MTLS_POP", &good), &req(false)).unwrap();
-        assert_eq!(t.binding_thumbprint, Some(cert.thumbprint().to_base64url()));
-        assert_eq!(t.refresh_on, None, "under 2 h: no half-life refresh");
-        let e = parse_success(
-            "u",
-            &body("mtls_pop", &jwt("not-a-thumbprint")),
-            &req(false),
-        )
-        .unwrap_err();
-        assert_eq!(e.code(), "binding_mismatch");
-        let e = parse_success("u", b"{\"token_type\":\"mtls_pop\"}", &req(false)).unwrap_err();
-        assert_eq!(e.code(), "invalid_response");
-        let e = parse_success("u", b"[]", &req(false)).unwrap_err();
-        assert_eq!(e.code(), "invalid_response");
-    }
-
-    #[test]
-    fn bound_token_with_more_than_one_cnf_key_is_refused() {
-        let cert = certbound_core::ca::self_signed_certified_key(
-            &certbound_core::ca::IssueSpec::client("a"),
-            certbound_core::KeyKind::EcP256,
-        )
-        .unwrap();
-        let cred = ResolvedCredential::Certificate(cert.clone());
-        let scopes = vec!["s".to_string()];
-        let proof_key = certbound_core::pop::ProofKey::generate().unwrap();
-        let signer = certbound_core::PrivateKey::generate(certbound_core::KeyKind::EcP256).unwrap();
-        let body = |tt: &str, cnf: serde_json::Value| {
-            let jwt = sign_compact(
-                &JwsHeader::new(certbound_core::JwsAlgorithm::ES256),
-                &serde_json::json!({ "cnf": cnf }),
-                &signer,
-            )
-            .unwrap();
-            serde_json::to_vec(
-                &serde_json::json!({"token_type": tt, "access_token": jwt, "expires_in": 3599}),
-            )
-            .unwrap()
-        };
-        let x5t = cert.thumbprint().to_base64url();
-        let kid = proof_key.thumbprint();
-        let jwk = serde_json::to_value(proof_key.public_jwk()).unwrap();
-        let mtls = TokenRequest {
-            endpoint: "https://login.example/token",
-            client_id: "c",
-            scopes: &scopes,
-            bound: Some(&cert),
-            bearer_ok_for_bound: false,
-            credential: &cred,
-            send_x5c: false,
-            key_bound: None,
-        };
-        let pop = TokenRequest {
-            bound: None,
-            key_bound: Some(KeyBound::Pop(&proof_key)),
-            ..mtls
-        };
-        // Controls: one key member, plus members that name no key.
-        assert!(
-            parse_success(
-                "u",
-                &body("mtls_pop", serde_json::json!({"x5t#S256": x5t})),
-                &mtls
-            )
-            .is_ok()
-        );
-        assert!(
-            parse_success(
-                "u",
-                &body("pop", serde_json::json!({"kid": kid, "xms_ksl": "sw"})),
-                &pop
-            )
-            .is_ok()
-        );
-        for (req, tt, cnf, members) in [
-            (
-                &mtls,
-                "mtls_pop",
-                serde_json::json!({"x5t#S256": x5t, "jwk": jwk}),
-                "x5t#S256, jwk",
-            ),
-            (
-                &mtls,
-                "mtls_pop",
-                serde_json::json!({"x5t#S256": x5t, "jkt": kid}),
-                "x5t#S256, jkt",
-            ),
-            (
-                &pop,
-                "pop",
-                serde_json::json!({"kid": kid, "jwk": jwk, "xms_ksl": "sw"}),
-                "kid, jwk",
-            ),
-            (
-                &pop,
-                "pop",
-                serde_json::json!({"kid": kid, "jku": "https://k.example/"}),
-                "kid, jku",
-            ),
-        ] {
-            let e = parse_success("u", &body(tt, cnf.clone()), req).unwrap_err();
-            assert_eq!(e.code(), "binding_ambiguous", "{cnf}");
-            let text = e.to_string();
-            assert!(text.contains("cnf") && text.contains(members), "{text}");
-            assert!(!text.contains(&x5t) && !text.contains(&kid), "{text}");
-        }
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-    }
-}
+mod tests;
