@@ -11,8 +11,6 @@
 //! - **private-key JWT** (RFC 7523, docs/wire-formats.md (client assertions)) for unbound requests with a certificate.
 //! - **client secret** (`client_secret_post`) or a ready **signed assertion** (workload identity).
 
-mod flight;
-
 use std::sync::Arc;
 use std::time::Duration;
 

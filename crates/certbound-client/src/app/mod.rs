@@ -14,10 +14,11 @@
 //! (`scheme.rs`), the hot header cache (`hot.rs`), routing to the authority or a managed
 //! identity (`routing.rs`), [`HeaderHandle`] (`handle.rs`) and [`AppBuilder`]
 //! (`builder.rs`) live beside it; single-flight, fetch and the throttle table are in
-//! [`crate::acquire`] (`acquire/flight.rs`). The HTTP clients come from the app's
+//! `flight.rs`, over the token request of [`crate::acquire`]. The HTTP clients come from the app's
 //! [`TransportPool`], shared with downstream calls.
 
 mod builder;
+mod flight;
 mod handle;
 mod hot;
 mod routing;

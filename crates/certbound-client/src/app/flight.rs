@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use certbound_core::CertifiedKey;
 use futures::FutureExt as _;
 
-use super::{KeyBound, TokenRequest, request_token, unshare};
-use crate::app::{App, Route};
+use super::{App, Route};
+use crate::acquire::{KeyBound, TokenRequest, request_token, unshare};
 use crate::cache::{BoxFuture, CacheKey, CachedToken};
 use crate::credential::ResolvedCredential;
 use crate::error::ClientError;
