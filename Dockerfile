@@ -6,11 +6,11 @@
 #
 # A glibc build: a static musl binary would need the x86_64-unknown-linux-musl target, which the
 # build machines do not have. The binary links only glibc (and libgcc), which cc-debian12 provides.
-# aws-lc-sys builds its C code with the image's cc/cmake.
+# aws-lc-sys builds its C code with the image's gcc (cmake installed as its fallback builder).
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake clang \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cmake \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Reproducibility: the lock file pins every dependency; no network beyond crates.io.
