@@ -32,7 +32,8 @@ rm -rf "$dist"; mkdir -p "$dist"
 install -m 0755 "$target_dir/release/certbound" "$dist/certbound-$version-$(uname -m)-linux-gnu"
 
 # One SBOM per crate lands next to its Cargo.toml; collect them into dist/.
-step "cargo cyclonedx" cargo cyclonedx --format json --all-features
+host=$(rustc -vV | sed -n 's/^host: //p')
+step "cargo cyclonedx" cargo cyclonedx --format json --target "$host"
 find . -name '*.cdx.json' -not -path './target/*' -not -path "./$dist/*" -not -path './fuzz/*' \
   -exec mv -t "$dist/" {} +
 
