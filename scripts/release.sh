@@ -33,7 +33,7 @@ install -m 0755 "$target_dir/release/certbound" "$dist/certbound-$version-$(unam
 
 # One SBOM per crate lands next to its Cargo.toml; collect them into dist/.
 host=$(rustc -vV | sed -n 's/^host: //p')
-step "cargo cyclonedx" cargo cyclonedx --format json --target "$host"
+step "cargo cyclonedx" cargo cyclonedx --format json --spec-version 1.5 --target "$host"
 find . -name '*.cdx.json' -not -path './target/*' -not -path "./$dist/*" -not -path './fuzz/*' \
   -exec mv -t "$dist/" {} +
 
