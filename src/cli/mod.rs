@@ -199,7 +199,7 @@ pub struct AuthorityRegisterArgs {
     pub no_bound_tokens: bool,
     /// Also write an appsettings.json for this client to FILE (refuses to overwrite it): the
     /// running authority's issuer (from DIR/ready.json, written by `authority serve`), the
-    /// client id, the --cert credential (its key beside it as <name>.key) and a `MyApi`
+    /// client id, the --cert credential (its key beside it as `<name>.key`) and a `MyApi`
     /// DownstreamApis entry (`MTLS_POP`, BaseUrl --api-url, scope `<first --audience>/.default`).
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub write_config: Option<PathBuf>,
