@@ -43,6 +43,16 @@ python3 scripts/module_cycles.py
 if cargo tree --locked -p certbound-authority --prefix none | grep -q '^certbound-resource '; then
   echo "certbound-authority must not depend on certbound-resource (ARCHITECTURE.md)"; exit 1
 fi
+# Features: users compile what they use. The client never pulls in the IMDS emulator's axum;
+# the facade library builds without the CLI (clap, anyhow, tracing-subscriber, tempfile).
+if cargo tree --locked -p certbound-client -e normal --no-default-features --prefix none | grep -q '^axum '; then
+  echo "certbound-client must not depend on axum (the IMDS emulator is behind certbound-imds's emulator feature)"; exit 1
+fi
+if cargo tree --locked -p certbound -e normal --no-default-features --prefix none | grep -qE '^(clap|anyhow|tracing-subscriber|tempfile) '; then
+  echo "the certbound library without its cli feature must not depend on the CLI's crates"; exit 1
+fi
+cargo check --locked -p certbound --lib --no-default-features
+cargo check --locked -p certbound-client -p certbound-imds -p certbound-core --no-default-features
 cargo test --workspace --locked
 # Every example must run and exit 0 (already built by `cargo test`, so this takes seconds).
 for ex in protocol_schemes client_credentials resource_server downstream_call managed_identity redis_l2; do

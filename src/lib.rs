@@ -22,6 +22,7 @@ pub use certbound_downstream as downstream;
 pub use certbound_redis as redis;
 pub use certbound_resource as resource;
 
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
 mod setup;
