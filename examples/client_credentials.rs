@@ -11,6 +11,8 @@
 //! comes from the authority and is bound to the certificate (`cnf."x5t#S256"`), the second
 //! comes from the in-memory cache. No cloud account involved; the token itself is never
 //! printed.
+// Example code: it stops at the first failure, with the error shown.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use anyhow::{Context as _, ensure};
 use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};

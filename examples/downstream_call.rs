@@ -10,6 +10,8 @@
 //! presents the certificate the token is bound to, and sends the request. The API is the
 //! sample protected API, which echoes what it validated. Everything runs on loopback with
 //! fresh state; no cloud account involved.
+// Example code: it stops at the first failure, with the error shown.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use anyhow::ensure;
 use certbound::AppConfig;

@@ -10,6 +10,8 @@
 //! id), an RSA key and a CSR sent to `issuecredential`, a certificate from the authority's
 //! CA, and then an `MTLS_POP` token bound to that certificate. Everything runs on loopback
 //! with fresh state; no cloud account involved.
+// Example code: it stops at the first failure, with the error shown.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::Arc;
 

@@ -8,6 +8,8 @@
 //! sample API five ways — `Bearer`, `MTLS_POP`, `Pop`, `DPoP` and `MTLS` — and prints what the
 //! API saw. The API requires bound tokens, so the unbound `Bearer` call is refused (401).
 //! Everything runs on loopback with fresh state; no cloud account involved.
+// Example code: it stops at the first failure, with the error shown.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
 use certbound::cli::sample;

@@ -14,6 +14,8 @@
 //!
 //! It needs a Redis: `REDIS_URL` when set, else a private `redis-server` on a free
 //! loopback port when the binary is on `PATH`; otherwise it says so and exits 0.
+// Example code: it stops at the first failure, with the error shown.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};

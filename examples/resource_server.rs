@@ -12,6 +12,8 @@
 //! request. A client app then calls `/orders` with its bound token (200), and an attacker
 //! replays the same token from another certificate (401, with the RFC 6750 challenge).
 //! Everything runs on loopback with fresh state; no cloud account involved.
+// Example code: it stops at the first failure, with the error shown.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use anyhow::ensure;
 use axum::routing::get;

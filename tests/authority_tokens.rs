@@ -4,6 +4,8 @@
 //!
 //! Microsoft "PoP" (signed HTTP request) issuance over real TLS: `token_type=pop` with
 //! `req_cnf` gives `token_type: "pop"` and `cnf.kid`, whatever the client authentication.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 #[path = "../crates/certbound-authority/tests/common/mod.rs"]
 mod common;

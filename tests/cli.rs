@@ -1,4 +1,6 @@
 //! Drives the `certbound` binary exactly as docs/command-line.md describes (the stable contract).
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! `certbound inspect` on non-ASCII input: a clear line and an exit status, never a panic
 //! (it once sliced the input at a byte offset to strip a `Bearer `/`mtls_pop ` prefix).
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};

@@ -1,5 +1,7 @@
 //! End to end, in process: development authority → client → downstream mTLS call →
 //! resource-server validation and binding check.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

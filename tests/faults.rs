@@ -1,6 +1,8 @@
 //! Fault injection for the client: a token endpoint that misbehaves on command. Every case
 //! ends in bounded time with a clear error (or a correct retry), a still-valid cached token
 //! keeps being served, nothing panics, and no task outlives its request.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

@@ -1,5 +1,7 @@
 //! The TLS server sheds clients that hold connections without speaking: idle before the
 //! handshake, and slow-loris partial headers after it.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Managed identity through the `certbound` binary: `authority serve --imds-addr` (the IMDS
 //! emulator next to the authority) and the managed-identity demo.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};

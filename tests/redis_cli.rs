@@ -1,6 +1,8 @@
 //! `TokenCache.Redis` in the configuration file reaches the CLI: two separate `certbound
 //! token` processes share one token through the encrypted Redis L2 cache.
 #![allow(clippy::string_slice)]
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Secrets never reach diagnostics: the whole demo at `RUST_LOG=trace` prints no token, no
 //! private key, no DPoP proof or signed request and no secret, on stdout or stderr — for every scheme.
 #![allow(clippy::string_slice)]
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::process::Command;
 

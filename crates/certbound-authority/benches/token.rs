@@ -1,5 +1,7 @@
 //! Token-endpoint round trips over loopback TLS (keep-alive connection, HTTP/2):
 //! `cargo bench -p certbound-authority`.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::OnceLock;
 

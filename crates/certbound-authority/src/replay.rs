@@ -24,9 +24,9 @@ use certbound_core::b64;
 use crate::error::AuthorityError;
 
 /// The log file name in the authority's directory.
-pub const JTI_LOG: &str = "assertion-jtis.log";
+pub(crate) const JTI_LOG: &str = "assertion-jtis.log";
 /// Default bound on remembered unexpired assertions.
-pub const DEFAULT_CAPACITY: usize = 100_000;
+pub(crate) const DEFAULT_CAPACITY: usize = 100_000;
 
 /// Why an assertion's `jti` was not recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! A `private_key_jwt` assertion with an extreme `exp` (i64::MAX, 1e300, -1e300) is refused
 //! with `invalid_client` over real TLS; the check once computed `exp + skew` unchecked, which
 //! panics (a dropped connection, no answer) in builds with overflow checks.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

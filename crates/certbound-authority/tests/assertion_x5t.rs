@@ -1,5 +1,7 @@
 //! `private_key_jwt` assertions whose `x5t` / `x5t#S256` headers are standard base64 (with
 //! `+`/`/`, padded or not), as the azure_identity crate sends them.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

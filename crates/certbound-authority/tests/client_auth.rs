@@ -2,6 +2,8 @@
 //! TLS on loopback: `tls_client_auth` subject DN and SAN matching (RFC 8705 §2.1.2), the
 //! registered methods being the only ones accepted, and assertion `jti`s surviving a
 //! restart.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! DPoP (RFC 9449) at the token endpoint, over real TLS: DPoP-bound tokens (`cnf.jkt`,
 //! `token_type: "DPoP"`) on every endpoint alias, and the refusals (`invalid_dpop_proof`,
 //! `use_dpop_nonce`, exclusive bindings).
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Malformed and hostile token requests, each with its RFC 6749 §5.2 error, over real
 //! TLS; the server keeps serving afterwards and never echoes a secret.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

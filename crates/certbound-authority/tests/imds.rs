@@ -2,6 +2,8 @@
 //! get bound tokens from the authority's mTLS token endpoint; IMDS v1 and App Service give
 //! unbound tokens signed by the authority. Everything over real sockets (TLS for the
 //! authority, plain HTTP for IMDS, as on Azure).
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! The token endpoint over real TLS on loopback: every client-authentication method,
 //! every binding rule, discovery and JWKS.
 #![allow(clippy::string_slice)]
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! `HashMap` lookup plus `format!` of the header value.
 //!
 //! `cargo bench -p certbound-client --bench header`
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::collections::HashMap;
 use std::hint::black_box;

@@ -45,7 +45,7 @@ impl Eq for Secret {}
 
 mod subtle_eq {
     /// Constant-time byte comparison (length is not secret).
-    pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
         if a.len() != b.len() {
             return false;
         }

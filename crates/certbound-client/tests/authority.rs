@@ -1,5 +1,7 @@
 //! Against the development authority (`certbound-authority`) over real TLS: every flow and
 //! credential type the authority supports, end to end.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_authority::{
     Authority, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,

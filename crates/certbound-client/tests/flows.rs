@@ -1,5 +1,7 @@
 //! Token flows, credential sources, bound/unbound rules and faults, over real TLS against
 //! the fault-injecting test token server in `common`.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! `App::header_handle`: a prepared header source for one API's scopes and options.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

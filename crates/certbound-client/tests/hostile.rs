@@ -1,5 +1,7 @@
 //! The client against hostile discovery documents and token endpoints, over real TLS on
 //! loopback: absurd lifetimes, endpoints carrying credentials.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,8 @@
 //! The schemes that bind the token to the app's proof key (`Pop`, `DPoP`) and the plain `MTLS`
 //! scheme, over real TLS against the test token server in `common`: what goes on the wire,
 //! what the client accepts back, the per-request proofs, nonces, rotation and the cache.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! IMDS emulator (real TLS for the authority, plain HTTP for IMDS as on Azure): bound
 //! tokens with a certificate minted through IMDS v2, a new binding after a re-mint, the
 //! IMDS v1-only host, and unbound managed-identity tokens through IMDS v1 and App Service.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::Arc;
 

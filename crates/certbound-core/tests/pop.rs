@@ -1,6 +1,8 @@
 //! DPoP and SHR proofs: round trips for every key kind, every refusal rule, and no panic on
 //! garbage.
 #![allow(clippy::string_slice)]
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::pop::{self, DpopExpectations, PopError, ProofKey};
 use certbound_core::{JwsAlgorithm, KeyKind, PrivateKey, b64, now_unix};

@@ -4,6 +4,8 @@
 //! `h` — and of the request they are compared with: each proof is refused or accepted, never a
 //! panic. Proofs are signed with the key they embed, so the claim rules run too.
 #![allow(clippy::string_slice)]
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::pop::{self, DpopExpectations, HttpTarget};
 use certbound_core::{JwsAlgorithm, KeyKind, PrivateKey, b64, now_unix};

@@ -1,4 +1,6 @@
 //! Property tests: the parsers never panic on arbitrary input, and valid values round-trip.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::{Certificate, CertifiedKey, PrivateKey, Thumbprint, b64, jose};
 use proptest::prelude::*;

@@ -4,6 +4,8 @@
 //! alike; the report gives the median, min and max of each and the ratio of medians.
 //!
 //! `cargo bench -p certbound-downstream --bench transport` (env `ROUNDS`, `REQUESTS`, `CONCURRENCY`).
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::time::{Duration, Instant};
 

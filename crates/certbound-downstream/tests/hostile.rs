@@ -1,5 +1,7 @@
 //! Downstream calls against hostile APIs over real TLS on loopback: redirects (to another
 //! host, to `http://`, in a loop) and a `BaseUrl` carrying credentials.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::{Arc, Mutex};
 

@@ -1,4 +1,6 @@
 //! The transport pool over real mutual TLS on loopback.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use axum::{Extension, Router, routing::get};
 use certbound_core::ca::{DevCa, IssueSpec};

@@ -176,7 +176,7 @@ fn pss_sha256_algorithm_identifier() -> Vec<u8> {
 
 /// A minimal DER writer: exactly the types the CSR needs.
 mod der {
-    pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    pub(super) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(content.len() + 6);
         out.push(tag);
         let n = content.len();
@@ -194,16 +194,16 @@ mod der {
     fn concat(parts: &[&[u8]]) -> Vec<u8> {
         parts.iter().flat_map(|p| p.iter().copied()).collect()
     }
-    pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    pub(super) fn seq(parts: &[&[u8]]) -> Vec<u8> {
         tlv(0x30, &concat(parts))
     }
     /// A SET OF with one element (no DER sorting needed) or several already in DER order.
-    pub fn set(parts: &[&[u8]]) -> Vec<u8> {
+    pub(super) fn set(parts: &[&[u8]]) -> Vec<u8> {
         let mut sorted: Vec<&[u8]> = parts.to_vec();
         sorted.sort();
         tlv(0x31, &concat(&sorted))
     }
-    pub fn oid(arcs: &[u64]) -> Vec<u8> {
+    pub(super) fn oid(arcs: &[u64]) -> Vec<u8> {
         let mut body = Vec::new();
         let mut push = |mut v: u64| {
             let mut tmp = [0u8; 10];
@@ -224,21 +224,21 @@ mod der {
         }
         tlv(0x06, &body)
     }
-    pub fn utf8(s: &str) -> Vec<u8> {
+    pub(super) fn utf8(s: &str) -> Vec<u8> {
         tlv(0x0C, s.as_bytes())
     }
     /// IA5String when the value is ASCII (RFC 4519 requires it for DC), else UTF8String.
-    pub fn ia5_or_utf8(s: &str) -> Vec<u8> {
+    pub(super) fn ia5_or_utf8(s: &str) -> Vec<u8> {
         if s.is_ascii() {
             tlv(0x16, s.as_bytes())
         } else {
             utf8(s)
         }
     }
-    pub fn null() -> Vec<u8> {
+    pub(super) fn null() -> Vec<u8> {
         vec![0x05, 0x00]
     }
-    pub fn integer_u32(v: u32) -> Vec<u8> {
+    pub(super) fn integer_u32(v: u32) -> Vec<u8> {
         let bytes = v.to_be_bytes();
         let skip = bytes.iter().take_while(|b| **b == 0).count().min(3);
         let mut body = bytes[skip..].to_vec();
@@ -247,7 +247,7 @@ mod der {
         }
         tlv(0x02, &body)
     }
-    pub fn bit_string(bytes: &[u8]) -> Vec<u8> {
+    pub(super) fn bit_string(bytes: &[u8]) -> Vec<u8> {
         let mut body = Vec::with_capacity(bytes.len() + 1);
         body.push(0);
         body.extend_from_slice(bytes);

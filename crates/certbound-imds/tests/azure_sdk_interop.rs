@@ -3,6 +3,8 @@
 //!
 //! Skipped with a printed reason when `python3 -c "import azure.identity"` fails and `CI` is
 //! unset; fails in CI. Install with `python3 -m pip install azure-identity`.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! The client's behaviour on a misbehaving IMDS, and the emulator's refusals.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

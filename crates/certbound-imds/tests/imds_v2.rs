@@ -1,5 +1,7 @@
 //! The IMDS v2 flow against the emulator: minting, the mTLS token request with the minted
 //! certificate, per-identity certificates, re-minting, single-flight.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

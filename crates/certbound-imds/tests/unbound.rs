@@ -1,4 +1,6 @@
 //! Unbound managed-identity tokens: IMDS v1 and App Service, and secrets kept out of Debug.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p certbound-redis --bench l2` — divan's table, then a summary with
 //! throughput of both and their ratio (target ≥ 0.8).
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]

@@ -1,6 +1,8 @@
 //! End to end with the real client (`certbound_client::App`) and the development authority:
 //! two replicas, each with its own L1, share one certificate-bound token through Redis.
 #![allow(clippy::string_slice)]
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! What the L2 accepts back from Redis (a real `redis-server`): reads are bounded, and a
 //! decoded entry is checked like a token-endpoint answer before it can become a header.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

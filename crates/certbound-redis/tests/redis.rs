@@ -1,5 +1,7 @@
 //! The Redis L2 against a real `redis-server` (one private server per test).
 #![allow(clippy::string_slice)]
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

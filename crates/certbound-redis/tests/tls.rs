@@ -1,4 +1,6 @@
 //! `rediss://` to a TLS-only `redis-server`, trusting a private CA.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! authority, the second finds the first one's token in L2 — one authority request in all.
 //!
 //! A custom harness (`harness = false`): the binary re-runs itself as each replica.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

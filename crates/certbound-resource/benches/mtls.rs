@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p certbound-resource --bench mtls`
 //! Ratio = bearer time / bound time (throughput of bound calls relative to Bearer).
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::LazyLock;
 

@@ -26,6 +26,8 @@
 //!
 //! The server-side extra is one signature verification with a key parsed from the proof
 //! (`dpop_verify_proof_only`: 54.7 µs P-256, 23.3 µs RSA-2048) plus a replay-cache insert.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::pop::{self, DpopExpectations, ProofKey};
 use certbound_core::{Jwks, KeyKind, PrivateKey, jose};

@@ -14,6 +14,8 @@
 //! `cargo bench -p certbound-resource --bench validate`
 //! Ratio = raw time / full time (throughput of full relative to raw).
 #![allow(clippy::string_slice)]
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::{Jwks, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint, b64, jose};
 use certbound_resource::jwks::VerifyingKey;

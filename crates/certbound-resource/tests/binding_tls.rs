@@ -1,5 +1,7 @@
 //! Binding over real mutual TLS on loopback (docs/resource-server.md), through the sample API and through
 //! the extractor used without the layer.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

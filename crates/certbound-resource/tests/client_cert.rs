@@ -1,6 +1,8 @@
 //! The plain `MTLS` scheme over real TLS on loopback: `GET /certificate` of the sample API
 //! (the certificate alone, no token) behind `RequireClientCertificate`, and the
 //! `ClientCertificate` extractor on its own.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! proof-of-possession key. A DPoP- or PoP-bound token whose `cnf` also carries a `jwk` (or
 //! another key member) is refused even with a valid proof for the key it names, and Entra's
 //! `Pop` token shape (`cnf: {"kid": …, "xms_ksl": "sw"}`) passes with a valid signed request.
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

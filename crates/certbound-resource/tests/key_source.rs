@@ -1,6 +1,8 @@
 //! Where signing keys may come from: https only (discovery, `jwks_uri`, and the end of any
 //! redirect), never from a URL carrying a user name or password — against real servers on
 //! loopback (TLS for the legitimate ones, plain HTTP for the downgrade targets).
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! minted here (`cnf.jkt` / `cnf.kid`) and a static JWKS served by the test issuer: accepted,
 //! and every hostile case refused with the right RFC 9449 / RFC 6750 challenge.
 #![allow(clippy::string_slice)]
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

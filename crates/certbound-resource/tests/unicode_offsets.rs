@@ -3,6 +3,8 @@
 //! sliced `alg` and `typ` at byte offsets inside a character). Tokens are signed with the
 //! issuer's real key, so the claim rules run too, and an accepted token's accessors are read.
 #![allow(clippy::string_slice)]
+// Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::{Jwks, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint, b64};
 use certbound_resource::{Scheme, Validator};
