@@ -27,6 +27,11 @@ pub use certbound_resource as resource;
 pub mod cli;
 mod setup;
 
+/// The README's Rust code blocks, compiled as doctests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use certbound_client::{
     App, AppBuilder, AppConfig, AuthorizationHeader, HeaderHandle, HeaderOptions, ProtocolScheme,
 };
