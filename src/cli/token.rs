@@ -57,6 +57,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let source = match token.source {
         TokenSource::IdentityProvider => "identity_provider",
         TokenSource::Cache => "cache",
+        _ => "other",
     };
     let binding = token.binding_thumbprint.map(|t| t.to_base64url());
     if args.json {

@@ -548,6 +548,8 @@ fn verify_sig(alg: JwsAlgorithm, cert: &Certificate, msg: &[u8], sig: &[u8]) -> 
         JwsAlgorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
         JwsAlgorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
         JwsAlgorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+        // An algorithm this authority does not know verifies nothing.
+        _ => return false,
     };
     UnparsedPublicKey::new(params, cert.public_key_bytes())
         .verify(msg, sig)

@@ -89,6 +89,7 @@ impl AuthorityError {
 
 /// The RFC 6749 §5.2 error codes the token endpoint returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The request is missing a parameter, repeats one, or is otherwise malformed.
     InvalidRequest,

@@ -177,6 +177,7 @@ impl Cnf<'_> {
 /// assert_eq!(KeyBinding::Pop(key.thumbprint()).token_type(), "pop");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum KeyBinding {
     /// RFC 9449 DPoP: `cnf.jkt`, `token_type: "DPoP"`.
     Dpop(String),

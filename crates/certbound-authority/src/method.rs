@@ -3,6 +3,7 @@
 
 /// How the client authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthMethod {
     /// HTTP Basic with the client secret.
     ClientSecretBasic,

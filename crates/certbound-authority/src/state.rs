@@ -79,6 +79,8 @@ fn key_kind_for(alg: JwsAlgorithm) -> KeyKind {
         JwsAlgorithm::ES256 => KeyKind::EcP256,
         JwsAlgorithm::ES384 => KeyKind::EcP384,
         JwsAlgorithm::RS256 | JwsAlgorithm::PS256 => KeyKind::Rsa2048,
+        // The authority signs with the four algorithms above; anything newer gets P-256.
+        _ => KeyKind::EcP256,
     }
 }
 

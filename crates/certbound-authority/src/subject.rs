@@ -18,6 +18,7 @@ use crate::dn::DistinguishedName;
 
 /// How a `tls_client_auth` client's certificate is recognised: one subject DN or one SAN.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsClientAuthSubject {
     /// `tls_client_auth_subject_dn`: RFC 4514 text, e.g. `CN=app,O=Contoso,C=DE`.
     SubjectDn(String),

@@ -121,6 +121,7 @@ impl HeaderOptions {
 /// Where a token came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TokenSource {
     /// Freshly acquired from the authority.
     IdentityProvider,

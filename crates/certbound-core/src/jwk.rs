@@ -12,6 +12,7 @@ use crate::error::JoseError;
 
 /// The JWS algorithms certbound signs and accepts (asymmetric only; never `none`/HMAC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum JwsAlgorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     RS256,

@@ -28,6 +28,7 @@ use crate::jwk::{Jwk, JwsAlgorithm};
 
 /// The kind of key to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeyKind {
     /// RSA with a 2048-bit modulus.
     Rsa2048,

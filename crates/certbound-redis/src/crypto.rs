@@ -140,6 +140,7 @@ impl fmt::Debug for EncryptionKey {
 
 /// Why an entry could not be opened. None of these carries entry or key bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// Too short or an unknown version byte: not something this crate wrote.
     #[error("the entry is not a certbound envelope (bad length or version)")]

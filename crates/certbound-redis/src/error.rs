@@ -2,6 +2,7 @@
 
 /// A problem in the `TokenCache:Redis` configuration (or the builder's equivalent).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A required key is absent.
     #[error("token cache configuration: `{path}` is missing; {hint}")]

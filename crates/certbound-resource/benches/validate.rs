@@ -80,6 +80,7 @@ fn fixture(kind: KeyKind, alg: JwsAlgorithm) -> Fixture {
         JwsAlgorithm::ES384 => jsonwebtoken::Algorithm::ES384,
         JwsAlgorithm::RS256 => jsonwebtoken::Algorithm::RS256,
         JwsAlgorithm::PS256 => jsonwebtoken::Algorithm::PS256,
+        other => panic!("no jsonwebtoken peer for {other}"),
     };
     let mut jwt_validation = jsonwebtoken::Validation::new(jalg);
     jwt_validation.set_audience(&["api://bench"]);

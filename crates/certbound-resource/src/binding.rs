@@ -22,6 +22,7 @@ use crate::reject::TokenError;
 
 /// A token's confirmation (`cnf`) as far as this resource server can check it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Confirmation {
     /// `cnf."x5t#S256"`: bound to a certificate.
     X5tS256(Thumbprint),

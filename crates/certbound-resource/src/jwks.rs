@@ -47,6 +47,7 @@ impl fmt::Debug for VerifyingKey {
 
 /// Why one JWK could not be used (the key is skipped; the rest of the set still loads).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum JwkError {
     /// Only `EC` (P-256, P-384) and `RSA` signing keys are supported.
     #[error("unsupported key type or curve")]

@@ -5,6 +5,7 @@ use std::fmt;
 
 /// The authorization scheme a request used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[non_exhaustive]
 pub enum Scheme {
     /// `Bearer` (RFC 6750; with RFC 8705 the token may still be certificate-bound).
     #[serde(rename = "Bearer")]

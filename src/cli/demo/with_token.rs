@@ -72,6 +72,7 @@ pub(super) async fn with_token(ctx: &Ctx<'_>, n: &mut Narrator) -> anyhow::Resul
             match again.source {
                 TokenSource::Cache => "cache",
                 TokenSource::IdentityProvider => "identity provider (expected the cache)",
+                _ => "another source (expected the cache)",
             }
         ),
         data: json!({"source": again.source}),

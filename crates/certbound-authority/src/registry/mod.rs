@@ -71,6 +71,7 @@ impl fmt::Debug for ClientSecret {
 /// How a registered certificate authenticates its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CertAuthMethod {
     /// RFC 8705 §2.2: the TLS client certificate is the registered one.
     SelfSignedTlsClientAuth,
@@ -108,6 +109,7 @@ impl std::str::FromStr for CertAuthMethod {
 
 /// A client's credential.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Credential {
     /// A shared secret (`client_secret_post` / `client_secret_basic`).
     Secret(ClientSecret),

@@ -179,6 +179,7 @@ pub fn verify_with_embedded_jwk(
 
 /// Where the verifying key of a proof is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum JwkLocation {
     /// The protected header's `jwk` (DPoP).
     Header,

@@ -39,6 +39,7 @@ pub fn install_default_provider() {
 
 /// Whether a TLS server asks for a client certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientAuth {
     /// Never ask.
     None,

@@ -64,6 +64,7 @@ pub const APP_SERVICE_PATH: &str = "/msi/token";
 
 /// Whether an identity is the host's own or a user-assigned one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum IdentityType {
     /// The system-assigned identity.
     SystemAssigned,
@@ -126,6 +127,7 @@ pub struct ManagedIdentityRegistration {
 
 /// Which emulated endpoint an unbound token was asked through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenChannel {
     /// `GET /metadata/identity/oauth2/token`.
     ImdsV1,
