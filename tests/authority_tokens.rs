@@ -273,21 +273,6 @@ async fn in_process_pop_tokens() {
     );
 }
 
-fn register_secret_client(env: &Env) {
-    env.running
-        .register(ClientRegistration::with_secret("dpop-app", SECRET))
-        .unwrap();
-}
-
-fn secret_form() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("grant_type", "client_credentials"),
-        ("client_id", "dpop-app"),
-        ("client_secret", SECRET),
-        ("scope", SCOPE),
-    ]
-}
-
 /// The token endpoint URLs a client may use: discovery's `token_endpoint`, its
 /// `mtls_endpoint_aliases.token_endpoint`, and the same server by `localhost`.
 async fn endpoint_aliases(env: &Env) -> Vec<String> {
@@ -313,7 +298,7 @@ async fn endpoint_aliases(env: &Env) -> Vec<String> {
 #[tokio::test]
 async fn dpop_bound_tokens_for_ec_and_rsa_keys_on_every_endpoint_alias() {
     let env = start().await;
-    register_secret_client(&env);
+    register_secret_client(&env, SECRET);
     let rsa_rs256 = ProofKey::from_private_key(
         PrivateKey::generate(KeyKind::Rsa2048).unwrap(),
         JwsAlgorithm::RS256,
@@ -341,7 +326,7 @@ async fn dpop_bound_tokens_for_ec_and_rsa_keys_on_every_endpoint_alias() {
         for url in &aliases {
             let proof = key.dpop_proof("POST", url, None, None).unwrap();
             let r = env
-                .post(url, None, &[("DPoP", &proof)], &secret_form())
+                .post(url, None, &[("DPoP", &proof)], &secret_form(SECRET, SCOPE))
                 .await;
             assert_eq!(r.status, 200, "{:?} at {url}: {}", key.algorithm(), r.text);
             assert_eq!(r.body["token_type"], "DPoP");

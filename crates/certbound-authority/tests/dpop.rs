@@ -16,21 +16,6 @@ use serde_json::{Value, json};
 const SCOPE: &str = "api://orders/.default";
 const SECRET: &str = "dpop-client-secret-0123456789";
 
-fn register_secret_client(env: &Env) {
-    env.running
-        .register(ClientRegistration::with_secret("dpop-app", SECRET))
-        .unwrap();
-}
-
-fn secret_form() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("grant_type", "client_credentials"),
-        ("client_id", "dpop-app"),
-        ("client_secret", SECRET),
-        ("scope", SCOPE),
-    ]
-}
-
 /// A proof made by hand: `jwk` in the header is `jwk_of`'s public key, the signature is
 /// `signer`'s.
 fn hand_proof(signer: &PrivateKey, jwk_of: &PrivateKey, typ: &str, claims: &Value) -> String {
@@ -178,23 +163,28 @@ async fn dpop_binds_the_key_whatever_the_client_authentication() {
 #[tokio::test]
 async fn replayed_proof_is_refused() {
     let env = start().await;
-    register_secret_client(&env);
+    register_secret_client(&env, SECRET);
     let key = ProofKey::generate().unwrap();
     let url = env.running.token_endpoint().to_owned();
     let proof = key.dpop_proof("POST", &url, None, None).unwrap();
     let first = env
-        .post(&url, None, &[("DPoP", &proof)], &secret_form())
+        .post(&url, None, &[("DPoP", &proof)], &secret_form(SECRET, SCOPE))
         .await;
     assert_eq!(first.status, 200, "{}", first.text);
     let again = env
-        .post(&url, None, &[("DPoP", &proof)], &secret_form())
+        .post(&url, None, &[("DPoP", &proof)], &secret_form(SECRET, SCOPE))
         .await;
     assert_refused(&again, 400, "invalid_dpop_proof", &[&proof, SECRET]);
     assert!(again.description().contains("replayed"), "{}", again.text);
     // Nor does it pass on another alias (it names the first URL).
     let other = env.localhost_token_endpoint();
     let r = env
-        .post(&other, None, &[("DPoP", &proof)], &secret_form())
+        .post(
+            &other,
+            None,
+            &[("DPoP", &proof)],
+            &secret_form(SECRET, SCOPE),
+        )
         .await;
     assert_refused(&r, 400, "invalid_dpop_proof", &[&proof, SECRET]);
     assert!(r.description().contains("another URL"), "{}", r.text);
@@ -203,7 +193,7 @@ async fn replayed_proof_is_refused() {
 #[tokio::test]
 async fn hostile_proofs_get_invalid_dpop_proof() {
     let env = start().await;
-    register_secret_client(&env);
+    register_secret_client(&env, SECRET);
     let url = env.running.token_endpoint().to_owned();
     let key = ProofKey::generate().unwrap();
     let a = PrivateKey::generate(KeyKind::EcP256).unwrap();
@@ -299,7 +289,7 @@ async fn hostile_proofs_get_invalid_dpop_proof() {
     ];
     for (what, proof, why) in cases {
         let r = env
-            .post(&url, None, &[("DPoP", &proof)], &secret_form())
+            .post(&url, None, &[("DPoP", &proof)], &secret_form(SECRET, SCOPE))
             .await;
         assert_refused(&r, 400, "invalid_dpop_proof", &[&proof, SECRET]);
         assert!(
@@ -313,16 +303,25 @@ async fn hostile_proofs_get_invalid_dpop_proof() {
     let p1 = key.dpop_proof("POST", &url, None, None).unwrap();
     let p2 = key.dpop_proof("POST", &url, None, None).unwrap();
     let r = env
-        .post(&url, None, &[("DPoP", &p1), ("DPoP", &p2)], &secret_form())
+        .post(
+            &url,
+            None,
+            &[("DPoP", &p1), ("DPoP", &p2)],
+            &secret_form(SECRET, SCOPE),
+        )
         .await;
     assert_refused(&r, 400, "invalid_dpop_proof", &[&p1, &p2, SECRET]);
     assert!(r.description().contains("more than one"), "{}", r.text);
     // Refused proofs were not recorded: p1 alone still works.
-    let r = env.post(&url, None, &[("DPoP", &p1)], &secret_form()).await;
+    let r = env
+        .post(&url, None, &[("DPoP", &p1)], &secret_form(SECRET, SCOPE))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     // An empty DPoP header is a (missing) proof, not a plain token request.
-    let r = env.post(&url, None, &[("DPoP", "")], &secret_form()).await;
+    let r = env
+        .post(&url, None, &[("DPoP", "")], &secret_form(SECRET, SCOPE))
+        .await;
     assert_refused(&r, 400, "invalid_dpop_proof", &[SECRET]);
 }
 
@@ -485,7 +484,7 @@ async fn in_process_dpop_tokens() {
 #[tokio::test]
 async fn proof_for_another_host_is_refused_whatever_the_host_header() {
     let env = start().await;
-    register_secret_client(&env);
+    register_secret_client(&env, SECRET);
     let url = env.running.token_endpoint().to_owned();
     let path = certbound_core::pop::HttpTarget::parse(&url).unwrap().path;
     let evil = format!("https://attacker.example{path}");
@@ -498,7 +497,10 @@ async fn proof_for_another_host_is_refused_whatever_the_host_header() {
         .unwrap();
     let key = ProofKey::generate().unwrap();
     let send = |proof: String, host: Option<&'static str>| {
-        let mut req = http.post(&url).header("DPoP", proof).form(&secret_form());
+        let mut req = http
+            .post(&url)
+            .header("DPoP", proof)
+            .form(&secret_form(SECRET, SCOPE));
         if let Some(h) = host {
             req = req.header("host", h);
         }

@@ -221,3 +221,20 @@ pub fn claims(token: &str) -> Value {
 pub fn header(token: &str) -> Value {
     certbound_core::jose::decode_unverified(token).unwrap().0
 }
+
+/// Registers the client `dpop-app` with the client secret `secret`.
+pub fn register_secret_client(env: &Env, secret: &str) {
+    env.running
+        .register(ClientRegistration::with_secret("dpop-app", secret))
+        .unwrap();
+}
+
+/// A client-credentials form for `dpop-app` with `secret`, for `scope`.
+pub fn secret_form(secret: &'static str, scope: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", "dpop-app"),
+        ("client_secret", secret),
+        ("scope", scope),
+    ]
+}
