@@ -25,6 +25,7 @@
 //! assert_eq!(x5t.len(), 43);
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod b64;

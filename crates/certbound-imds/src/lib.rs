@@ -60,11 +60,13 @@
 //!   client with bound tokens; the ready line adds `imds_addr`, `identity_endpoint` and
 //!   `identity_header`.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod csr;
 #[cfg(feature = "emulator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
 pub mod error;
 pub mod wire;

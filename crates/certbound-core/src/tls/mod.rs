@@ -10,6 +10,7 @@
 //! registry, or by the resource server comparing its thumbprint with the token's `cnf`.
 
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 
 use std::path::Path;
