@@ -65,7 +65,7 @@ pub fn mtls_host_for(login_host: &str, region: Option<&str>) -> Option<String> {
 }
 
 /// Whether a host is an Entra login host (known, or `login.X`).
-pub fn is_entra_host(host: &str) -> bool {
+pub(crate) fn is_entra_host(host: &str) -> bool {
     mtls_host_for(host, None).is_some()
 }
 
