@@ -184,7 +184,9 @@ fn pfx_message(e: &certbound_core::CertError, has_password: bool, key: &str) -> 
 }
 
 /// Loads one configured credential entry.
-pub(crate) fn load_one(desc: &CredentialDescription) -> Result<Arc<dyn ClientCredential>, ClientError> {
+pub(crate) fn load_one(
+    desc: &CredentialDescription,
+) -> Result<Arc<dyn ClientCredential>, ClientError> {
     let key = &desc.key;
     Ok(match &desc.source {
         CredentialSourceConfig::Path { path, password } => {

@@ -27,7 +27,7 @@
 //! origin other than the one its `Host` names is refused too (a request naming no host at
 //! all is checked against the only origin, refused when there are several). A server on a wildcard
 //! address without an external URL has no origin: [`Validator::proof_origins`] says so
-//! before serving ([`crate::sample::serve`] and `certbound api serve` refuse to start).
+//! before serving (`certbound api serve` refuses to start).
 //!
 //! A DPoP-bound token sent as `Bearer` (or `mtls_pop`, or inside an SHR) is refused, and so
 //! is a token that is not bound to a proof key when sent with `DPoP` or `PoP`.
@@ -306,7 +306,7 @@ impl Validator {
     /// `listen` (`scheme://authority[/prefix]`): the configured external base URLs, else
     /// `https://<listen>`. A server on a wildcard address (`0.0.0.0`, `::`) without an
     /// external URL has none: [`BuildError::WildcardListen`]. Call it once the listener is
-    /// bound and before serving ([`crate::sample::serve`] does); without it such a server
+    /// bound and before serving (`certbound api serve` does); without it such a server
     /// refuses every `DPoP` and `PoP` request.
     pub fn proof_origins(&self, listen: SocketAddr) -> Result<Vec<String>, BuildError> {
         let p = &self.inner.proof;
