@@ -24,8 +24,9 @@ impl<'a> DpopExpectations<'a> {
             now,
             access_token: None,
             nonce: None,
-            max_age: 60,
-            future_skew: 5,
+            // The shared defaults (60 s, 5 s), as whole seconds.
+            max_age: DEFAULT_PROOF_WINDOW.as_secs() as i64,
+            future_skew: DEFAULT_PROOF_FUTURE_SKEW.as_secs() as i64,
         }
     }
     /// The presented access token: `ath` is then required and compared.
