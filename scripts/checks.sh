@@ -6,7 +6,11 @@
 #   c. rustdoc with warnings denied
 #   d. cargo package of every crate (metadata complete, every crate builds from its .crate;
 #      CHECKS_PACKAGE_VERIFY=0 skips the build)
-# Usage: bash scripts/checks.sh [STEP…]   (steps: deny msrv doc package; default: all)
+#   e. semver: cargo semver-checks of every published crate against the previous release
+#      (SEMVER_BASELINE, a git revision; default: the newest `v*` tag). Not in the default
+#      steps: run by scripts/release.sh, and by hand with a baseline. Installs
+#      cargo-semver-checks when missing (a long build: ~10 min on 2 cores).
+# Usage: bash scripts/checks.sh [STEP…]   (steps: deny msrv doc package semver; default: the first four)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -67,13 +71,30 @@ package() {
   fi
 }
 
+semver() {
+  local baseline=${SEMVER_BASELINE:-$(git describe --tags --abbrev=0 --match 'v*' 2>/dev/null || true)}
+  if [ -z "$baseline" ]; then
+    echo "no baseline: set SEMVER_BASELINE to the previous release's git revision (no v* tag exists)"
+    return 1
+  fi
+  if ! command -v cargo-semver-checks >/dev/null 2>&1; then
+    echo "installing cargo-semver-checks (cargo install cargo-semver-checks --locked)"
+    cargo install cargo-semver-checks --locked --quiet
+  fi
+  echo "baseline: $baseline ($(git rev-parse --short "$baseline"))"
+  # The version in Cargo.toml says which kind of release this is (0.x: a minor bump may
+  # break); the check fails when the API changed more than that allows.
+  cargo semver-checks check-release --workspace --baseline-rev "$baseline"
+}
+
 for s in "${steps[@]}"; do
   case "$s" in
     deny) run "cargo deny check bans licenses sources" deny ;;
     msrv) run "MSRV (clippy::incompatible_msrv)" msrv ;;
     doc) run "cargo doc -Dwarnings" doc ;;
     package) run "cargo package --workspace" package ;;
-    *) echo "unknown step: $s (deny msrv doc package)"; exit 2 ;;
+    semver) run "cargo semver-checks (baseline ${SEMVER_BASELINE:-newest v* tag})" semver ;;
+    *) echo "unknown step: $s (deny msrv doc package semver)"; exit 2 ;;
   esac
 done
 

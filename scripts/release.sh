@@ -23,6 +23,12 @@ step() { # step NAME COMMAND…: run, print the time it took
   echo "== $name: ok ($((SECONDS - t0)) s)"
 }
 
+# The API against the previous release (SEMVER_BASELINE or the newest v* tag): a release whose
+# version does not say what changed stops here. RELEASE_SEMVER=0 skips it for the first release.
+if [ "${RELEASE_SEMVER:-1}" != 0 ]; then
+  step "semver" bash scripts/checks.sh semver
+fi
+
 command -v cargo-auditable >/dev/null 2>&1 || step "install cargo-auditable" cargo install cargo-auditable --locked
 command -v cargo-cyclonedx >/dev/null 2>&1 || step "install cargo-cyclonedx" cargo install cargo-cyclonedx --locked
 
@@ -36,6 +42,9 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 step "cargo cyclonedx" cargo cyclonedx --format json --spec-version 1.5 --target "$host"
 find . -name '*.cdx.json' -not -path './target/*' -not -path "./$dist/*" -not -path './fuzz/*' \
   -exec mv -t "$dist/" {} +
+
+# The container image (buildah, no base image pulled): non-root, the auditable binary.
+step "image" bash scripts/image.sh "$dist/certbound-$version-$(uname -m)-linux-gnu" "certbound:$version"
 
 (cd "$dist" && sha256sum -- * > SHA256SUMS)
 echo "dist/:"; ls -l "$dist"

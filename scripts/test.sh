@@ -58,6 +58,9 @@ cargo test --workspace --locked
 for ex in protocol_schemes client_credentials resource_server downstream_call managed_identity redis_l2; do
   cargo run --quiet --locked --example "$ex" >/dev/null || { echo "example $ex failed"; exit 1; }
 done
+# The container image: built from the test build's binary with buildah (no base image pulled;
+# scripts/release.sh builds the release one), started as its non-root user.
+bash scripts/image.sh "${CARGO_TARGET_DIR:-target}/debug/certbound" certbound:ci
 # Release hygiene: cargo-deny (bans, licenses, sources), rustdoc with warnings denied, and the
 # packaging of every crate (metadata, file lists, versions; the verifying rebuild of every
 # crate from its .crate is left to release time: `bash scripts/checks.sh package`).

@@ -10,7 +10,7 @@ mod common;
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
-use certbound_authority::client_auth::AssertionCheck;
+use certbound_authority::AssertionCheck;
 use certbound_authority::{AuthMethod, CertAuthMethod, ClientRegistration};
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::{CertifiedKey, JwsAlgorithm, KeyKind};

@@ -34,7 +34,7 @@ pub(crate) const SKEW: i64 = 60;
 /// An assertion may expire at most this far ahead.
 const MAX_ASSERTION_LIFETIME: i64 = 600;
 
-pub use crate::method::AuthMethod;
+use crate::method::AuthMethod;
 
 /// The credential parts of a token request.
 #[derive(Default)]

@@ -58,7 +58,19 @@ pub enum AuthorityError {
     },
     /// The TLS configuration could not be built.
     #[error("TLS configuration: {0}")]
-    Tls(String),
+    Tls(#[source] rustls::Error),
+    /// A token endpoint URL cannot be used for DPoP `htu` checks.
+    #[error("token endpoint URL {url}: {source}")]
+    EndpointUrl {
+        /// The URL as configured.
+        url: String,
+        /// Why it is unusable.
+        #[source]
+        source: certbound_core::pop::PopError,
+    },
+    /// The registry could not be encoded as JSON.
+    #[error("cannot encode the registry: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 impl AuthorityError {
@@ -140,6 +152,7 @@ impl ErrorCode {
 /// Descriptions are fixed texts written by the authority; they never echo client
 /// secrets, assertions or other request values.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct OAuthError {
     /// The error code.
     pub code: ErrorCode,

@@ -1,19 +1,7 @@
 //! Access-token issuance: from the requested scope to the audience, and the signed JWT
 //! (RFC 9068 shape, Entra-style claims).
 //!
-//! ## From scope to audience
-//! 1. A `resource` parameter (RFC 8707) names the audience directly.
-//! 2. Otherwise every scope that names a resource must name the same one:
-//!    `X/.default` → `X`; a URI scope `api://app/read` or `https://api.example/read` →
-//!    the part before the last path segment (`api://app`, `https://api.example`) and
-//!    `read` goes into `scp`; a URI without a path (`https://api.example`) is itself the
-//!    resource.
-//! 3. Plain scopes (`read write`) name no resource: the audience is then the client's only
-//!    allowed audience when it has exactly one, else the scope itself when there is
-//!    exactly one scope; otherwise the request is refused (`invalid_scope`).
-//!
-//! `openid`, `profile`, `email` and `offline_access` are ignored (they mean nothing in an
-//! app-only token). `scp` is set only for named (non-`.default`) scopes.
+//! How a scope names the audience is documented on [`resolve_audience`].
 
 use certbound_core::jose::{JwsHeader, sign_compact};
 use certbound_core::{JwsAlgorithm, PrivateKey, Thumbprint, b64, now_unix};
@@ -58,6 +46,20 @@ fn split_uri_scope(s: &str) -> Option<(String, Option<String>)> {
 }
 
 /// Resolves `scope` (space-separated) and `resource` to the token's audience.
+///
+/// # From scope to audience
+/// 1. A `resource` parameter (RFC 8707) names the audience directly.
+/// 2. Otherwise every scope that names a resource must name the same one:
+///    `X/.default` → `X`; a URI scope `api://app/read` or `https://api.example/read` →
+///    the part before the last path segment (`api://app`, `https://api.example`) and
+///    `read` goes into `scp`; a URI without a path (`https://api.example`) is itself the
+///    resource.
+/// 3. Plain scopes (`read write`) name no resource: the audience is then the client's only
+///    allowed audience when it has exactly one, else the scope itself when there is
+///    exactly one scope; otherwise the request is refused (`invalid_scope`).
+///
+/// `openid`, `profile`, `email` and `offline_access` are ignored (they mean nothing in an
+/// app-only token). `scp` is set only for named (non-`.default`) scopes.
 pub fn resolve_audience(
     scope: Option<&str>,
     resource: Option<&str>,
@@ -303,7 +305,7 @@ impl TokenIssuer {
 /// managed-identity emulator) has already established who the client is.
 ///
 /// ```
-/// use certbound_authority::issue::IssueRequest;
+/// use certbound_authority::IssueRequest;
 /// let req = IssueRequest::new("mi-client", "https://management.azure.com/").object_id("obj-1");
 /// assert_eq!(req.resource, "https://management.azure.com/");
 /// assert!(req.cnf.is_none() && req.key_binding.is_none());

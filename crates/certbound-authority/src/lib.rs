@@ -5,18 +5,22 @@
 //! proof key: DPoP (RFC 9449) and Microsoft's signed-HTTP-request "PoP" — over HTTPS on
 //! loopback, so clients and resource servers can be exercised with no cloud account.
 //!
-//! The data path, module by module:
-//! - [`state`]: the state directory (dev CA, TLS certificate, signing key, registry file),
-//!   created on first run and reloaded afterwards;
-//! - [`registry`]: client registrations ([`ClientRegistration`]) and the registry file a
-//!   running authority re-reads when it changes;
-//! - [`client_auth`]: client authentication (secret, `private_key_jwt`, mTLS);
-//! - [`pop`]: key binding at the token endpoint — DPoP proofs (replay, nonce) and
-//!   `token_type=pop` with `req_cnf`;
-//! - [`issue`]: scope → audience, and signing the access token;
-//! - [`http`]: discovery, JWKS and the token endpoint;
-//! - [`imds`]: the managed-identity emulator backed by this authority;
-//! - [`error`]: RFC 6749 §5.2 error responses and setup errors.
+//! The data path, in the order a token request meets it (the modules are private; their
+//! API is re-exported here, as rustls does):
+//! - the state directory (dev CA, TLS certificate, signing key, registry file), created
+//!   on first run by [`Authority::open_or_init`] and reloaded afterwards;
+//! - client registrations ([`ClientRegistration`]) and the registry file a running
+//!   authority re-reads when it changes;
+//! - client authentication: secret, `private_key_jwt` ([`AssertionCheck`]) and mTLS
+//!   ([`TlsClientAuthSubject`], [`DistinguishedName`]);
+//! - key binding at the token endpoint: DPoP proofs with replay and nonce checks
+//!   ([`TokenEndpointDpop`]) and `token_type=pop` with `req_cnf`;
+//! - scope → audience, and signing the access token ([`LocalIssuer`], [`IssueRequest`]);
+//! - discovery, JWKS and the token endpoint over HTTPS ([`RunningAuthority`]);
+//! - [`imds`]: the managed-identity emulator backed by this authority (a public module:
+//!   a separate service with its own vocabulary);
+//! - errors: [`AuthorityError`] for setup and administration, [`OAuthError`] for the
+//!   RFC 6749 §5.2 responses.
 //!
 //! ```no_run
 //! use certbound_authority::{Authority, AuthorityOptions, ClientRegistration, CertAuthMethod};
@@ -49,7 +53,7 @@
 //! with `token_type=mtls_pop` or `pop` is `invalid_request` (the bindings are exclusive), and
 //! so is `token_type=pop` without a well-formed `req_cnf`. A refused DPoP proof is
 //! `400 invalid_dpop_proof`; with [`AuthorityOptions::dpop_nonce`] a proof without the
-//! current server nonce is `400 use_dpop_nonce` with a `DPoP-Nonce` header (see [`pop`]).
+//! current server nonce is `400 use_dpop_nonce` with a `DPoP-Nonce` header (see [`TokenEndpointDpop`]).
 //! Discovery advertises `dpop_signing_alg_values_supported` and the four token types.
 //!
 //! Errors follow RFC 6749 §5.2: `invalid_request` (missing/repeated parameters,
@@ -57,7 +61,7 @@
 //! `WWW-Authenticate: Basic` when Basic was tried), `unsupported_grant_type` (only
 //! `client_credentials`), `invalid_scope` (no resource, several resources, an audience the
 //! client may not request). Bodies over 64 KiB get `413 invalid_request`. How scopes map
-//! to `aud` is described in [`issue`].
+//! to `aud` is described at [`resolve_audience`].
 //!
 //! Other in-process services can use [`Authority::ca`] to mint certificates,
 //! [`Authority::register`] to register the identities they hand out (the running authority
@@ -68,20 +72,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod client_auth;
-pub mod dn;
-pub mod error;
-pub mod http;
+mod client_auth;
+mod dn;
+mod error;
+mod http;
 pub mod imds;
-pub mod issue;
+mod issue;
 mod layout;
 mod method;
-pub mod pop;
-pub mod registry;
+mod pop;
+mod registry;
 mod replay;
-pub mod state;
-pub mod subject;
-pub mod token_dpop;
+mod state;
+mod subject;
+mod token_dpop;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -94,9 +98,11 @@ use certbound_core::tls::{ClientAuth, server_config};
 use certbound_core::{Certificate, CertifiedKey, JwsAlgorithm, PrivateKey};
 use tokio::sync::oneshot;
 
+pub use client_auth::{AssertionCheck, JWT_BEARER};
+pub use dn::{DistinguishedName, DnError};
 pub use error::{AuthorityError, ErrorCode, OAuthError};
-pub use http::Endpoints;
-pub use issue::{IssueRequest, IssuedAccessToken, KeyBinding, LocalIssuer};
+pub use http::{Endpoints, MAX_BODY};
+pub use issue::{Audience, IssueRequest, IssuedAccessToken, KeyBinding, LocalIssuer, resolve_audience};
 pub use method::AuthMethod;
 pub use registry::{CertAuthMethod, ClientRegistration, ClientSecret, Credential};
 pub use subject::TlsClientAuthSubject;
@@ -379,7 +385,7 @@ impl Authority {
         });
         let app = http::router(svc, &self.inner.tenant);
         let tls = server_config(&self.inner.tls, ClientAuth::Optional)
-            .map_err(|e| AuthorityError::Tls(e.to_string()))?;
+            .map_err(AuthorityError::Tls)?;
         let (tx, rx) = oneshot::channel::<()>();
         let server = TlsServer::new(listener, tls);
         let task = tokio::spawn(async move {

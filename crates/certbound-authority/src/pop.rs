@@ -119,12 +119,18 @@ impl DpopEndpoint {
         let mut aliases: Vec<(String, String, TokenEndpointDpop)> = Vec::new();
         for url in urls {
             let target = HttpTarget::parse(url)
-                .map_err(|e| AuthorityError::Options(format!("token endpoint URL {url}: {e}")))?;
+                .map_err(|source| AuthorityError::EndpointUrl {
+                    url: url.clone(),
+                    source,
+                })?;
             if aliases.iter().any(|(a, _, _)| *a == target.authority) {
                 continue;
             }
             let mut check = TokenEndpointDpop::new(url)
-                .map_err(|e| AuthorityError::Options(format!("token endpoint URL {url}: {e}")))?
+                .map_err(|source| AuthorityError::EndpointUrl {
+                    url: url.clone(),
+                    source,
+                })?
                 .window(DEFAULT_PROOF_WINDOW, DEFAULT_PROOF_FUTURE_SKEW);
             if let Some(n) = &nonces {
                 check = check.require_nonce(n.clone());

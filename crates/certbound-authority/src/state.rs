@@ -26,17 +26,17 @@ use crate::layout::{check_tenant, write_atomic};
 use crate::registry::StateFile;
 
 /// The CA certificate file name.
-pub const CA_CERT: &str = "ca.pem";
+pub(crate) const CA_CERT: &str = "ca.pem";
 /// The CA key file name.
-pub const CA_KEY: &str = "ca.key";
+pub(crate) const CA_KEY: &str = "ca.key";
 /// The TLS server certificate file name.
-pub const TLS_CERT: &str = "tls.pem";
+pub(crate) const TLS_CERT: &str = "tls.pem";
 /// The TLS server key file name.
-pub const TLS_KEY: &str = "tls.key";
+pub(crate) const TLS_KEY: &str = "tls.key";
 /// The token-signing key file name.
-pub const SIGNING_KEY: &str = "signing.key";
+pub(crate) const SIGNING_KEY: &str = "signing.key";
 /// The registry file name.
-pub const REGISTRY: &str = "authority.json";
+pub(crate) const REGISTRY: &str = "authority.json";
 
 /// Renew the TLS server certificate when it has less than this left.
 const TLS_RENEW_BEFORE: i64 = 30 * 86400;

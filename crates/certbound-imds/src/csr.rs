@@ -20,7 +20,7 @@
 //! `CN={clientId},DC={tenantId}`.
 //!
 //! ```
-//! use certbound_imds::csr::{CertificateRequest, CU_ID_ATTRIBUTE_OID};
+//! use certbound_imds::{CertificateRequest, CU_ID_ATTRIBUTE_OID};
 //! let cu_id = serde_json::json!({"vmId": "vm-1", "vmssId": ""});
 //! let req = CertificateRequest::generate("client-id", "tenant-id", &cu_id).unwrap();
 //! assert_eq!(req.key().describe(), "RSA-2048");

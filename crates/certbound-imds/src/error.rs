@@ -118,4 +118,4 @@ pub enum ImdsError {
 }
 
 /// Result alias for this crate.
-pub type Result<T, E = ImdsError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = ImdsError> = std::result::Result<T, E>;

@@ -5,10 +5,10 @@
 //! managed-identity tokens through **IMDS v1** and **App Service**; and an **emulator** of
 //! those endpoints so the whole flow runs on any laptop.
 //!
-//! - [`client`]: [`client::ImdsClient`] (`getplatformmetadata`, `issuecredential`,
-//!   [`client::ImdsClient::mint`], IMDS v1 tokens), [`client::ManagedCertificateSource`]
-//!   (in-memory minted certificate, re-minted before expiry), [`client::AppServiceClient`].
-//! - [`csr`]: the RSASSA-PSS-signed PKCS#10 request with the `cuId` attribute.
+//! - [`ImdsClient`] (`getplatformmetadata`, `issuecredential`, [`ImdsClient::mint`], IMDS v1
+//!   tokens), [`ManagedCertificateSource`] (in-memory minted certificate, re-minted before
+//!   expiry), [`AppServiceClient`].
+//! - [`CertificateRequest`]: the RSASSA-PSS-signed PKCS#10 request with the `cuId` attribute.
 //! - `emulator` (feature `emulator`): an axum router and `emulator::spawn`.
 //!
 //! ```
@@ -43,15 +43,15 @@
 //!
 //! - **Client** (`SourceType: ManagedCertificate`, optional `ManagedIdentityClientId`):
 //!   `certbound_client::managed::ManagedIdentityCredential` wraps a
-//!   [`client::ManagedCertificateSource`] (IMDS at `AZURE_POD_IDENTITY_AUTHORITY_HOST`) and
-//!   uses each [`client::MintedCredential`] as step 4 of docs/wire-formats.md (IMDS v2) says: its `certified_key()` as
+//!   [`ManagedCertificateSource`] (IMDS at `AZURE_POD_IDENTITY_AUTHORITY_HOST`) and
+//!   uses each [`MintedCredential`] as step 4 of docs/wire-formats.md (IMDS v2) says: its `certified_key()` as
 //!   the mTLS client certificate, `token_endpoint()` as the token URL and `client_id()` as
 //!   `client_id`, with `token_type=mtls_pop` (exactly
-//!   [`client::MintedCredential::token_request_form`]); bound tokens are cached under the
+//!   [`MintedCredential::token_request_form`]); bound tokens are cached under the
 //!   certificate's thumbprint (a re-mint changes it) and a certificate the token endpoint
 //!   rejects is invalidated. [`ImdsError::ImdsV1Only`] means binding is impossible on this
-//!   host; unbound tokens come from [`client::ImdsClient::imds_v1_token`] or
-//!   [`client::AppServiceClient::token`] (`IDENTITY_ENDPOINT`/`IDENTITY_HEADER`).
+//!   host; unbound tokens come from [`ImdsClient::imds_v1_token`] or
+//!   [`AppServiceClient::token`] (`IDENTITY_ENDPOINT`/`IDENTITY_HEADER`).
 //! - **Authority** (`certbound authority serve --imds-addr A`):
 //!   `certbound_authority::imds` builds an [`emulator::EmulatorConfig`] with the
 //!   authority's dev CA, tenant and base URL (as `mtls_authentication_endpoint`), a
@@ -63,16 +63,22 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-pub mod client;
-pub mod csr;
+mod client;
+mod csr;
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
-pub mod error;
+mod error;
+// Wire helpers (capped body reads, token-expiry parsing, URL userinfo redaction) shared with
+// certbound-client, which parses the same IMDS/App Service responses. Public for that crate
+// only: hidden from the docs and not part of the stable API.
+#[doc(hidden)]
 pub mod wire;
 
 pub use client::{
+    Clock, DEFAULT_IMDS_BASE, IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV, IMDS_HOST_ENV, MAX_RESPONSE_BYTES,
     AppServiceClient, ImdsClient, ManagedCertificateSource, ManagedIdentity, ManagedIdentityToken,
     MintedCredential, PlatformMetadata,
 };
+pub use csr::{CU_ID_ATTRIBUTE_OID, CertificateRequest, PSS_SALT_LENGTH};
 pub use error::ImdsError;

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use certbound_imds::csr::{CU_ID_ATTRIBUTE_OID, CertificateRequest};
+use certbound_imds::{CU_ID_ATTRIBUTE_OID, CertificateRequest};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::oid_registry::{
     OID_DOMAIN_COMPONENT, OID_NIST_HASH_SHA256, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_RSASSAPSS,

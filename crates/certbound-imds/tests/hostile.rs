@@ -15,7 +15,7 @@ use axum::routing::get;
 use certbound_core::jose::{JwsHeader, sign_compact};
 use certbound_core::{JwsAlgorithm, KeyKind, PrivateKey, now_unix};
 use certbound_imds::ImdsError;
-use certbound_imds::client::{
+use certbound_imds::{
     AppServiceClient, ImdsClient, MAX_RESPONSE_BYTES, ManagedIdentity, ManagedIdentityToken,
 };
 use common::*;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use certbound_imds::client::{ManagedCertificateSource, ManagedIdentity};
+use certbound_imds::{ManagedCertificateSource, ManagedIdentity};
 use certbound_imds::emulator::IdentityType;
 use common::*;
 

@@ -5,7 +5,7 @@
 mod common;
 
 use certbound_imds::ImdsError;
-use certbound_imds::client::{AppServiceClient, ManagedIdentity};
+use certbound_imds::{AppServiceClient, ManagedIdentity};
 use certbound_imds::emulator::{IdentityType, TokenChannel};
 use common::*;
 

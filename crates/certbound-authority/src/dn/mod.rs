@@ -78,6 +78,7 @@ const ALIASES: &[(&str, &str)] = &[
 /// A DN that cannot be parsed: what is wrong and where (a character offset).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the subject DN is not valid RFC 4514 text: {problem} (at character {at})")]
+#[non_exhaustive]
 pub struct DnError {
     /// What is wrong.
     pub problem: String,

@@ -136,7 +136,7 @@ impl StateFile {
     }
     pub(crate) fn to_json(&self) -> Result<Vec<u8>, AuthorityError> {
         let mut v = serde_json::to_vec_pretty(self)
-            .map_err(|e| AuthorityError::Options(format!("cannot encode the registry: {e}")))?;
+            .map_err(AuthorityError::Encode)?;
         v.push(b'\n');
         Ok(v)
     }

@@ -10,7 +10,7 @@
 //! - [`AppServiceClient`]: unbound tokens through `IDENTITY_ENDPOINT` / `IDENTITY_HEADER`.
 //!
 //! ```no_run
-//! use certbound_imds::client::{ImdsClient, ManagedCertificateSource, ManagedIdentity};
+//! use certbound_imds::{ImdsClient, ManagedCertificateSource, ManagedIdentity};
 //! # async fn run() -> Result<(), certbound_imds::ImdsError> {
 //! let source = ManagedCertificateSource::new(ImdsClient::from_env()?, ManagedIdentity::SystemAssigned);
 //! let minted = source.credential().await?;
@@ -41,16 +41,16 @@ pub const IDENTITY_ENDPOINT_ENV: &str = "IDENTITY_ENDPOINT";
 /// App Service: the secret header value.
 pub const IDENTITY_HEADER_ENV: &str = "IDENTITY_HEADER";
 /// `cred-api-version` of the IMDS v2 credential endpoints.
-pub const CRED_API_VERSION: &str = "2.0";
+pub(crate) const CRED_API_VERSION: &str = "2.0";
 /// `api-version` of the IMDS v1 token endpoint.
-pub const IMDS_V1_API_VERSION: &str = "2018-02-01";
+pub(crate) const IMDS_V1_API_VERSION: &str = "2018-02-01";
 /// `api-version` of the App Service identity endpoint.
-pub const APP_SERVICE_API_VERSION: &str = "2019-08-01";
+pub(crate) const APP_SERVICE_API_VERSION: &str = "2019-08-01";
 /// A certificate past its refresh time is still used, when re-minting fails, while it has at
 /// least this many seconds left.
 const STALE_GRACE_SECS: i64 = 30;
 /// A minted certificate valid for less than this is never persisted (kept in memory only).
-pub const PERSIST_MIN_LIFETIME_SECS: i64 = 24 * 3600;
+pub(crate) const PERSIST_MIN_LIFETIME_SECS: i64 = 24 * 3600;
 /// The most bytes read from an IMDS or App Service response; a larger body is an error
 /// ([`ImdsError::BodyTooLarge`]) and is not read further.
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
