@@ -15,7 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use anyhow::{Context as _, ensure};
-use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound::authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound::client::TokenSource;
 use certbound::core::KeyKind;
 use certbound::core::ca::{self, IssueSpec};
@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The development authority: an HTTPS token endpoint on a free loopback port.
     let authority =
-        Authority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
+        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
     let running = authority.spawn("127.0.0.1:0".parse()?).await?;
 
     // The app's identity: a self-signed certificate the authority knows by its thumbprint

@@ -15,7 +15,7 @@
 
 use anyhow::ensure;
 use certbound::AppConfig;
-use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound::authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound::cli::sample;
 use certbound::core::KeyKind;
 use certbound::core::ca::{self, IssueSpec};
@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The authority and its CA, which both sides trust on loopback.
     let authority =
-        Authority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
+        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
     let running = authority.spawn("127.0.0.1:0".parse()?).await?;
     let mut anchors = TrustAnchors::default();
     anchors.add(&running.ca_cert());

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, ensure};
-use certbound::authority::{Authority, AuthorityOptions, imds};
+use certbound::authority::{AuthorityOptions, DevAuthority, imds};
 use certbound::client::managed::{ImdsClient, ManagedIdentity, ManagedIdentityCredential};
 use certbound::core::tls::TrustAnchors;
 use certbound::{App, HeaderOptions};
@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     // The authority, and the emulator wired to it: the emulator issues certificates from
     // the authority's CA and registers each minted identity with the authority.
     let authority =
-        Authority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
+        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
     let running = authority.spawn("127.0.0.1:0".parse()?).await?;
     let emulator = imds::spawn_emulator(&running, "127.0.0.1:0".parse()?).await?;
     println!("IMDS emulator at {}", emulator.imds_base());

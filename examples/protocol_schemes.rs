@@ -11,7 +11,7 @@
 // Example code: it stops at the first failure, with the error shown.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound::authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound::cli::sample;
 use certbound::client::config::DownstreamApiConfig;
 use certbound::core::KeyKind;
@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The development authority, and trust in its CA.
     let authority =
-        Authority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
+        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
     let running = authority.spawn("127.0.0.1:0".parse()?).await?;
     let mut anchors = TrustAnchors::default();
     anchors.add(&running.ca_cert());

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use certbound::AppConfig;
 use certbound::HeaderOptions;
-use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound::authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound::client::TokenSource;
 use certbound::core::KeyKind;
 use certbound::core::ca::{self, IssueSpec};
@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The authority and the service's certificate, as in the other examples.
     let authority =
-        Authority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
+        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
     let running = authority.spawn("127.0.0.1:0".parse()?).await?;
     let cert = ca::self_signed_certified_key(&IssueSpec::client(CLIENT_ID), KeyKind::EcP256)?;
     running.register(ClientRegistration::with_certificate(

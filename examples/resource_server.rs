@@ -18,7 +18,7 @@
 use anyhow::ensure;
 use axum::routing::get;
 use axum::{Json, Router};
-use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound::authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound::core::KeyKind;
 use certbound::core::ca::{self, IssueSpec};
 use certbound::core::tls::{ClientAuth, TrustAnchors, server_config};
@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
 
     // An issuer for the API to trust: the development authority on loopback.
     let authority =
-        Authority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
+        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
     let running = authority.spawn("127.0.0.1:0".parse()?).await?;
     let mut anchors = TrustAnchors::default();
     anchors.add(&running.ca_cert());

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use certbound::authority::{
-    Authority, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,
+    AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority, RunningAuthority,
 };
 use certbound::cli::sample;
 use certbound::client::config::DownstreamApiConfig;
@@ -22,7 +22,7 @@ const AUD: &str = "api://e2e";
 
 struct World {
     _dir: tempfile::TempDir,
-    authority: Authority,
+    authority: DevAuthority,
     running: RunningAuthority,
     anchors: TrustAnchors,
 }
@@ -34,7 +34,7 @@ async fn world() -> World {
 async fn world_with(options: AuthorityOptions) -> World {
     certbound::core::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
-    let authority = Authority::open_or_init(dir.path().join("a"), options).unwrap();
+    let authority = DevAuthority::open_or_init(dir.path().join("a"), options).unwrap();
     let running = authority
         .spawn("127.0.0.1:0".parse().unwrap())
         .await

@@ -7,7 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound::authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound::core::KeyKind;
 use certbound::core::ca::{self, IssueSpec};
 use serde_json::Value;
@@ -72,7 +72,7 @@ async fn two_cli_processes_share_a_token_through_redis() {
     certbound::core::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
     let authority =
-        Authority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).unwrap();
+        DevAuthority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).unwrap();
     let running = authority
         .spawn("127.0.0.1:0".parse().unwrap())
         .await

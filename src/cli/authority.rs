@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use certbound_authority::{
-    AuthMethod, Authority, AuthorityOptions, CertAuthMethod, ClientRegistration,
+    AuthMethod, AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority,
     TlsClientAuthSubject,
 };
 use certbound_core::{Certificate, JwsAlgorithm};
@@ -178,7 +178,7 @@ async fn start(
         token_lifetime: std::time::Duration::from_secs(args.token_lifetime),
         dpop_nonce: args.dpop_nonce,
     };
-    let authority = Authority::open_or_init(&args.dir, options)
+    let authority = DevAuthority::open_or_init(&args.dir, options)
         .with_context(|| format!("authority directory {}", args.dir.display()))?;
     let running = authority.spawn(args.addr).await?;
     let emulator = match args.imds_addr {
@@ -320,7 +320,7 @@ pub async fn register(args: AuthorityRegisterArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    Authority::register_client(&args.dir, reg)
+    DevAuthority::register_client(&args.dir, reg)
         .with_context(|| format!("authority directory {}", args.dir.display()))?;
     // What was stored: the methods and the tls_client_auth subject in canonical form.
     let registry = args.dir.join("authority.json");

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use certbound_authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound_authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound_client::{App, HeaderOptions};
 use certbound_core::KeyKind;
 use certbound_core::ca::{self, IssueSpec};
@@ -36,7 +36,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(args.duration.max(0.1));
     let state = tempfile::tempdir()?;
     let authority =
-        Authority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
+        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
     let running = authority.spawn("127.0.0.1:0".parse()?).await?;
     let mut anchors = TrustAnchors::default();
     anchors.add(&running.ca_cert());

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use certbound_authority::{Authority, AuthorityOptions};
+use certbound_authority::{AuthorityOptions, DevAuthority};
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::{CertifiedKey, KeyKind};
 
@@ -130,7 +130,7 @@ pub async fn new(args: CertNewArgs) -> anyhow::Result<()> {
     let cred: CertifiedKey = match &args.ca_dir {
         Some(dir) => {
             super::authority::require_initialised(dir, "--ca-dir")?;
-            let authority = Authority::open_or_init(dir, AuthorityOptions::default())
+            let authority = DevAuthority::open_or_init(dir, AuthorityOptions::default())
                 .with_context(|| format!("authority directory {}", dir.display()))?;
             authority.ca().issue_certified_key(&spec, kind)?
         }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use certbound_authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound_authority::{DevAuthority, AuthorityOptions, CertAuthMethod, ClientRegistration};
 use certbound_client::{App, CacheKey, CachedToken, HeaderOptions, MemoryTokenCache, Secret, TokenCache};
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::tls::{ClientAuth, TrustAnchors, client_config, server_config};
@@ -122,7 +122,7 @@ fn setup(args: &[String]) -> anyhow::Result<Value> {
     let dir = PathBuf::from(o.get("dir")?);
     std::fs::create_dir_all(&dir)?;
     let adir = dir.join("authority");
-    let authority = Authority::open_or_init(&adir, AuthorityOptions::default()).map_err(|e| anyhow!("{e}"))?;
+    let authority = DevAuthority::open_or_init(&adir, AuthorityOptions::default()).map_err(|e| anyhow!("{e}"))?;
     write(&dir.join("ca.pem"), &authority.ca_cert().to_pem())?;
     // The load generator's and every cache-hit client's identity: EC P-256, self-signed.
     let client = ca::self_signed_certified_key(&IssueSpec::client("bench"), KeyKind::EcP256).map_err(|e| anyhow!("{e}"))?;
@@ -454,7 +454,7 @@ fn transport(args: &[String]) -> anyhow::Result<Value> {
     let rt = runtime(2)?;
     rt.block_on(async move {
         let dir = tempfile::tempdir()?;
-        let authority = Authority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).map_err(|e| anyhow!("{e}"))?;
+        let authority = DevAuthority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).map_err(|e| anyhow!("{e}"))?;
         let running = authority.spawn("127.0.0.1:0".parse()?).await.map_err(|e| anyhow!("{e}"))?;
         let mut anchors = TrustAnchors::default();
         anchors.add(&running.ca_cert());

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use certbound_authority::{
-    Authority, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,
+    AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority, RunningAuthority,
 };
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::jose::{JwsHeader, sign_compact};
@@ -33,7 +33,7 @@ fn fixture() -> &'static Fixture {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let authority =
-            Authority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).unwrap();
+            DevAuthority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).unwrap();
         let running = rt
             .block_on(authority.spawn("127.0.0.1:0".parse().unwrap()))
             .unwrap();

@@ -26,7 +26,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// The URLs of one running authority.
 #[derive(Debug, Clone)]
-pub struct Endpoints {
+pub struct AuthorityEndpoints {
     /// `https://HOST:PORT`.
     pub base: String,
     /// `{base}/{tenant}/v2.0`.
@@ -37,7 +37,7 @@ pub struct Endpoints {
     pub jwks_uri: String,
 }
 
-impl Endpoints {
+impl AuthorityEndpoints {
     pub(crate) fn new(base: &str, tenant: &str) -> Self {
         Self {
             base: base.to_owned(),
@@ -59,7 +59,7 @@ pub(crate) struct Service {
 }
 
 impl Service {
-    pub(crate) fn discovery_document(endpoints: &Endpoints, alg: &str) -> Value {
+    pub(crate) fn discovery_document(endpoints: &AuthorityEndpoints, alg: &str) -> Value {
         let methods = [
             "client_secret_post",
             "client_secret_basic",

@@ -18,9 +18,9 @@
 //! ([`user_assigned_identity`]).
 //!
 //! ```no_run
-//! use certbound_authority::{Authority, AuthorityOptions, imds};
+//! use certbound_authority::{DevAuthority, AuthorityOptions, imds};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let authority = Authority::open_or_init("/tmp/certbound-authority", AuthorityOptions::default())?;
+//! let authority = DevAuthority::open_or_init("/tmp/certbound-authority", AuthorityOptions::default())?;
 //! let running = authority.spawn("127.0.0.1:0".parse()?).await?;
 //! let emulator = imds::spawn_emulator(&running, "127.0.0.1:0".parse()?).await?;
 //! // AZURE_POD_IDENTITY_AUTHORITY_HOST = emulator.imds_base()
@@ -39,7 +39,7 @@ pub use certbound_imds::emulator::{
 };
 
 use crate::issue::{IssueRequest, LocalIssuer};
-use crate::{Authority, AuthorityError, CertAuthMethod, ClientRegistration, RunningAuthority};
+use crate::{AuthorityError, CertAuthMethod, ClientRegistration, DevAuthority, RunningAuthority};
 
 /// Issues the emulator's unbound (IMDS v1 / App Service) tokens with the authority's key.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ impl TokenIssuer for AuthorityTokenIssuer {
 ///
 /// A registration that fails is logged (the token endpoint will then refuse the
 /// certificate with `invalid_client`).
-pub fn registration_sink(authority: Authority) -> RegistrationSink {
+pub fn registration_sink(authority: DevAuthority) -> RegistrationSink {
     Arc::new(move |reg: ManagedIdentityRegistration| {
         let registration = ClientRegistration::with_certificate(
             &reg.client_id,
@@ -101,7 +101,7 @@ pub fn registration_sink(authority: Authority) -> RegistrationSink {
 }
 
 /// A GUID derived from the authority's CA and a label (stable per state directory).
-fn derived_guid(authority: &Authority, label: &str) -> String {
+fn derived_guid(authority: &DevAuthority, label: &str) -> String {
     certbound_core::id::derived_guid(&[
         b"certbound-imds-identity\0",
         authority.ca_cert().der(),
@@ -109,19 +109,19 @@ fn derived_guid(authority: &Authority, label: &str) -> String {
     ])
 }
 
-fn derived_identity(authority: &Authority, label: &str) -> EmulatedIdentity {
+fn derived_identity(authority: &DevAuthority, label: &str) -> EmulatedIdentity {
     let mut identity = EmulatedIdentity::new(derived_guid(authority, &format!("{label}/client")));
     identity.object_id = derived_guid(authority, &format!("{label}/object"));
     identity
 }
 
 /// The emulator's system-assigned identity for `authority` (stable per state directory).
-pub fn system_assigned_identity(authority: &Authority) -> EmulatedIdentity {
+pub fn system_assigned_identity(authority: &DevAuthority) -> EmulatedIdentity {
     derived_identity(authority, "system-assigned")
 }
 
 /// The emulator's user-assigned identity for `authority` (stable per state directory).
-pub fn user_assigned_identity(authority: &Authority) -> EmulatedIdentity {
+pub fn user_assigned_identity(authority: &DevAuthority) -> EmulatedIdentity {
     derived_identity(authority, "user-assigned/1")
 }
 

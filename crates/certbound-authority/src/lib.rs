@@ -8,7 +8,7 @@
 //! The data path, in the order a token request meets it (the modules are private; their
 //! API is re-exported here, as rustls does):
 //! - the state directory (dev CA, TLS certificate, signing key, registry file), created
-//!   on first run by [`Authority::open_or_init`] and reloaded afterwards;
+//!   on first run by [`DevAuthority::open_or_init`] and reloaded afterwards;
 //! - client registrations ([`ClientRegistration`]) and the registry file a running
 //!   authority re-reads when it changes;
 //! - client authentication: secret, `private_key_jwt` ([`AssertionCheck`]) and mTLS
@@ -23,10 +23,10 @@
 //!   RFC 6749 §5.2 responses.
 //!
 //! ```no_run
-//! use certbound_authority::{Authority, AuthorityOptions, ClientRegistration, CertAuthMethod};
+//! use certbound_authority::{DevAuthority, AuthorityOptions, ClientRegistration, CertAuthMethod};
 //! use certbound_core::{ca::{self, IssueSpec}, KeyKind};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let authority = Authority::open_or_init("/tmp/certbound-authority", AuthorityOptions::default())?;
+//! let authority = DevAuthority::open_or_init("/tmp/certbound-authority", AuthorityOptions::default())?;
 //! let running = authority.spawn("127.0.0.1:0".parse()?).await?;
 //! let app = ca::self_signed_certified_key(&IssueSpec::client("app"), KeyKind::EcP256)?;
 //! running.register(ClientRegistration::with_certificate(
@@ -63,8 +63,8 @@
 //! client may not request). Bodies over 64 KiB get `413 invalid_request`. How scopes map
 //! to `aud` is described at [`resolve_audience`].
 //!
-//! Other in-process services can use [`Authority::ca`] to mint certificates,
-//! [`Authority::register`] to register the identities they hand out (the running authority
+//! Other in-process services can use [`DevAuthority::ca`] to mint certificates,
+//! [`DevAuthority::register`] to register the identities they hand out (the running authority
 //! sees them on its next request) and [`RunningAuthority::issue_token`] to sign tokens
 //! exactly as the token endpoint does ([`RunningAuthority::issue_dpop_token`] and
 //! [`RunningAuthority::issue_pop_token`] for key-bound ones). [`imds`] wires the managed-identity (IMDS v2, IMDS v1,
@@ -101,8 +101,10 @@ use tokio::sync::oneshot;
 pub use client_auth::{AssertionCheck, JWT_BEARER};
 pub use dn::{DistinguishedName, DnError};
 pub use error::{AuthorityError, ErrorCode, OAuthError};
-pub use http::{Endpoints, MAX_BODY};
-pub use issue::{Audience, IssueRequest, IssuedAccessToken, KeyBinding, LocalIssuer, resolve_audience};
+pub use http::{AuthorityEndpoints, MAX_BODY};
+pub use issue::{
+    Audience, IssueRequest, IssuedAccessToken, KeyBinding, LocalIssuer, resolve_audience,
+};
 pub use method::AuthMethod;
 pub use registry::{CertAuthMethod, ClientRegistration, ClientSecret, Credential};
 pub use subject::TlsClientAuthSubject;
@@ -156,13 +158,13 @@ struct Inner {
 
 /// A development authority loaded from its state directory. Cheap to clone.
 #[derive(Clone)]
-pub struct Authority {
+pub struct DevAuthority {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Authority {
+impl std::fmt::Debug for DevAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authority")
+        f.debug_struct("DevAuthority")
             .field("dir", &self.inner.dir)
             .field("tenant", &self.inner.tenant)
             .field("signing_alg", &self.inner.signing_alg)
@@ -172,7 +174,7 @@ impl std::fmt::Debug for Authority {
     }
 }
 
-impl Authority {
+impl DevAuthority {
     /// Opens `dir`, creating the CA, TLS certificate, signing key and registry on first use.
     pub fn open_or_init(
         dir: impl AsRef<Path>,
@@ -318,8 +320,8 @@ impl Authority {
             _ => local,
         };
         let base = format!("https://{advertised}");
-        let endpoints = Endpoints::new(&base, &self.inner.tenant);
-        let localhost = Endpoints::new(
+        let endpoints = AuthorityEndpoints::new(&base, &self.inner.tenant);
+        let localhost = AuthorityEndpoints::new(
             &format!("https://localhost:{}", local.port()),
             &self.inner.tenant,
         );
@@ -333,7 +335,7 @@ impl Authority {
             IpAddr::from(Ipv4Addr::LOCALHOST),
             IpAddr::from(Ipv6Addr::LOCALHOST),
         ] {
-            let url = Endpoints::new(
+            let url = AuthorityEndpoints::new(
                 &format!("https://{}", SocketAddr::new(ip, local.port())),
                 &self.inner.tenant,
             )
@@ -384,8 +386,8 @@ impl Authority {
             dpop,
         });
         let app = http::router(svc, &self.inner.tenant);
-        let tls = server_config(&self.inner.tls, ClientAuth::Optional)
-            .map_err(AuthorityError::Tls)?;
+        let tls =
+            server_config(&self.inner.tls, ClientAuth::Optional).map_err(AuthorityError::Tls)?;
         let (tx, rx) = oneshot::channel::<()>();
         let server = TlsServer::new(listener, tls);
         let task = tokio::spawn(async move {
@@ -414,9 +416,9 @@ impl Authority {
 /// A serving authority. Dropping it stops the server; [`RunningAuthority::shutdown`]
 /// also waits for in-flight requests.
 pub struct RunningAuthority {
-    authority: Authority,
+    authority: DevAuthority,
     addr: SocketAddr,
-    endpoints: Endpoints,
+    endpoints: AuthorityEndpoints,
     local_issuer: issue::LocalIssuer,
     dpop_nonces: Option<certbound_core::pop::DpopNonces>,
     stop: Option<oneshot::Sender<()>>,
@@ -458,7 +460,7 @@ impl RunningAuthority {
         format!("{}/.well-known/openid-configuration", self.endpoints.issuer)
     }
     /// All endpoint URLs.
-    pub fn endpoints(&self) -> &Endpoints {
+    pub fn endpoints(&self) -> &AuthorityEndpoints {
         &self.endpoints
     }
     /// The CA certificate clients must trust.
@@ -470,7 +472,7 @@ impl RunningAuthority {
         self.authority.ca_cert_path()
     }
     /// The authority behind this server.
-    pub fn authority(&self) -> &Authority {
+    pub fn authority(&self) -> &DevAuthority {
         &self.authority
     }
     /// Registers (or replaces) a client; effective for the next request.

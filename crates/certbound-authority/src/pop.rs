@@ -118,11 +118,10 @@ impl DpopEndpoint {
         };
         let mut aliases: Vec<(String, String, TokenEndpointDpop)> = Vec::new();
         for url in urls {
-            let target = HttpTarget::parse(url)
-                .map_err(|source| AuthorityError::EndpointUrl {
-                    url: url.clone(),
-                    source,
-                })?;
+            let target = HttpTarget::parse(url).map_err(|source| AuthorityError::EndpointUrl {
+                url: url.clone(),
+                source,
+            })?;
             if aliases.iter().any(|(a, _, _)| *a == target.authority) {
                 continue;
             }

@@ -10,7 +10,7 @@ mod common;
 use std::net::IpAddr;
 
 use certbound_authority::{
-    AuthMethod, Authority, AuthorityOptions, CertAuthMethod, ClientRegistration,
+    AuthMethod, AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority,
     TlsClientAuthSubject,
 };
 use certbound_core::ca::DevCa;
@@ -516,7 +516,7 @@ async fn an_assertion_is_refused_after_a_restart_on_the_same_directory() {
     certbound_core::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let authority = Authority::open_or_init(&state, AuthorityOptions::default()).unwrap();
+    let authority = DevAuthority::open_or_init(&state, AuthorityOptions::default()).unwrap();
     let running = authority
         .spawn("127.0.0.1:0".parse().unwrap())
         .await
@@ -539,7 +539,7 @@ async fn an_assertion_is_refused_after_a_restart_on_the_same_directory() {
     running.shutdown().await;
 
     // The same directory, the same address (the assertion's aud), a new process state.
-    let authority = Authority::open_or_init(&state, AuthorityOptions::default()).unwrap();
+    let authority = DevAuthority::open_or_init(&state, AuthorityOptions::default()).unwrap();
     let running = authority.spawn(addr).await.unwrap();
     let env = Env { dir, running };
     assert_eq!(env.running.token_endpoint(), url);
@@ -568,7 +568,7 @@ async fn the_jti_store_is_bounded_and_frees_expired_entries() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     // Left by an earlier run: two entries that expired long ago.
-    let authority = Authority::open_or_init(&state, AuthorityOptions::default()).unwrap();
+    let authority = DevAuthority::open_or_init(&state, AuthorityOptions::default()).unwrap();
     let old = now_unix() - 3600;
     std::fs::write(
         state.join("assertion-jtis.log"),

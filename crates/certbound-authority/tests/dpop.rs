@@ -424,7 +424,7 @@ async fn nonce_demanded_then_accepted_and_stale_nonces_refused() {
     let dir = env.running.authority().dir().to_path_buf();
     let Env { dir: keep, running } = env;
     running.shutdown().await;
-    let authority = certbound_authority::Authority::open_or_init(
+    let authority = certbound_authority::DevAuthority::open_or_init(
         &dir,
         AuthorityOptions {
             dpop_nonce: true,

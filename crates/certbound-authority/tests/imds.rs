@@ -325,7 +325,7 @@ async fn ready_line_names_the_emulator_and_identities_are_stable_per_directory()
         system.client_id.as_str()
     );
     // The same directory reopened gives the same identities; another directory others.
-    let again = certbound_authority::Authority::open_or_init(
+    let again = certbound_authority::DevAuthority::open_or_init(
         env.running.authority().dir(),
         Default::default(),
     )

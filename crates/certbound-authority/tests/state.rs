@@ -7,7 +7,7 @@
 
 mod common;
 
-use certbound_authority::{Authority, AuthorityOptions, ClientRegistration};
+use certbound_authority::{AuthorityOptions, ClientRegistration, DevAuthority};
 use certbound_core::KeyKind;
 use common::*;
 
@@ -25,7 +25,7 @@ async fn restart_keeps_keys_and_registrations() {
     let Env { dir: tmp, running } = env;
     running.shutdown().await;
 
-    let again = Authority::open_or_init(&dir, AuthorityOptions::default()).unwrap();
+    let again = DevAuthority::open_or_init(&dir, AuthorityOptions::default()).unwrap();
     assert_eq!(again.kid(), kid);
     assert_eq!(again.tenant(), tenant);
     assert!(again.ca_cert().thumbprint().ct_eq(&ca));
@@ -50,7 +50,7 @@ async fn restart_keeps_keys_and_registrations() {
     );
 
     // A different --tenant for an existing directory is refused, naming the stored one.
-    let err = Authority::open_or_init(
+    let err = DevAuthority::open_or_init(
         &dir,
         AuthorityOptions {
             tenant: Some("other".into()),
@@ -103,7 +103,7 @@ async fn running_authority_picks_up_registrations_from_another_process() {
     let (st, _, _) = env.token(None, &form).await;
     assert_eq!(st, 401);
     // What `certbound authority register` does: a separate open of the directory.
-    Authority::register_client(
+    DevAuthority::register_client(
         &dir,
         ClientRegistration::with_secret("late", "late-secret-1"),
     )
@@ -111,7 +111,7 @@ async fn running_authority_picks_up_registrations_from_another_process() {
     let (st, body, _) = env.token(None, &form).await;
     assert_eq!(st, 200, "{body}");
     // Re-registering replaces: the old secret stops working.
-    Authority::register_client(
+    DevAuthority::register_client(
         &dir,
         ClientRegistration::with_secret("late", "late-secret-2"),
     )
@@ -133,7 +133,7 @@ fn secrets_never_in_debug_output() {
     assert!(!text.contains("do-not-print-me"), "{text}");
     assert!(text.contains("redacted"));
     let dir = tempfile::tempdir().unwrap();
-    let a = Authority::open_or_init(dir.path(), AuthorityOptions::default()).unwrap();
+    let a = DevAuthority::open_or_init(dir.path(), AuthorityOptions::default()).unwrap();
     let key = std::fs::read_to_string(dir.path().join("signing.key")).unwrap();
     let text = format!("{a:?}");
     let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -143,7 +143,7 @@ fn secrets_never_in_debug_output() {
 #[test]
 fn bad_options_and_state_are_explained() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Authority::open_or_init(
+    let e = DevAuthority::open_or_init(
         dir.path().join("x"),
         AuthorityOptions {
             tenant: Some("bad/tenant".into()),
@@ -154,15 +154,15 @@ fn bad_options_and_state_are_explained() {
     .to_string();
     assert!(e.contains("tenant"), "{e}");
     let d = dir.path().join("broken");
-    Authority::open_or_init(&d, AuthorityOptions::default()).unwrap();
+    DevAuthority::open_or_init(&d, AuthorityOptions::default()).unwrap();
     std::fs::remove_file(d.join("ca.key")).unwrap();
-    let e = Authority::open_or_init(&d, AuthorityOptions::default())
+    let e = DevAuthority::open_or_init(&d, AuthorityOptions::default())
         .unwrap_err()
         .to_string();
     assert!(e.contains("ca.key") && e.contains("missing"), "{e}");
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    let e = Authority::open_or_init(&file, AuthorityOptions::default())
+    let e = DevAuthority::open_or_init(&file, AuthorityOptions::default())
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a directory"), "{e}");

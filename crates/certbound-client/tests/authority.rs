@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_authority::{
-    Authority, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,
+    AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority, RunningAuthority,
 };
 use certbound_client::{App, AppBuilder, AppConfig, HeaderOptions, TokenSource};
 use certbound_core::ca::{self, IssueSpec};
@@ -13,7 +13,7 @@ use certbound_core::{CertifiedKey, KeyKind};
 const SCOPE: &str = "api://resource/.default";
 
 async fn authority(dir: &std::path::Path) -> RunningAuthority {
-    let a = Authority::open_or_init(dir.join("authority"), AuthorityOptions::default()).unwrap();
+    let a = DevAuthority::open_or_init(dir.join("authority"), AuthorityOptions::default()).unwrap();
     a.spawn("127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 

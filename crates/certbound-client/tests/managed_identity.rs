@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use certbound_authority::imds::{self, RunningEmulator};
-use certbound_authority::{Authority, AuthorityOptions, RunningAuthority};
+use certbound_authority::{AuthorityOptions, DevAuthority, RunningAuthority};
 use certbound_client::config::AppConfig;
 use certbound_client::managed::{ImdsClient, ManagedIdentity, ManagedIdentityCredential};
 use certbound_client::{App, ClientCredential, HeaderOptions, ProtocolScheme, TokenSource};
@@ -27,7 +27,8 @@ async fn start_with(adjust: impl FnOnce(imds::EmulatorConfig) -> imds::EmulatorC
     certbound_core::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
     let authority =
-        Authority::open_or_init(dir.path().join("authority"), AuthorityOptions::default()).unwrap();
+        DevAuthority::open_or_init(dir.path().join("authority"), AuthorityOptions::default())
+            .unwrap();
     let running = authority
         .spawn("127.0.0.1:0".parse().unwrap())
         .await

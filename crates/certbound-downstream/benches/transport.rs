@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use certbound_authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound_authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound_client::{App, HeaderOptions};
 use certbound_core::KeyKind;
 use certbound_core::ca::{self, IssueSpec};
@@ -66,7 +66,7 @@ fn main() {
         let requests = env("REQUESTS", 3000);
         let concurrency = env("CONCURRENCY", 16);
         let dir = tempfile::tempdir().expect("tempdir");
-        let authority = Authority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).expect("authority");
+        let authority = DevAuthority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).expect("authority");
         let running = authority.spawn("127.0.0.1:0".parse().expect("addr")).await.expect("spawn");
         let mut anchors = TrustAnchors::default();
         anchors.add(&running.ca_cert());

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Extension, routing::get};
 use certbound_authority::{
-    Authority, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,
+    AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority, RunningAuthority,
 };
 use certbound_client::config::DownstreamApiConfig;
 use certbound_client::{App, ProtocolScheme};
@@ -129,7 +129,7 @@ async fn api_handler(
 async fn start() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let authority =
-        Authority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).unwrap();
+        DevAuthority::open_or_init(dir.path().join("a"), AuthorityOptions::default()).unwrap();
     let running = authority
         .spawn("127.0.0.1:0".parse().unwrap())
         .await

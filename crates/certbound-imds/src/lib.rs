@@ -76,9 +76,9 @@ mod error;
 pub mod wire;
 
 pub use client::{
-    Clock, DEFAULT_IMDS_BASE, IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV, IMDS_HOST_ENV, MAX_RESPONSE_BYTES,
-    AppServiceClient, ImdsClient, ManagedCertificateSource, ManagedIdentity, ManagedIdentityToken,
-    MintedCredential, PlatformMetadata,
+    AppServiceClient, Clock, DEFAULT_IMDS_BASE, IDENTITY_ENDPOINT_ENV, IDENTITY_HEADER_ENV,
+    IMDS_HOST_ENV, ImdsClient, MAX_RESPONSE_BYTES, ManagedCertificateSource, ManagedIdentity,
+    ManagedIdentityToken, MintedCredential, PlatformMetadata,
 };
 pub use csr::{CU_ID_ATTRIBUTE_OID, CertificateRequest, PSS_SALT_LENGTH};
 pub use error::ImdsError;

@@ -12,9 +12,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use certbound_core::KeyKind;
 use certbound_core::ca::{DevCa, IssueSpec};
+use certbound_imds::CertificateRequest;
 use certbound_imds::ImdsError;
 use certbound_imds::{ImdsClient, ManagedIdentity};
-use certbound_imds::CertificateRequest;
 use common::*;
 
 const SERVER: (header::HeaderName, &str) = (header::SERVER, "IMDS/150.870.65.1854");

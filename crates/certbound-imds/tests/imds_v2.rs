@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use certbound_imds::{ManagedCertificateSource, ManagedIdentity};
 use certbound_imds::emulator::IdentityType;
+use certbound_imds::{ManagedCertificateSource, ManagedIdentity};
 use common::*;
 
 #[tokio::test]

@@ -5,8 +5,8 @@
 mod common;
 
 use certbound_imds::ImdsError;
-use certbound_imds::{AppServiceClient, ManagedIdentity};
 use certbound_imds::emulator::{IdentityType, TokenChannel};
+use certbound_imds::{AppServiceClient, ManagedIdentity};
 use common::*;
 
 #[tokio::test]

@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
-use certbound_authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound_authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound_client::{App, AppBuilder, AppConfig, HeaderOptions, TokenSource};
 use certbound_core::KeyKind;
 use certbound_core::ca::{self, IssueSpec};
@@ -44,7 +44,7 @@ async fn replicas_share_one_bound_token_through_redis() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let running =
-        Authority::open_or_init(dir.path().join("authority"), AuthorityOptions::default())
+        DevAuthority::open_or_init(dir.path().join("authority"), AuthorityOptions::default())
             .unwrap()
             .spawn("127.0.0.1:0".parse().unwrap())
             .await

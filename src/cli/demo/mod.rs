@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use certbound_authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
+use certbound_authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound_client::config::DownstreamApiConfig;
 use certbound_client::managed::{ImdsClient, ManagedIdentity, ManagedIdentityCredential};
 use certbound_client::{App, HeaderOptions, ProtocolScheme, TokenSource};

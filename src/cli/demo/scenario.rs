@@ -22,7 +22,7 @@ pub(super) async fn scenario(
 
     // 1. The authority.
     let authority =
-        Authority::open_or_init(state.path().join("authority"), AuthorityOptions::default())
+        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())
             .context("cannot initialise the development authority")?;
     let running = authority
         .spawn("127.0.0.1:0".parse()?)

@@ -135,8 +135,7 @@ impl StateFile {
         Ok(f)
     }
     pub(crate) fn to_json(&self) -> Result<Vec<u8>, AuthorityError> {
-        let mut v = serde_json::to_vec_pretty(self)
-            .map_err(AuthorityError::Encode)?;
+        let mut v = serde_json::to_vec_pretty(self).map_err(AuthorityError::Encode)?;
         v.push(b'\n');
         Ok(v)
     }

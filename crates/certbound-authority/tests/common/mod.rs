@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use certbound_authority::{
-    AuthMethod, Authority, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,
+    AuthMethod, AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority,
+    RunningAuthority,
 };
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::jose::{JwsHeader, sign_compact};
@@ -24,7 +25,7 @@ pub async fn start() -> Env {
 pub async fn start_with(opts: AuthorityOptions) -> Env {
     certbound_core::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
-    let authority = Authority::open_or_init(dir.path().join("state"), opts).unwrap();
+    let authority = DevAuthority::open_or_init(dir.path().join("state"), opts).unwrap();
     let running = authority
         .spawn("127.0.0.1:0".parse().unwrap())
         .await
