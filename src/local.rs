@@ -585,3 +585,56 @@ fn write_private(path: &Path, certificate: &CertifiedKey) -> std::io::Result<()>
     file.write_all(certificate.key().to_pkcs8_pem().as_bytes())?;
     file.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn debug_names_no_key_and_shutdown_stops_the_servers() {
+        let mut stack = LocalStack::builder()
+            .audience("api://t")
+            .client("t-app")
+            .start()
+            .await
+            .unwrap();
+        assert!(matches!(stack.api_url(), Err(LocalError::NotStarted(_))));
+        assert!(matches!(stack.imds(), Err(LocalError::NotStarted(_))));
+        assert!(matches!(
+            stack.app("nobody"),
+            Err(LocalError::UnknownClient(_))
+        ));
+        let validator = stack.validator().build().await.unwrap();
+        let api = axum::Router::new().layer(certbound_resource::CertboundLayer::new(validator));
+        let url = stack.serve_api(api.clone()).await.unwrap().to_owned();
+        assert!(matches!(
+            stack.serve_api(api).await,
+            Err(LocalError::ApiAlreadyServed)
+        ));
+
+        let key = stack.certificate("t-app").unwrap().key().to_pkcs8_pem();
+        let pem = std::fs::read_to_string(stack.write_client_pem("t-app").unwrap()).unwrap();
+        assert!(pem.contains(key.as_str()));
+        let debug = format!("{stack:?}");
+        assert!(debug.contains("t-app") && debug.contains(&url), "{debug}");
+        assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+        let client = format!(
+            "{:?}",
+            LocalClient::new("c").certificate(stack.certificate("t-app").unwrap().clone())
+        );
+        assert!(!client.contains("PRIVATE KEY"), "{client}");
+
+        let authority = stack.authority().addr();
+        let api_addr: std::net::SocketAddr = url.trim_start_matches("https://").parse().unwrap();
+        let dir = stack.state_dir().to_path_buf();
+        stack.shutdown().await;
+        // Both listeners are closed and the state is gone once `shutdown` returns.
+        for addr in [authority, api_addr] {
+            assert!(
+                tokio::net::TcpStream::connect(addr).await.is_err(),
+                "{addr}"
+            );
+        }
+        assert!(!dir.exists());
+    }
+}
