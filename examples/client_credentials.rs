@@ -5,20 +5,18 @@
 //! cargo run --example client_credentials
 //! ```
 //!
-//! The example starts the development authority on loopback, registers a client
-//! certificate, writes the certificate and an `appsettings.json` naming it to a temporary
-//! directory, and builds the app from that file. It then asks for a token twice: the first
-//! comes from the authority and is bound to the certificate (`cnf."x5t#S256"`), the second
-//! comes from the in-memory cache. No cloud account involved; the token itself is never
-//! printed.
+//! The example starts the development authority on loopback with a registered client
+//! certificate (`certbound::local::LocalStack`), writes the certificate and an
+//! `appsettings.json` naming it to a temporary directory, and builds the app from that
+//! file. It then asks for a token twice: the first comes from the authority and is bound to
+//! the certificate (`cnf."x5t#S256"`), the second comes from the in-memory cache. No cloud
+//! account involved; the token itself is never printed.
 // Example code: it stops at the first failure, with the error shown.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use anyhow::{Context as _, ensure};
-use certbound::authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound::client::TokenSource;
-use certbound::core::KeyKind;
-use certbound::core::ca::{self, IssueSpec};
+use certbound::local::LocalStack;
 use certbound::{AppConfig, HeaderOptions};
 
 const CLIENT_ID: &str = "example-daemon";
@@ -26,48 +24,28 @@ const SCOPE: &str = "api://example-api/.default";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    certbound::core::tls::install_default_provider();
-    // Fresh state every run: the authority's CA, keys and registry live here and vanish
-    // when `state` is dropped.
-    let state = tempfile::tempdir()?;
-
-    // The development authority: an HTTPS token endpoint on a free loopback port.
-    let authority =
-        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
-    let running = authority.spawn("127.0.0.1:0".parse()?).await?;
-
-    // The app's identity: a self-signed certificate the authority knows by its thumbprint
-    // (`self_signed_tls_client_auth`), so the TLS handshake itself authenticates the app.
-    let cert = ca::self_signed_certified_key(&IssueSpec::client(CLIENT_ID), KeyKind::EcP256)?;
-    running.register(
-        ClientRegistration::with_certificate(
-            CLIENT_ID,
-            cert.leaf().clone(),
-            CertAuthMethod::SelfSignedTlsClientAuth,
-        )
-        .audience("api://example-api"),
-    )?;
+    // The development authority (an HTTPS token endpoint on a free loopback port, its CA
+    // and registry in a temporary directory) and the app's identity: a self-signed
+    // certificate the authority knows by its thumbprint (`self_signed_tls_client_auth`),
+    // so the TLS handshake itself authenticates the app.
+    let stack = LocalStack::builder()
+        .audience("api://example-api")
+        .client(CLIENT_ID)
+        .start()
+        .await?;
 
     // A deployment keeps the certificate (and its key) in a file the configuration names.
-    let pem = state.path().join("app.pem");
-    std::fs::write(
-        &pem,
-        format!(
-            "{}{}",
-            cert.leaf().to_pem(),
-            cert.key().to_pkcs8_pem().as_str()
-        ),
-    )?;
+    let pem = stack.write_client_pem(CLIENT_ID)?;
     let settings = serde_json::json!({
         "AzureAd": {
-            "Authority": running.issuer(),
+            "Authority": stack.issuer(),
             "ClientId": CLIENT_ID,
             "ClientCredentials": [
                 { "SourceType": "Path", "CertificateDiskPath": pem.display().to_string() }
             ]
         }
     });
-    let file = state.path().join("appsettings.json");
+    let file = stack.state_dir().join("appsettings.json");
     std::fs::write(&file, serde_json::to_string_pretty(&settings)?)?;
     println!("{}:\n{}", file.display(), std::fs::read_to_string(&file)?);
 
@@ -76,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     // The development authority's TLS certificate comes from its own CA, so the example
     // takes the same path through `app_builder` and adds that CA as a trust anchor.
     let app = certbound::app_builder(AppConfig::from_file(&file)?)?
-        .add_ca_cert_file(running.ca_cert_path())
+        .add_ca_cert_file(stack.ca_cert_path())
         .build()?;
 
     // First request: over mutual TLS with the certificate; the authority binds the token
@@ -86,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let (_, claims) = certbound::core::jose::decode_unverified(token.access_token.expose())
         .context("the access token is not a JWT")?;
     let cnf = claims["cnf"]["x5t#S256"].as_str().unwrap_or("none");
-    let x5t = cert.thumbprint().to_base64url();
+    let x5t = stack.certificate(CLIENT_ID)?.thumbprint().to_base64url();
     println!(
         "token: type {}, expires in {} s, from {:?}",
         token.token_type,
@@ -114,6 +92,6 @@ async fn main() -> anyhow::Result<()> {
         "the second request did not come from the cache"
     );
 
-    running.shutdown().await;
+    stack.shutdown().await;
     Ok(())
 }

@@ -9,31 +9,25 @@
 //! authority and walks the same path: platform metadata (the identity's client and tenant
 //! id), an RSA key and a CSR sent to `issuecredential`, a certificate from the authority's
 //! CA, and then an `MTLS_POP` token bound to that certificate. Everything runs on loopback
-//! with fresh state; no cloud account involved.
+//! with fresh state (`certbound::local::LocalStack`); no cloud account involved.
 // Example code: it stops at the first failure, with the error shown.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::Arc;
 
 use anyhow::{Context as _, ensure};
-use certbound::authority::{AuthorityOptions, DevAuthority, imds};
 use certbound::client::managed::{ImdsClient, ManagedIdentity, ManagedIdentityCredential};
-use certbound::core::tls::TrustAnchors;
+use certbound::local::LocalStack;
 use certbound::{App, HeaderOptions};
 
 const SCOPE: &str = "api://orders/.default";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    certbound::core::tls::install_default_provider();
-    let state = tempfile::tempdir()?;
-
-    // The authority, and the emulator wired to it: the emulator issues certificates from
-    // the authority's CA and registers each minted identity with the authority.
-    let authority =
-        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
-    let running = authority.spawn("127.0.0.1:0".parse()?).await?;
-    let emulator = imds::spawn_emulator(&running, "127.0.0.1:0".parse()?).await?;
+    // The authority, and the IMDS emulator wired to it: the emulator issues certificates
+    // from the authority's CA and registers each minted identity with the authority.
+    let stack = LocalStack::builder().imds().start().await?;
+    let emulator = stack.imds()?;
     println!("IMDS emulator at {}", emulator.imds_base());
 
     // Step 1 of IMDS v2: who am I? (On Azure the base URL is http://169.254.169.254.)
@@ -64,20 +58,18 @@ async fn main() -> anyhow::Result<()> {
         certbound::core::cert::fmt_unix(leaf.not_after())
     );
     ensure!(
-        leaf.issuer() == running.ca_cert().subject(),
+        leaf.issuer() == stack.ca_cert().subject(),
         "the certificate should come from the authority's CA"
     );
 
     // Step 3: the app uses the managed identity as its credential. The token request goes
     // to the endpoint IMDS named, with the identity's client id, over mTLS with the
     // minted certificate. (The client id given here only names the app in logs.)
-    let mut anchors = TrustAnchors::default();
-    anchors.add(&running.ca_cert());
     let app = App::builder()
         .client_id("orders-worker")
-        .authority(running.issuer())
+        .authority(stack.issuer())
         .credential(credential)
-        .trust_anchors(anchors)
+        .trust_anchors(stack.trust_anchors().clone())
         .build()?;
     let token = app
         .acquire_token_for_app(&[SCOPE], &HeaderOptions::mtls_pop())
@@ -100,7 +92,6 @@ async fn main() -> anyhow::Result<()> {
         "the token should be issued to the managed identity"
     );
 
-    emulator.shutdown().await;
-    running.shutdown().await;
+    stack.shutdown().await;
     Ok(())
 }

@@ -7,80 +7,42 @@
 //! One client app (a self-signed certificate registered with the authority) calls the same
 //! sample API five ways — `Bearer`, `MTLS_POP`, `Pop`, `DPoP` and `MTLS` — and prints what the
 //! API saw. The API requires bound tokens, so the unbound `Bearer` call is refused (401).
-//! Everything runs on loopback with fresh state; no cloud account involved.
+//! Everything runs on loopback with fresh state (`certbound::local::LocalStack`); no cloud
+//! account involved.
 // Example code: it stops at the first failure, with the error shown.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-use certbound::authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
+use certbound::ProtocolScheme;
 use certbound::cli::sample;
 use certbound::client::config::DownstreamApiConfig;
 use certbound::core::KeyKind;
 use certbound::core::ca::{self, IssueSpec};
-use certbound::core::tls::{ClientAuth, TrustAnchors, server_config};
-use certbound::downstream::{CallOptions, Downstream, TransportPool};
-use certbound::resource::{RequireClientCertificate, TlsServer, Validator};
-use certbound::{App, ProtocolScheme};
+use certbound::downstream::{CallOptions, Downstream};
+use certbound::local::{LocalClient, LocalStack};
+use certbound::resource::RequireClientCertificate;
 
 const AUDIENCE: &str = "api://example-api";
+const CLIENT_ID: &str = "example-app";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    certbound::core::tls::install_default_provider();
-    let state = tempfile::tempdir()?;
+    // The client app's certificate: registered with the authority, and the one certificate
+    // the API's `/certificate` route admits (the `MTLS` scheme: no token at all).
+    let cert = ca::self_signed_certified_key(&IssueSpec::client(CLIENT_ID), KeyKind::EcP256)?;
+    let certificate_only = RequireClientCertificate::new().allow_thumbprint(cert.thumbprint());
 
-    // The development authority, and trust in its CA.
-    let authority =
-        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
-    let running = authority.spawn("127.0.0.1:0".parse()?).await?;
-    let mut anchors = TrustAnchors::default();
-    anchors.add(&running.ca_cert());
-
-    // The client app: a self-signed certificate, registered for the API's audience.
-    let cert = ca::self_signed_certified_key(&IssueSpec::client("example-app"), KeyKind::EcP256)?;
-    running.register(
-        ClientRegistration::with_certificate(
-            "example-app",
-            cert.leaf().clone(),
-            CertAuthMethod::SelfSignedTlsClientAuth,
-        )
-        // The unbound and key-bound schemes authenticate with private_key_jwt.
-        .auth_method(certbound::authority::AuthMethod::PrivateKeyJwt)
-        .audience(AUDIENCE),
-    )?;
-
-    // The protected API: tokens must be bound (certificate or proof key); `/certificate`
-    // admits the app's certificate alone.
-    let validator = Validator::builder()
-        .issuer(running.issuer())
+    // The development authority, the registered app, and the sample API, whose validator
+    // requires bound tokens (certificate or proof key).
+    let stack = LocalStack::builder()
         .audience(AUDIENCE)
-        .require_binding(true)
-        .trust_anchors(anchors.clone())
-        .build()
+        .client(LocalClient::new(CLIENT_ID).certificate(cert))
+        .api(move |validator| sample::router_with(validator, certificate_only))
+        .start()
         .await?;
-    let tls_identity = authority.ca().issue_certified_key(
-        &IssueSpec::server("example-api", &["127.0.0.1"]),
-        KeyKind::EcP256,
-    )?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("https://127.0.0.1:{}", listener.local_addr()?.port());
-    let router = sample::router_with(
-        validator,
-        RequireClientCertificate::new().allow_thumbprint(cert.thumbprint()),
-    );
-    let tls = server_config(&tls_identity, ClientAuth::Optional)?;
-    tokio::spawn(TlsServer::new(listener, tls).serve(router, std::future::pending()));
 
     // The client side: one app, one pooled downstream client, five schemes.
-    let app = App::builder()
-        .client_id("example-app")
-        .authority(running.issuer())
-        .certificate(cert)
-        .trust_anchors(anchors.clone())
-        .build()?;
-    let downstream = Downstream::new(
-        app.clone(),
-        TransportPool::builder().trust(anchors).build()?,
-    );
+    let app = stack.app(CLIENT_ID)?;
+    let downstream = Downstream::new(app.clone(), stack.transport_pool()?);
     for scheme in ProtocolScheme::ALL {
         let path = if scheme == ProtocolScheme::Mtls {
             "/certificate"
@@ -88,11 +50,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "/whoami"
         };
         let api = DownstreamApiConfig {
-            base_url: Some(base.clone()),
+            base_url: Some(stack.api_url()?.to_owned()),
             relative_path: Some(path.into()),
             protocol_scheme: scheme,
             request_app_token: scheme.uses_token(),
-            scopes: vec![format!("{AUDIENCE}/.default")],
+            scopes: vec![stack.scope()],
             ..Default::default()
         };
         let resp = downstream
@@ -117,6 +79,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proof key (cnf.jkt / cnf.kid): {}",
         app.proof_key().thumbprint()
     );
-    running.shutdown().await;
+    stack.shutdown().await;
     Ok(())
 }

@@ -25,17 +25,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use certbound::AppConfig;
 use certbound::HeaderOptions;
-use certbound::authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound::client::TokenSource;
-use certbound::core::KeyKind;
-use certbound::core::ca::{self, IssueSpec};
+use certbound::local::LocalStack;
 
 const CLIENT_ID: &str = "orders-service";
 const SCOPE: &str = "api://orders/.default";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    certbound::core::tls::install_default_provider();
+    // Fresh state for our own Redis (the stack below keeps its own).
     let state = tempfile::tempdir()?;
 
     // Find a Redis, or explain how to get one. `_server` stops ours when main returns.
@@ -54,25 +52,13 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("Redis at {}", redact(&redis_url));
 
-    // The authority and the service's certificate, as in the other examples.
-    let authority =
-        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
-    let running = authority.spawn("127.0.0.1:0".parse()?).await?;
-    let cert = ca::self_signed_certified_key(&IssueSpec::client(CLIENT_ID), KeyKind::EcP256)?;
-    running.register(ClientRegistration::with_certificate(
-        CLIENT_ID,
-        cert.leaf().clone(),
-        CertAuthMethod::SelfSignedTlsClientAuth,
-    ))?;
-    let pem = state.path().join("app.pem");
-    std::fs::write(
-        &pem,
-        format!(
-            "{}{}",
-            cert.leaf().to_pem(),
-            cert.key().to_pkcs8_pem().as_str()
-        ),
-    )?;
+    // The authority and the service's registered certificate, kept in a file.
+    let stack = LocalStack::builder()
+        .audience("api://orders")
+        .client(CLIENT_ID)
+        .start()
+        .await?;
+    let pem = stack.write_client_pem(CLIENT_ID)?;
 
     // Every replica reads the same configuration. The encryption key must be the same on
     // all of them (in production it comes from a secret store, e.g. as the environment
@@ -86,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let settings = serde_json::json!({
         "AzureAd": {
-            "Authority": running.issuer(),
+            "Authority": stack.issuer(),
             "ClientId": CLIENT_ID,
             "ClientCredentials": [
                 { "SourceType": "Path", "CertificateDiskPath": pem.display().to_string() }
@@ -100,13 +86,13 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     });
-    let file = state.path().join("appsettings.json");
+    let file = stack.state_dir().join("appsettings.json");
     std::fs::write(&file, serde_json::to_string_pretty(&settings)?)?;
 
     // Two replicas: two apps, each with its own L1 and its own Redis connection.
     let replica = || -> anyhow::Result<certbound::App> {
         Ok(certbound::app_builder(AppConfig::from_file(&file)?)?
-            .add_ca_cert_file(running.ca_cert_path())
+            .add_ca_cert_file(stack.ca_cert_path())
             .build()?)
     };
     let (first, second) = (replica()?, replica()?);
@@ -140,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         "replica 2 should get replica 1's token from Redis without asking the authority"
     );
 
-    running.shutdown().await;
+    stack.shutdown().await;
     Ok(())
 }
 

@@ -11,20 +11,21 @@
 //! the handler. `TlsServer` terminates TLS and attaches the client certificate to each
 //! request. A client app then calls `/orders` with its bound token (200), and an attacker
 //! replays the same token from another certificate (401, with the RFC 6750 challenge).
-//! Everything runs on loopback with fresh state; no cloud account involved.
+//! Everything runs on loopback with fresh state: `certbound::local::LocalStack` provides
+//! the issuer and the registered client app; the API is served here. No cloud account
+//! involved.
 // Example code: it stops at the first failure, with the error shown.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use anyhow::ensure;
 use axum::routing::get;
 use axum::{Json, Router};
-use certbound::authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
+use certbound::HeaderOptions;
 use certbound::core::KeyKind;
 use certbound::core::ca::{self, IssueSpec};
-use certbound::core::tls::{ClientAuth, TrustAnchors, server_config};
-use certbound::downstream::TransportPool;
+use certbound::core::tls::{ClientAuth, server_config};
+use certbound::local::LocalStack;
 use certbound::resource::{CertboundLayer, TlsServer, ValidatedToken, Validator};
-use certbound::{App, HeaderOptions};
 use serde_json::{Value, json};
 
 const AUDIENCE: &str = "api://orders";
@@ -43,23 +44,22 @@ async fn orders(token: ValidatedToken) -> Json<Value> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    certbound::core::tls::install_default_provider();
-    let state = tempfile::tempdir()?;
-
-    // An issuer for the API to trust: the development authority on loopback.
-    let authority =
-        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
-    let running = authority.spawn("127.0.0.1:0".parse()?).await?;
-    let mut anchors = TrustAnchors::default();
-    anchors.add(&running.ca_cert());
+    // An issuer for the API to trust (the development authority on loopback), with the
+    // client app registered for the API's audience.
+    let stack = LocalStack::builder()
+        .audience(AUDIENCE)
+        .client(CLIENT_ID)
+        .start()
+        .await?;
 
     // The validator fetches the issuer's signing keys through discovery; `require_binding`
     // refuses unbound (plain Bearer) tokens outright.
     let validator = Validator::builder()
-        .issuer(running.issuer())
+        .issuer(stack.issuer())
         .audience(AUDIENCE)
         .require_binding(true)
-        .trust_anchors(anchors.clone())
+        // The issuer's discovery document is served over TLS by the development CA.
+        .trust_anchors(stack.trust_anchors().clone())
         .build()
         .await?;
     let api = Router::new()
@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
 
     // TLS that asks for (but does not require) a client certificate: the binding check,
     // not the handshake, decides whether a certificate is the right one.
-    let tls_identity = authority.ca().issue_certified_key(
+    let tls_identity = stack.authority().authority().ca().issue_certified_key(
         &IssueSpec::server("orders-api", &["127.0.0.1"]),
         KeyKind::EcP256,
     )?;
@@ -82,22 +82,9 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(TlsServer::new(listener, tls).serve(api, std::future::pending()));
     println!("orders API at {base} (GET /orders needs a bound token, GET /health does not)");
 
-    // The client app: a registered certificate, and a token bound to it.
-    let cert = ca::self_signed_certified_key(&IssueSpec::client(CLIENT_ID), KeyKind::EcP256)?;
-    running.register(
-        ClientRegistration::with_certificate(
-            CLIENT_ID,
-            cert.leaf().clone(),
-            CertAuthMethod::SelfSignedTlsClientAuth,
-        )
-        .audience(AUDIENCE),
-    )?;
-    let app = App::builder()
-        .client_id(CLIENT_ID)
-        .authority(running.issuer())
-        .certificate(cert.clone())
-        .trust_anchors(anchors.clone())
-        .build()?;
+    // The client app: its registered certificate, and a token bound to it.
+    let cert = stack.certificate(CLIENT_ID)?;
+    let app = stack.app(CLIENT_ID)?;
     let header = app
         .authorization_header_for_app(
             &[format!("{AUDIENCE}/.default")],
@@ -114,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // HTTP clients that trust the API's CA, one per client certificate.
-    let pool = TransportPool::builder().trust(anchors).build()?;
+    let pool = stack.transport_pool()?;
     let url = format!("{base}/orders");
 
     let health = pool
@@ -130,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The legitimate call: the token over TLS from the certificate it is bound to.
     let ok = pool
-        .client_for(Some(&cert))?
+        .client_for(Some(cert))?
         .get(&url)
         .headers(headers.clone())
         .send()
@@ -164,6 +151,6 @@ async fn main() -> anyhow::Result<()> {
         "the stolen token should be refused with invalid_token"
     );
 
-    running.shutdown().await;
+    stack.shutdown().await;
     Ok(())
 }

@@ -25,6 +25,8 @@ pub use certbound_resource as resource;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
+#[cfg(feature = "local")]
+pub mod local;
 mod setup;
 
 /// The README's Rust code blocks, compiled as doctests (`cargo test --doc`).

@@ -13,14 +13,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use certbound_authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
-use certbound_client::{App, HeaderOptions};
-use certbound_core::KeyKind;
-use certbound_core::ca::{self, IssueSpec};
-use certbound_core::tls::{ClientAuth, TrustAnchors, client_config, server_config};
-use certbound_resource::{TlsServer, Validator};
+use certbound_client::HeaderOptions;
+use certbound_core::tls::client_config;
 
 use super::sample;
+use crate::local::LocalStack;
 use serde_json::json;
 
 use super::BenchArgs;
@@ -34,50 +31,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let connections = args.connections.max(1);
     let duration = Duration::from_secs_f64(args.duration.max(0.1));
-    let state = tempfile::tempdir()?;
-    let authority =
-        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())?;
-    let running = authority.spawn("127.0.0.1:0".parse()?).await?;
-    let mut anchors = TrustAnchors::default();
-    anchors.add(&running.ca_cert());
-    let cert =
-        ca::self_signed_certified_key(&IssueSpec::client("certbound-bench"), KeyKind::EcP256)?;
-    running.register(
-        ClientRegistration::with_certificate(
-            "certbound-bench",
-            cert.leaf().clone(),
-            CertAuthMethod::SelfSignedTlsClientAuth,
-        )
-        .audience("api://certbound-bench"),
-    )?;
-    let validator = Validator::builder()
-        .issuer(running.issuer())
+    // The authority, the bench client and the sample API (binding required), in process.
+    let stack = LocalStack::builder()
         .audience("api://certbound-bench")
-        .require_binding(true)
-        .trust_anchors(anchors.clone())
-        .build()
+        .client("certbound-bench")
+        .api(sample::router)
+        .start()
         .await?;
-    let id = authority.ca().issue_certified_key(
-        &IssueSpec::server("bench-api", &["127.0.0.1"]),
-        KeyKind::EcP256,
-    )?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("https://127.0.0.1:{}/whoami", listener.local_addr()?.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        TlsServer::new(listener, server_config(&id, ClientAuth::Optional)?).serve(
-            sample::router(validator),
-            async {
-                let _ = stopped.await;
-            },
-        ),
-    );
-    let app = App::builder()
-        .client_id("certbound-bench")
-        .authority(running.issuer())
-        .certificate(cert.clone())
-        .trust_anchors(anchors.clone())
-        .build()?;
+    let anchors = stack.trust_anchors().clone();
+    let cert = stack.certificate("certbound-bench")?.clone();
+    let url = format!("{}/whoami", stack.api_url()?);
+    let app = stack.app("certbound-bench")?;
     let header = app
         .authorization_header_for_app(
             &["api://certbound-bench/.default"],
@@ -102,7 +66,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .build()?,
         );
     }
-    let token_endpoint = running.token_endpoint().to_string();
+    let token_endpoint = stack.authority().token_endpoint().to_string();
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(connections);
@@ -162,9 +126,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0)},
         "peak_rss_mib": peak_rss_mib(),
     });
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    running.shutdown().await;
+    stack.shutdown().await;
     // Failed requests fail the run even when nobody reads the report.
     let printed = if args.json {
         outln!("{report}")

@@ -2,20 +2,14 @@
 
 use super::*;
 
-/// The IMDS v2 steps: the emulator, platform metadata, the CSR and the issued certificate
-/// (registered with the authority by the emulator). Returns the certificate's thumbprint and
-/// the managed-identity credential holding it.
+/// The IMDS v2 steps: the stack's emulator, platform metadata, the CSR and the issued
+/// certificate (registered with the authority by the emulator). Returns the certificate's
+/// thumbprint and the managed-identity credential holding it.
 pub(super) async fn mint_through_imds(
-    running: &certbound_authority::RunningAuthority,
+    stack: &LocalStack,
     n: &mut Narrator,
-) -> anyhow::Result<(
-    String,
-    Arc<ManagedIdentityCredential>,
-    certbound_authority::imds::RunningEmulator,
-)> {
-    let emulator = certbound_authority::imds::spawn_emulator(running, "127.0.0.1:0".parse()?)
-        .await
-        .context("cannot start the managed-identity (IMDS) emulator")?;
+) -> anyhow::Result<(String, Arc<ManagedIdentityCredential>)> {
+    let (running, emulator) = (stack.authority(), stack.imds()?);
     let identity = certbound_authority::imds::system_assigned_identity(running.authority());
     n.push(Step {
         name: "imds",
@@ -111,5 +105,5 @@ pub(super) async fn mint_through_imds(
         ),
         data: json!({"subject": leaf.subject(), "x5t#S256": thumb, "client_id": minted.client_id()}),
     });
-    Ok((thumb, credential, emulator))
+    Ok((thumb, credential))
 }

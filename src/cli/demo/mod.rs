@@ -1,4 +1,6 @@
-//! `certbound demo`: the whole scenario in one process, on loopback, with fresh state.
+//! `certbound demo`: the whole scenario in one process, on loopback, with fresh state
+//! ([`LocalStack`](crate::local::LocalStack)), one function per protocol scheme
+//! (`schemes.rs`), narrated step by step.
 //!
 //! 1. a development authority (its own CA, signing key and registry in a temp directory);
 //! 2. a protected API that requires certificate-bound tokens (`GET /whoami`);
@@ -28,21 +30,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use certbound_authority::{AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority};
 use certbound_client::config::DownstreamApiConfig;
 use certbound_client::managed::{ImdsClient, ManagedIdentity, ManagedIdentityCredential};
-use certbound_client::{App, HeaderOptions, ProtocolScheme, TokenSource};
+use certbound_client::{App, HeaderOptions, ProtocolScheme, TokenSource, TransportPool};
 use certbound_core::ca::{self, IssueSpec};
-use certbound_core::tls::{ClientAuth, TrustAnchors, server_config};
+use certbound_core::pop::ProofKey;
 use certbound_core::{CertifiedKey, KeyKind, jose};
-use certbound_downstream::{CallOptions, Downstream, TransportPool};
-use certbound_resource::{RequireClientCertificate, TlsServer, Validator};
-
-use super::sample;
+use certbound_downstream::{CallOptions, Downstream};
+use certbound_resource::RequireClientCertificate;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::DemoArgs;
+use super::{DemoArgs, sample};
+use crate::local::LocalStack;
 
 const CLIENT_ID: &str = "certbound-demo-app";
 const AUDIENCE: &str = "api://certbound-demo-api";
@@ -248,12 +248,14 @@ pub async fn run_scenario_with(
     }
 }
 
-mod certificate;
+mod attempts;
 mod imds;
 mod scenario;
-mod with_token;
+mod schemes;
+mod token;
 
-use certificate::*;
+use attempts::*;
 use imds::*;
 use scenario::*;
-use with_token::*;
+use schemes::*;
+use token::*;

@@ -1,4 +1,5 @@
-//! One scenario run: the in-process authority and API, and the context the steps share.
+//! One scenario run: steps 1–3 (the in-process authority and API, the client certificate),
+//! then the scheme's own steps, and the context they share.
 
 use super::*;
 
@@ -8,26 +9,16 @@ pub(super) async fn scenario(
     n: &mut Narrator,
 ) -> anyhow::Result<()> {
     let bound = scheme.is_bound();
-    let state = tempfile::tempdir().context("cannot create a temporary directory")?;
-    // The app's certificate, made now so the API's certificate allow-list (`MTLS`) can name
-    // it; registered in step 3. (A minted certificate chains to the authority's CA instead.)
-    let own_cert = if managed_identity {
-        None
+    // 1. The authority, with the app registered (its own certificate) or the IMDS
+    // emulator that will mint one (a minted certificate chains to the authority's CA).
+    let mut stack = LocalStack::builder().audience(AUDIENCE);
+    stack = if managed_identity {
+        stack.imds()
     } else {
-        Some(ca::self_signed_certified_key(
-            &IssueSpec::client(CLIENT_ID),
-            KeyKind::EcP256,
-        )?)
+        stack.client(CLIENT_ID)
     };
-
-    // 1. The authority.
-    let authority =
-        DevAuthority::open_or_init(state.path().join("authority"), AuthorityOptions::default())
-            .context("cannot initialise the development authority")?;
-    let running = authority
-        .spawn("127.0.0.1:0".parse()?)
-        .await
-        .context("cannot start the development authority")?;
+    let mut stack = stack.start().await?;
+    let running = stack.authority();
     n.push(Step {
         name: "authority",
         ok: true,
@@ -37,41 +28,19 @@ pub(super) async fn scenario(
         data: json!({"issuer": running.issuer(), "tenant": running.tenant(), "token_endpoint": running.token_endpoint()}),
     });
 
-    // 2. The protected API, with a TLS certificate from the authority's dev CA.
-    let mut anchors = TrustAnchors::default();
-    anchors.add(&running.ca_cert());
-    let validator = Validator::builder()
-        .issuer(running.issuer())
-        .audience(AUDIENCE)
-        .require_binding(bound)
-        .trust_anchors(anchors.clone())
-        .build()
-        .await
-        .context("cannot configure the API's token validator")?;
-    let api_identity = authority
-        .ca()
-        .issue_certified_key(
-            &IssueSpec::server("certbound-demo-api", &["127.0.0.1", "localhost"]),
-            KeyKind::EcP256,
-        )
-        .context("cannot issue the API's TLS certificate")?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api_addr = listener.local_addr()?;
-    let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
-    let tls = server_config(&api_identity, ClientAuth::Optional)?;
-    let certificate_policy = match &own_cert {
-        Some(c) => RequireClientCertificate::new().allow_thumbprint(c.thumbprint()),
-        None => RequireClientCertificate::new()
-            .trust_anchors(&anchors)
+    // 2. The protected API: the sample API, whose `GET /certificate` (the `MTLS` scheme)
+    // admits the app's certificate, or certificates from the authority's CA.
+    let certificate_policy = match stack.certificate(CLIENT_ID) {
+        Ok(c) => RequireClientCertificate::new().allow_thumbprint(c.thumbprint()),
+        Err(_) => RequireClientCertificate::new()
+            .trust_anchors(stack.trust_anchors())
             .context("cannot configure the API's certificate policy")?,
     };
-    let api_task = tokio::spawn(TlsServer::new(listener, tls).serve(
-        sample::router_with(validator, certificate_policy),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let base_url = format!("https://127.0.0.1:{}", api_addr.port());
+    let validator = stack.validator().require_binding(bound).build().await?;
+    let base_url = stack
+        .serve_api(sample::router_with(validator, certificate_policy))
+        .await?
+        .to_owned();
     n.push(Step {
         name: "api",
         ok: true,
@@ -95,22 +64,8 @@ pub(super) async fn scenario(
         data: json!({"url": format!("{base_url}/whoami"), "require_binding": bound}),
     });
 
-    // 3. The client certificate: made here and registered, or minted through IMDS v2.
-    let builder = App::builder()
-        .client_id(CLIENT_ID)
-        .authority(running.issuer())
-        .trust_anchors(anchors.clone());
-    let (thumb, builder, emulator) = if let Some(cert) = own_cert {
-        running.register(
-            ClientRegistration::with_certificate(
-                CLIENT_ID,
-                cert.leaf().clone(),
-                CertAuthMethod::SelfSignedTlsClientAuth,
-            )
-            // The unbound and key-bound schemes authenticate with private_key_jwt.
-            .auth_method(certbound_authority::AuthMethod::PrivateKeyJwt)
-            .audience(AUDIENCE),
-        )?;
+    // 3. The client certificate: registered by the stack, or minted through IMDS v2.
+    let (thumb, app) = if let Ok(cert) = stack.certificate(CLIENT_ID) {
         let thumb = cert.thumbprint().to_base64url();
         n.push(Step {
             name: "client_certificate",
@@ -123,13 +78,17 @@ pub(super) async fn scenario(
             ),
             data: json!({"subject": cert.leaf().subject(), "x5t#S256": thumb}),
         });
-        (thumb, builder.certificate(cert), None)
+        (thumb, stack.app_builder(CLIENT_ID)?)
     } else {
-        let (thumb, credential, emulator) = mint_through_imds(&running, n).await?;
-        (thumb, builder.credential(credential), Some(emulator))
+        let (thumb, credential) = mint_through_imds(&stack, n).await?;
+        let builder = App::builder()
+            .client_id(CLIENT_ID)
+            .authority(stack.issuer())
+            .trust_anchors(stack.trust_anchors().clone())
+            .credential(credential);
+        (thumb, builder)
     };
-    // 4. The token (none for MTLS), 5. the call, 6. the stolen-token attempts.
-    let app = builder.build().context("cannot build the client app")?;
+    let app = app.build().context("cannot build the client app")?;
     if scheme.signs_requests() {
         // The token binds to the proof key, not to the certificate (which only signs the
         // client assertion): show what it will be bound to.
@@ -140,41 +99,44 @@ pub(super) async fn scenario(
     } else {
         n.info(&format!("x5t#S256 = {thumb}"));
     }
-    let pool = TransportPool::builder().trust(anchors.clone()).build()?;
+
+    // 4. The token (none for MTLS), 5. the call, 6. the stolen-token attempts.
     let ctx = Ctx {
-        app: &app,
-        pool: &pool,
-        base_url: &base_url,
-        thumb: &thumb,
+        app,
+        pool: stack.transport_pool()?,
+        base_url,
+        thumb,
         scheme,
         managed_identity,
     };
-    if scheme == ProtocolScheme::Mtls {
-        certificate_only(&ctx, n).await?;
-    } else {
-        with_token(&ctx, n).await?;
+    match scheme {
+        ProtocolScheme::MtlsPop => mtls_pop(&ctx, n).await?,
+        ProtocolScheme::DPoP => dpop(&ctx, n).await?,
+        ProtocolScheme::Pop => pop(&ctx, n).await?,
+        ProtocolScheme::Mtls => mtls(&ctx, n).await?,
+        _ => bearer(&ctx, n).await?,
     }
-
-    let _ = stop_api.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
-    if let Some(e) = emulator {
-        e.shutdown().await;
-    }
-    running.shutdown().await;
+    stack.shutdown().await;
     Ok(())
 }
 
-/// What the token steps share.
-pub(super) struct Ctx<'a> {
-    pub(super) app: &'a App,
-    pub(super) pool: &'a TransportPool,
-    pub(super) base_url: &'a str,
-    pub(super) thumb: &'a str,
+/// What the scheme steps share.
+pub(super) struct Ctx {
+    pub(super) app: App,
+    pub(super) pool: TransportPool,
+    pub(super) base_url: String,
+    /// The client certificate's `x5t#S256`.
+    pub(super) thumb: String,
     pub(super) scheme: ProtocolScheme,
     pub(super) managed_identity: bool,
 }
 
-impl Ctx<'_> {
+impl Ctx {
+    /// The API's URL for `path`.
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
     /// `GET path` on the demo API through the downstream client with `scheme`; the
     /// response and its JSON body (`null` when it is not JSON).
     pub(super) async fn call(
@@ -185,7 +147,7 @@ impl Ctx<'_> {
     ) -> anyhow::Result<(certbound_downstream::DownstreamResponse, Value)> {
         let downstream = Downstream::new(self.app.clone(), self.pool.clone());
         let api = DownstreamApiConfig {
-            base_url: Some(self.base_url.to_string()),
+            base_url: Some(self.base_url.clone()),
             relative_path: Some(path.into()),
             http_method: "GET".into(),
             protocol_scheme: scheme,
@@ -200,31 +162,4 @@ impl Ctx<'_> {
         let body = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
         Ok((resp, body))
     }
-}
-
-/// One attempt to use the token (or certificate) the way an attacker who copied it would.
-pub(super) struct Attempt {
-    pub(super) name: &'static str,
-    pub(super) what: &'static str,
-    pub(super) cert: Option<CertifiedKey>,
-    pub(super) method: http::Method,
-    pub(super) path: &'static str,
-    pub(super) headers: http::HeaderMap,
-    pub(super) expected: u16,
-}
-
-pub(super) fn sensitive(v: &str) -> anyhow::Result<http::HeaderValue> {
-    let mut v = http::HeaderValue::from_str(v)?;
-    v.set_sensitive(true);
-    Ok(v)
-}
-
-/// Headers with `Authorization: <value>` (and `DPoP: <proof>`).
-pub(super) fn auth_headers(value: &str, dpop: Option<&str>) -> anyhow::Result<http::HeaderMap> {
-    let mut h = http::HeaderMap::new();
-    h.insert(http::header::AUTHORIZATION, sensitive(value)?);
-    if let Some(p) = dpop {
-        h.insert("dpop", sensitive(p)?);
-    }
-    Ok(h)
 }

@@ -1,64 +1,89 @@
-//! The plain `MTLS` scheme's steps (the certificate alone), and running a list of attempts.
+//! Step 6: the attempts of someone who copied the token (or has a certificate of their
+//! own), and what the API answered each.
 
 use super::*;
 
-/// Steps 4–6 for `MTLS`: the certificate alone, no token.
-pub(super) async fn certificate_only(ctx: &Ctx<'_>, n: &mut Narrator) -> anyhow::Result<()> {
-    let (resp, body) = ctx
-        .call("/certificate", ProtocolScheme::Mtls, Vec::new())
-        .await?;
-    let seen = body
-        .get("x5t#S256")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    n.push(Step {
-        name: "bound_call",
-        ok: resp.status().as_u16() == 200 && seen.as_deref() == Some(ctx.thumb),
-        status: Some(resp.status().as_u16()),
-        expected_status: Some(200),
-        detail: format!(
-            "mTLS call presenting the client certificate, no token → {}{}",
-            resp.status(),
-            body.get("subject")
-                .and_then(Value::as_str)
-                .map(|s| format!(" (API sees certificate {s})"))
-                .unwrap_or_default()
-        ),
-        data: json!({"cert_thumbprint": seen}),
-    });
-    let other = ca::self_signed_certified_key(&IssueSpec::client("attacker"), KeyKind::EcP256)?;
-    let attempts = vec![
-        Attempt {
-            name: "another_certificate",
-            what: "another certificate",
-            cert: Some(other),
-            method: http::Method::GET,
-            path: "/certificate",
-            headers: http::HeaderMap::new(),
-            expected: 403,
-        },
-        Attempt {
-            name: "no_certificate",
-            what: "no certificate",
-            cert: None,
-            method: http::Method::GET,
-            path: "/certificate",
-            headers: http::HeaderMap::new(),
-            expected: 401,
-        },
-    ];
-    run_attempts(ctx, n, attempts).await
+/// One attempt to use the token (or certificate) the way an attacker who copied it would.
+pub(super) struct Attempt {
+    name: &'static str,
+    what: &'static str,
+    cert: Option<CertifiedKey>,
+    path: &'static str,
+    headers: http::HeaderMap,
+    expected: u16,
 }
 
+impl Attempt {
+    /// `GET /whoami` with `headers` and no client certificate, expecting `expected`.
+    pub(super) fn whoami(
+        name: &'static str,
+        what: &'static str,
+        headers: http::HeaderMap,
+        expected: u16,
+    ) -> Self {
+        Self {
+            name,
+            what,
+            cert: None,
+            path: "/whoami",
+            headers,
+            expected,
+        }
+    }
+    /// `GET /certificate` with no token and no client certificate, expecting `expected`.
+    pub(super) fn certificate(name: &'static str, what: &'static str, expected: u16) -> Self {
+        Self {
+            name,
+            what,
+            cert: None,
+            path: "/certificate",
+            headers: http::HeaderMap::new(),
+            expected,
+        }
+    }
+    /// The same, over mutual TLS presenting `cert`.
+    pub(super) fn from(mut self, cert: CertifiedKey) -> Self {
+        self.cert = Some(cert);
+        self
+    }
+}
+
+/// A certificate of the attacker's own (self-signed, not registered anywhere).
+pub(super) fn attacker_certificate() -> anyhow::Result<CertifiedKey> {
+    Ok(ca::self_signed_certified_key(
+        &IssueSpec::client("attacker"),
+        KeyKind::EcP256,
+    )?)
+}
+
+fn sensitive(v: &str) -> anyhow::Result<http::HeaderValue> {
+    let mut v = http::HeaderValue::from_str(v)?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// Headers with `Authorization: <value>` (and `DPoP: <proof>`).
+pub(super) fn auth_headers(value: &str, dpop: Option<&str>) -> anyhow::Result<http::HeaderMap> {
+    let mut h = http::HeaderMap::new();
+    h.insert(http::header::AUTHORIZATION, sensitive(value)?);
+    if let Some(p) = dpop {
+        h.insert("dpop", sensitive(p)?);
+    }
+    Ok(h)
+}
+
+/// Sends each attempt and records a step for it: it behaved when the API answered the
+/// expected status (and, for a refused token, an `invalid_token`/`invalid_dpop_proof`
+/// challenge).
 pub(super) async fn run_attempts(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     n: &mut Narrator,
     attempts: Vec<Attempt>,
 ) -> anyhow::Result<()> {
     for a in attempts {
         let client = ctx.pool.client_for(a.cert.as_ref())?;
         let r = client
-            .request(a.method.clone(), format!("{}{}", ctx.base_url, a.path))
+            .get(ctx.url(a.path))
             .headers(a.headers)
             .timeout(Duration::from_secs(20))
             .send()
