@@ -98,7 +98,14 @@ impl Drop for TlsHandle {
 /// `Extension<TlsInfo>`; accepting as soon as this returns, until the handle is dropped
 /// (or, after [`TlsHandle::detach`], until the test's runtime ends).
 pub async fn serve_tls(router: Router, tls: rustls::ServerConfig) -> TlsHandle {
-    let (listener, addr) = loopback_listener().await;
+    let (listener, _) = loopback_listener().await;
+    serve_tls_on(listener, router, tls)
+}
+
+/// Like [`serve_tls`], on a `listener` the caller bound (from [`loopback_listener`], when the
+/// router needs to know its own address).
+pub fn serve_tls_on(listener: TcpListener, router: Router, tls: rustls::ServerConfig) -> TlsHandle {
+    let addr = listener.local_addr().expect("the bound address");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = TlsServer::new(listener, tls);
     tokio::spawn(async move {

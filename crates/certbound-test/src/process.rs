@@ -51,6 +51,14 @@ impl ServerProcess {
         Self { child, ready }
     }
 
+    /// Guards a process the caller spawned and whose ready line it already read.
+    pub fn adopt(child: Child, ready: Value) -> Self {
+        Self {
+            child: ChildGuard(child),
+            ready,
+        }
+    }
+
     /// The process id.
     pub fn id(&self) -> u32 {
         self.child.id()

@@ -48,7 +48,7 @@ async fn server() -> Server {
 }
 
 fn client_cert(cn: &str) -> CertifiedKey {
-    certbound_core::ca::self_signed_certified_key(&IssueSpec::client(cn), KeyKind::EcP256).unwrap()
+    certbound_test::pki::self_signed_client(cn, KeyKind::EcP256)
 }
 
 async fn who(
