@@ -7,7 +7,7 @@
 // Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-#[path = "../crates/certbound-authority/tests/common/mod.rs"]
+#[path = "../../crates/certbound-authority/tests/common/mod.rs"]
 mod common;
 
 use base64::Engine as _;

@@ -3,9 +3,9 @@
 // Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use certbound_test::process::ServerProcess;
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -21,43 +21,25 @@ fn bin() -> Command {
     c
 }
 
-/// A server process; killed (SIGTERM first) on drop.
-struct Server {
-    child: Child,
-    ready: Value,
-}
+/// A server process (`certbound_test::process::ServerProcess`: killed on drop).
+struct Server(ServerProcess);
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = bin()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn certbound");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("ready line");
-        let ready: Value = serde_json::from_str(line.trim())
-            .unwrap_or_else(|e| panic!("ready line is not JSON ({e}): {line:?}"));
-        Server { child, ready }
+        let mut command = bin();
+        command.args(args);
+        Server(ServerProcess::start(command))
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = self.child.wait().expect("wait");
-        std::mem::forget(self);
-        status
+    fn terminate(self) -> std::process::ExitStatus {
+        self.0.terminate()
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.0
     }
 }
 

@@ -4,66 +4,19 @@
 // Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
+
+use certbound_test::redis::{RedisServer, redis_available};
 
 use certbound::authority::{Authority, AuthorityOptions, CertAuthMethod, ClientRegistration};
 use certbound::core::KeyKind;
 use certbound::core::ca::{self, IssueSpec};
 use serde_json::Value;
 
-struct Redis(Child, u16);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Option<Redis> {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "redis-server is missing in CI"
-        );
-        eprintln!("SKIPPED: redis-server is not installed");
-        return None;
-    }
-    for _ in 0..5 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let redis = Redis(child, port);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(redis);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    panic!("redis-server did not start");
+/// A private redis-server (killed on drop), or `None` (skip) when it is not installed and
+/// `CI` is unset.
+fn start_redis() -> Option<RedisServer> {
+    redis_available().then(RedisServer::start)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -100,7 +53,7 @@ async fn two_cli_processes_share_a_token_through_redis() {
     let doc = serde_json::json!({
         "AzureAd": { "Authority": running.issuer(), "ClientId": "redis-cli-app",
                      "ClientCredentials": [{ "SourceType": "Path", "CertificateDiskPath": pem }] },
-        "TokenCache": { "Redis": { "ConnectionString": format!("redis://127.0.0.1:{}", redis.1),
+        "TokenCache": { "Redis": { "ConnectionString": format!("redis://127.0.0.1:{}", redis.port),
                                    "KeyPrefix": "cbtest:",
                                    "EncryptionKey": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" } }
     });
@@ -143,7 +96,7 @@ async fn two_cli_processes_share_a_token_through_redis() {
     // Redis holds the entry, encrypted: neither its key nor its value shows the token.
     let cli = |args: &[&str]| {
         let out = Command::new("redis-cli")
-            .args(["-p", &redis.1.to_string()])
+            .args(["-p", &redis.port.to_string()])
             .args(args)
             .output()
             .unwrap();
