@@ -1,4 +1,8 @@
-//! Drives the `certbound` binary exactly as docs/command-line.md describes (the stable contract).
+//! The integration tests of the `certbound` crate, one binary for all of them (one link of
+//! the crate graph instead of one per file). This file and `flows`, `output`, `proofs`,
+//! `register` drive the `certbound` binary exactly as docs/command-line.md describes (the
+//! stable contract); the other modules are the end-to-end, hardening, interop, managed
+//! identity, Redis and secrecy tests of the facade and the binary.
 // Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
@@ -6,6 +10,7 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use certbound_test::process::ServerProcess;
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -14,50 +19,35 @@ fn bin() -> Command {
     c
 }
 
-/// A server process; killed (SIGTERM first) on drop.
-struct Server {
-    child: Child,
-    ready: Value,
-}
+/// A `certbound … serve` process (`certbound_test::process::ServerProcess`: killed on drop)
+/// whose ready line's `addr` is on loopback.
+struct Server(ServerProcess);
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = bin()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn certbound");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("ready line");
-        let ready: Value = serde_json::from_str(line.trim())
-            .unwrap_or_else(|e| panic!("ready line is not JSON ({e}): {line:?}"));
+        let mut command = bin();
+        command.args(args);
+        let server = ServerProcess::start(command);
+        let ready = &server.ready;
         assert!(
             ready["addr"]
                 .as_str()
                 .is_some_and(|a| a.starts_with("127.0.0.1:")),
             "{ready}"
         );
-        Server { child, ready }
+        Server(server)
     }
 
     /// Sends SIGTERM and returns the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = self.child.wait().expect("wait");
-        std::mem::forget(self);
-        status
+    fn terminate(self) -> std::process::ExitStatus {
+        self.0.terminate()
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.0
     }
 }
 
@@ -179,7 +169,16 @@ fn register(auth_dir: &str, cert: &Path) {
     ]);
 }
 
+mod authority_tokens;
+mod cli_unicode;
+mod e2e;
+mod faults;
 mod flows;
+mod hardening;
+mod interop_dpop;
+mod managed_identity;
 mod output;
 mod proofs;
+mod redis_cli;
 mod register;
+mod secrets;

@@ -271,7 +271,7 @@ pub(super) fn readme_quick_start_reaches_a_bound_call() {
             let ready: Value = serde_json::from_str(line.trim())
                 .unwrap_or_else(|e| panic!("{command}: no ready line ({e}): {line:?}"));
             assert!(ready["addr"].is_string(), "{ready}");
-            servers.push(Server { child, ready });
+            servers.push(Server(ServerProcess::adopt(child, ready)));
         } else {
             let out = cmd.output().unwrap();
             assert!(

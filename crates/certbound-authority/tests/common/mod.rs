@@ -1,16 +1,14 @@
-//! Shared helpers: a running authority in a temp dir, mTLS reqwest clients, assertions.
+//! Shared helpers of the authority's tests: a running authority in a temp dir, mTLS reqwest
+//! clients (both from `certbound-test`), token requests, assertions.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
 use certbound_authority::{
-    AuthMethod, AuthorityOptions, CertAuthMethod, ClientRegistration, DevAuthority,
-    RunningAuthority,
+    AuthMethod, AuthorityOptions, CertAuthMethod, ClientRegistration, RunningAuthority,
 };
-use certbound_core::ca::{self, IssueSpec};
 use certbound_core::jose::{JwsHeader, sign_compact};
-use certbound_core::tls::{TrustAnchors, client_config};
+use certbound_core::tls::TrustAnchors;
 use certbound_core::{CertifiedKey, JwsAlgorithm, KeyKind, b64, now_unix};
+use certbound_test::authority::TestAuthority;
 use serde_json::{Value, json};
 
 pub struct Env {
@@ -23,13 +21,7 @@ pub async fn start() -> Env {
 }
 
 pub async fn start_with(opts: AuthorityOptions) -> Env {
-    certbound_core::tls::install_default_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let authority = DevAuthority::open_or_init(dir.path().join("state"), opts).unwrap();
-    let running = authority
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let TestAuthority { dir, running } = TestAuthority::start_with(opts).await;
     Env { dir, running }
 }
 
@@ -66,18 +58,11 @@ impl Env {
     }
 
     pub fn anchors(&self) -> TrustAnchors {
-        let mut a = TrustAnchors::default();
-        a.add(&self.running.ca_cert());
-        a
+        certbound_test::authority::anchors(&self.running)
     }
     /// A client trusting the authority's CA, presenting `identity` when given.
     pub fn http(&self, identity: Option<&CertifiedKey>) -> reqwest::Client {
-        let cfg = client_config(&self.anchors(), identity).unwrap();
-        reqwest::Client::builder()
-            .use_preconfigured_tls(cfg)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap()
+        certbound_test::net::mtls_client(&self.anchors(), identity)
     }
     pub async fn token(
         &self,
@@ -137,13 +122,12 @@ impl Env {
         headers: &[(&str, &str)],
         form: &[(&str, &str)],
     ) -> Reply {
-        let cfg = client_config(&self.anchors(), identity).unwrap();
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(cfg)
-            .resolve("localhost", self.running.addr())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+        let http = certbound_test::net::mtls_client_resolving(
+            &self.anchors(),
+            identity,
+            "localhost",
+            self.running.addr(),
+        );
         let mut req = http.post(url).form(form);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -163,7 +147,7 @@ impl Env {
 }
 
 pub fn self_signed(cn: &str, kind: KeyKind) -> CertifiedKey {
-    ca::self_signed_certified_key(&IssueSpec::client(cn), kind).unwrap()
+    certbound_test::pki::self_signed_client(cn, kind)
 }
 
 /// Options for a test assertion.
@@ -217,10 +201,10 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 
 /// Decodes a JWT's claims without verifying (tests verify separately where it matters).
 pub fn claims(token: &str) -> Value {
-    certbound_core::jose::decode_unverified(token).unwrap().1
+    certbound_test::jwt_parts(token).1
 }
 pub fn header(token: &str) -> Value {
-    certbound_core::jose::decode_unverified(token).unwrap().0
+    certbound_test::jwt_parts(token).0
 }
 
 /// Registers the client `dpop-app` with the client secret `secret`.

@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
 use certbound_client::{App, RetryPolicy};
-use certbound_core::ca::{self, DevCa, IssueSpec};
+use certbound_core::ca::{DevCa, IssueSpec};
 use certbound_core::jose::{JwsHeader, decode_unverified, sign_compact};
 use certbound_core::tls::{ClientAuth, server_config};
 use certbound_core::{Certificate, CertifiedKey, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint};
-use certbound_resource::transport::{TlsInfo, TlsServer};
+use certbound_resource::transport::TlsInfo;
 use serde_json::{Value, json};
 
 pub const TENANT: &str = "tenant-1";
@@ -79,7 +79,7 @@ pub struct FakeServer {
     pub ca_path: PathBuf,
     pub state: Arc<State>,
     _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: certbound_test::net::TlsHandle,
 }
 
 impl FakeServer {
@@ -123,8 +123,7 @@ pub async fn start(mode: Mode) -> FakeServer {
         .unwrap();
     let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, ca.cert().to_pem()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = certbound_test::net::loopback_listener().await;
     let base = format!("https://127.0.0.1:{}", addr.port());
     let state = Arc::new(State {
         base: base.clone(),
@@ -152,15 +151,11 @@ pub async fn start(mode: Mode) -> FakeServer {
         .route("/{tenant}/token", post(token_plain))
         .route("/{tenant}/mtls/token", post(token_mtls))
         .with_state(state.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = TlsServer::new(listener, server_config(&tls, ClientAuth::Optional).unwrap());
-    tokio::spawn(async move {
-        let _ = server
-            .serve(app, async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    let server = certbound_test::net::serve_tls_on(
+        listener,
+        app,
+        server_config(&tls, ClientAuth::Optional).unwrap(),
+    );
     FakeServer {
         addr,
         base,
@@ -168,7 +163,7 @@ pub async fn start(mode: Mode) -> FakeServer {
         ca_path,
         state,
         _dir: dir,
-        _stop: tx,
+        _server: server,
     }
 }
 
@@ -416,18 +411,12 @@ fn now_unix() -> i64 {
 
 /// A self-signed client certificate (the usual RFC 8705 client cert).
 pub fn client_cert(kind: KeyKind) -> CertifiedKey {
-    ca::self_signed_certified_key(&IssueSpec::client("test app"), kind).unwrap()
+    certbound_test::pki::self_signed_client("test app", kind)
 }
 
 /// Writes cert+key PEM to `dir/name.pem`.
 pub fn write_pem(dir: &Path, name: &str, c: &CertifiedKey) -> PathBuf {
-    let p = dir.join(format!("{name}.pem"));
-    std::fs::write(
-        &p,
-        format!("{}{}", c.leaf().to_pem(), c.key().to_pkcs8_pem().as_str()),
-    )
-    .unwrap();
-    p
+    certbound_test::pki::write_pem(dir, name, c)
 }
 
 /// The thumbprint inside a JWT's `cnf`.

@@ -108,12 +108,7 @@ pub async fn harness_with_ca(
 
 /// Serves `router` on a loopback port (plain HTTP).
 pub async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    addr
+    certbound_test::net::serve_plain(router).await
 }
 
 /// A request counter for fault servers.
@@ -128,16 +123,12 @@ impl Counter {
     }
 }
 
-/// The client certificate's `x5t#S256`, as the TLS layer saw it.
-#[derive(Clone)]
-struct PeerThumbprint(Option<certbound_core::Thumbprint>);
-
 /// A real mTLS server (client certificate required) standing in for the authority's token
 /// endpoint: it answers with the presented certificate's thumbprint and the form fields.
 pub async fn mtls_token_endpoint(ca: &DevCa) -> (String, CertifiedKey) {
     use axum::Extension;
     use axum::routing::post;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use certbound_core::tls::server::TlsInfo;
     let server_id = ca
         .issue_certified_key(
             &IssueSpec::server("localhost", &["127.0.0.1"]),
@@ -147,47 +138,22 @@ pub async fn mtls_token_endpoint(ca: &DevCa) -> (String, CertifiedKey) {
     let tls =
         certbound_core::tls::server_config(&server_id, certbound_core::tls::ClientAuth::Required)
             .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let app = Router::new().route(
         "/{tenant}/oauth2/v2.0/token",
         post(
             |axum::extract::Path(tenant): axum::extract::Path<String>,
-             Extension(peer): Extension<PeerThumbprint>,
+             Extension(info): Extension<TlsInfo>,
              body: String| async move {
                 let form: std::collections::HashMap<String, String> = serde_urlencoded_parse(&body);
                 axum::Json(serde_json::json!({
                     "tenant": tenant,
-                    "x5t#S256": peer.0.map(|t| t.to_base64url()),
+                    "x5t#S256": info.peer.map(|p| p.thumbprint.to_base64url()),
                     "form": form,
                 }))
             },
         ),
     );
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let app = app.clone();
-            tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let peer = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .map(|c| certbound_core::Thumbprint::of_der(c));
-                let svc = hyper_util::service::TowerToHyperService::new(
-                    app.layer(Extension(PeerThumbprint(peer))),
-                );
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let addr = certbound_test::net::serve_tls(app, tls).await.detach();
     (format!("https://127.0.0.1:{}", addr.port()), server_id)
 }
 
@@ -199,11 +165,5 @@ fn serde_urlencoded_parse(body: &str) -> std::collections::HashMap<String, Strin
 
 /// A reqwest client presenting `identity` and trusting `ca`.
 pub fn mtls_client(ca: &DevCa, identity: &CertifiedKey) -> reqwest::Client {
-    let mut anchors = certbound_core::tls::TrustAnchors::default();
-    anchors.add(ca.cert());
-    let cfg = certbound_core::tls::client_config(&anchors, Some(identity)).unwrap();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(cfg)
-        .build()
-        .unwrap()
+    certbound_test::net::mtls_client(&certbound_test::pki::only(ca.cert()), Some(identity))
 }
