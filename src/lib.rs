@@ -10,10 +10,14 @@
 //! - [`resource`]: TLS accept, token validation, binding check, tower layer, axum extractor.
 //! - [`authority`]: the local development authority and IMDS emulator.
 //! - [`redis`]: the encrypted Redis L2 token cache.
+//! - `local` (feature `local`, part of the default `cli`): `LocalStack`, a development
+//!   authority, registered clients and a protected API on loopback in one process, for
+//!   integration tests, examples and the demo.
 //!
 //! One line: [`app_from_config_file`] wires credentials, authority, acquisition and
 //! cache (Redis L2 included when configured) from an `appsettings.json`.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use certbound_authority as authority;
 pub use certbound_client as client;
@@ -26,6 +30,7 @@ pub use certbound_resource as resource;
 #[doc(hidden)]
 pub mod cli;
 #[cfg(feature = "local")]
+#[cfg_attr(docsrs, doc(cfg(feature = "local")))]
 pub mod local;
 mod setup;
 
