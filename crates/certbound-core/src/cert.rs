@@ -313,10 +313,20 @@ impl CertifiedKey {
             // A bare DER certificate: valid, but useless as a credential.
             return Err(CertError::new(source, CertErrorKind::NoPrivateKey));
         }
-        Self::from_pkcs12(bytes, password.unwrap_or(""), source)
+        #[cfg(feature = "pkcs12")]
+        {
+            Self::from_pkcs12(bytes, password.unwrap_or(""), source)
+        }
+        #[cfg(not(feature = "pkcs12"))]
+        {
+            let _ = password;
+            Err(CertError::new(source, CertErrorKind::Pkcs12Disabled))
+        }
     }
 
     /// Opens PKCS#12/PFX bytes.
+    #[cfg(feature = "pkcs12")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pkcs12")))]
     pub fn from_pkcs12(bytes: &[u8], password: &str, source: &str) -> Result<Self, CertError> {
         if bytes.is_empty() {
             return Err(CertError::new(source, CertErrorKind::Empty));
@@ -352,6 +362,8 @@ impl CertifiedKey {
     }
 
     /// Writes this credential as a password-protected PKCS#12 (AES-256-CBC, PBKDF2/SHA-256).
+    #[cfg(feature = "pkcs12")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pkcs12")))]
     pub fn to_pkcs12(&self, password: &str) -> Result<Vec<u8>, CertError> {
         let key = p12_keystore::PrivateKey::from_der(&self.key.to_pkcs8_der())
             .map_err(|e| CertError::new("pfx", CertErrorKind::Generate(e.to_string())))?;

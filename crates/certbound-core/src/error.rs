@@ -66,6 +66,12 @@ pub enum CertErrorKind {
     /// PKCS#12 decoding failed: usually a wrong password.
     #[error("cannot open the PFX/PKCS#12: wrong password, or the file is damaged")]
     Pkcs12,
+    /// The input is binary and not a certificate, so a PFX/PKCS#12, but certbound-core was
+    /// built without its `pkcs12` feature.
+    #[error(
+        "is not PEM or a DER certificate, so presumably a PFX/PKCS#12, which needs certbound-core's `pkcs12` feature"
+    )]
+    Pkcs12Disabled,
     /// The PFX opened but holds no key with a certificate chain.
     #[error("the PFX holds no private key with a certificate")]
     Pkcs12NoKey,

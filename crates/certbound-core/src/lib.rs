@@ -8,7 +8,8 @@
 //! - [`thumbprint`]: the RFC 8705 `x5t#S256` binding value.
 //! - [`key`]: RSA/EC private keys that sign JWS.
 //! - [`jose`]: JWS algorithms, JWKs and compact JWS signing.
-//! - [`ca`]: minting certificates (development CA, self-signed client certificates).
+//! - `ca` (feature `dev-ca`): minting certificates (development CA, self-signed client
+//!   certificates).
 //! - [`tls`]: rustls configurations on the aws-lc-rs provider; with the `server` feature,
 //!   `tls::server`: HTTPS accept with the peer certificate attached to each request.
 //! - [`json`]: JSON parsing that refuses duplicate members (tokens, proofs).
@@ -17,18 +18,22 @@
 //! - [`clock`]: a coarse clock for hot paths.
 //!
 //! ```
+//! # #[cfg(feature = "dev-ca")] {
 //! use certbound_core::ca::{self, IssueSpec};
 //! use certbound_core::KeyKind;
 //! let cred = ca::self_signed_certified_key(&IssueSpec::client("app"), KeyKind::EcP256).unwrap();
 //! // The value a bound token carries in cnf."x5t#S256":
 //! let x5t = cred.thumbprint().to_base64url();
 //! assert_eq!(x5t.len(), 43);
+//! # }
 //! ```
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod b64;
+#[cfg(feature = "dev-ca")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dev-ca")))]
 pub mod ca;
 pub mod cert;
 pub mod clock;
