@@ -21,6 +21,7 @@ use rustls_pki_types::pem::PemObject as _;
 
 use crate::error::{CertError, CertErrorKind};
 use crate::key::PrivateKey;
+use crate::pem::pem_encode;
 use crate::thumbprint::{Thumbprint, x5t_sha1};
 use crate::{b64, now_unix};
 
@@ -431,7 +432,6 @@ fn is_pem(bytes: &[u8]) -> bool {
     bytes.windows(11).any(|w| w == b"-----BEGIN ")
 }
 
-pub use crate::pem::pem_encode;
 
 /// Formats Unix seconds as RFC 3339 (UTC).
 pub fn fmt_unix(t: i64) -> String {

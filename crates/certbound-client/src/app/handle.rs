@@ -98,7 +98,7 @@ impl HeaderHandle {
     pub fn cached(&self) -> Option<HeaderRef> {
         let i = &self.inner;
         let slot = i.slot.load();
-        let now = certbound_core::clock::coarse_now_unix();
+        let now = certbound_core::coarse_now_unix();
         (now < slot.fresh_until && slot.generation == i.app.inner.credential.generation())
             .then(|| HeaderRef(slot))
     }

@@ -37,7 +37,7 @@ impl App {
             return None; // the proof key was rotated
         }
         // The coarse clock (one atomic load): expiry margins are minutes long.
-        let now = certbound_core::clock::coarse_now_unix();
+        let now = certbound_core::coarse_now_unix();
         if now >= e.usable_until {
             return None;
         }

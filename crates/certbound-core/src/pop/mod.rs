@@ -162,6 +162,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn thumbprints_compare_in_constant_time() {
+        assert!(thumbprints_equal("abc", "abc"));
+        assert!(!thumbprints_equal("abc", "abd"));
+    }
+
+    #[test]
     fn htu_normalisation() {
         for (a, b) in [
             ("https://EXAMPLE.com", "https://example.com/"),

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use certbound_client::Secret;
-use certbound_client::cache::{CacheKey, CachedToken, TokenCache};
+use certbound_client::{CacheKey, CachedToken, TokenCache};
 use certbound_core::KeyKind;
 use certbound_core::ca::{DevCa, IssueSpec};
 use certbound_core::tls::{ClientAuth, TrustAnchors};
