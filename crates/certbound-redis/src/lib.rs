@@ -79,7 +79,7 @@ mod tiered;
 
 pub use config::{
     DEFAULT_KEY_PREFIX, DEFAULT_MAX_RETRY_INTERVAL, DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
-    RedisCacheConfig, RedisCacheConfigBuilder,
+    RedisCacheConfig, RedisCacheConfigBuilder, SECTION_KEYS,
 };
 pub use crypto::{ENVELOPE_VERSION, EncryptionKey, KeyId, Keyring, OpenError, Opened};
 pub use error::RedisConfigError;

@@ -47,8 +47,7 @@ const SECTION: &str = "TokenCache:Redis";
 /// Every key of `TokenCache:Redis` that [`RedisCacheConfig::from_section`] reads. Unknown
 /// keys are reported (with the nearest of these) by the client's configuration loader,
 /// `certbound_client::AppConfig::warnings`, which knows the same list.
-#[cfg(test)]
-pub(crate) const SECTION_KEYS: [&str; 8] = [
+pub const SECTION_KEYS: [&str; 8] = [
     "ConnectionString",
     "KeyPrefix",
     "EncryptionKey",
