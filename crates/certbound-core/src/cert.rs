@@ -111,8 +111,7 @@ impl Certificate {
     pub fn all_from_pem(pem: &[u8], source: &str) -> Result<Vec<Self>, CertError> {
         let mut out = Vec::new();
         for item in CertificateDer::pem_slice_iter(pem) {
-            let der =
-                item.map_err(|e| CertError::new(source, CertErrorKind::Pem(e.to_string())))?;
+            let der = item.map_err(|e| CertError::new(source, CertErrorKind::Pem(e)))?;
             out.push(Self::from_der(der.to_vec(), source)?);
         }
         Ok(out)
@@ -294,7 +293,7 @@ impl CertifiedKey {
             return Err(CertError::new(source, CertErrorKind::Empty));
         }
         let bytes = b64::decode_std_lenient(value)
-            .map_err(|e| CertError::new(source, CertErrorKind::Base64(e.to_string())))?;
+            .map_err(|e| CertError::new(source, CertErrorKind::Base64(e)))?;
         if is_pem(&bytes) {
             let chain = Certificate::all_from_pem(&bytes, source)?;
             let key = PrivateKey::from_pem(&bytes)
@@ -431,7 +430,6 @@ fn read_input(path: &Path) -> Result<Vec<u8>, CertError> {
 fn is_pem(bytes: &[u8]) -> bool {
     bytes.windows(11).any(|w| w == b"-----BEGIN ")
 }
-
 
 /// Formats Unix seconds as RFC 3339 (UTC).
 pub fn fmt_unix(t: i64) -> String {

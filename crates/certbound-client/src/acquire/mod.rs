@@ -519,9 +519,12 @@ fn parse_success(
         let expected = k.key().thumbprint();
         if let Some(c) = &claims {
             let got = c.get("cnf").and_then(|c| c.get(k.claim()));
-            let matches = got
-                .and_then(Value::as_str)
-                .is_some_and(|g| bool::from(subtle::ConstantTimeEq::ct_eq(g.as_bytes(), expected.as_bytes())));
+            let matches = got.and_then(Value::as_str).is_some_and(|g| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    g.as_bytes(),
+                    expected.as_bytes(),
+                ))
+            });
             if !matches {
                 let (scheme, claim) = k.names();
                 return Err(ClientError::KeyBindingMismatch {

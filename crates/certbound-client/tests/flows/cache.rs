@@ -222,15 +222,13 @@ impl certbound_client::TokenCache for BrokenCache {
         &'a self,
         _k: &'a certbound_client::CacheKey,
         _t: &'a certbound_client::CachedToken,
-    ) -> certbound_client::BoxFuture<'a, Result<(), certbound_client::CacheError>>
-    {
+    ) -> certbound_client::BoxFuture<'a, Result<(), certbound_client::CacheError>> {
         Box::pin(async { Err(certbound_client::CacheError::new("backend down")) })
     }
     fn remove<'a>(
         &'a self,
         _k: &'a certbound_client::CacheKey,
-    ) -> certbound_client::BoxFuture<'a, Result<(), certbound_client::CacheError>>
-    {
+    ) -> certbound_client::BoxFuture<'a, Result<(), certbound_client::CacheError>> {
         Box::pin(async { Err(certbound_client::CacheError::new("backend down")) })
     }
 }

@@ -188,7 +188,12 @@ impl RedisCacheConfig {
         match get_ci(section, "KeyPrefix") {
             Some(Value::String(s)) => b = b.key_prefix(s),
             Some(Value::Null) | None => {}
-            Some(_) => return Err(RedisConfigError::invalid(path("KeyPrefix"), "must be a string")),
+            Some(_) => {
+                return Err(RedisConfigError::invalid(
+                    path("KeyPrefix"),
+                    "must be a string",
+                ));
+            }
         }
         match get_ci(section, "EncryptionKey") {
             Some(Value::String(s)) => {
