@@ -1,11 +1,12 @@
 //! [`HeaderHandle`]: a prepared header source for one set of scopes and options.
 
-use super::*;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::error::ClientError;
 use crate::header::{AuthorizationHeader, HeaderOptions, HeaderParts, TokenSource};
+
+use super::{App, signs_every_request};
 
 /// A prepared header source for one set of scopes and options; see [`App::header_handle`].
 #[derive(Clone)]

@@ -1,7 +1,6 @@
 //! The hot, header-ready cache in front of the token cache, and the cache path of a
 //! request (lookup, proactive refresh, remembering a fetched token).
 
-use super::*;
 use std::collections::HashMap;
 use std::hash::Hasher as _;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -13,6 +12,8 @@ use certbound_core::{CertifiedKey, Thumbprint};
 use crate::cache::{CacheKey, CachedToken};
 use crate::error::ClientError;
 use crate::header::{AuthorizationHeader, HeaderOptions, HeaderParts, ProtocolScheme, TokenSource};
+
+use super::{App, Route, managed_route};
 
 impl App {
     pub(crate) fn hot_entry(

@@ -1,6 +1,10 @@
 //! The request a proof covers: URL normalisation (`htu`, `u`/`p`), methods, `ath` and `req_cnf`.
 
-use super::*;
+use serde_json::{Value, json};
+
+use crate::b64;
+
+use super::PopError;
 
 // ---------------------------------------------------------------------------------------
 // URLs and hashes

@@ -178,7 +178,10 @@ pub(super) fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 
 /// Applies `TokenCache__…` environment variables to the document (case-insensitive names;
 /// numeric segments index arrays). Other variables are ignored.
-pub(crate) fn apply_env_overrides(document: &mut Value, vars: impl IntoIterator<Item = (String, String)>) {
+pub(crate) fn apply_env_overrides(
+    document: &mut Value,
+    vars: impl IntoIterator<Item = (String, String)>,
+) {
     for (name, value) in vars {
         let segments: Vec<&str> = name.split("__").collect();
         if segments.len() < 2 || !segments[0].eq_ignore_ascii_case("TokenCache") {
