@@ -52,7 +52,7 @@ use crate::secret::Secret;
 pub use crate::vocab::ManagedIdentityCredential;
 
 /// An [`ImdsError`] as a [`ClientError::ManagedIdentity`].
-pub(crate) fn imds_error(e: ImdsError) -> ClientError {
+pub fn imds_error(e: ImdsError) -> ClientError {
     ClientError::ManagedIdentity {
         mtls_pop_unavailable: matches!(e, ImdsError::ImdsV1Only { .. }),
         message: e.to_string(),
