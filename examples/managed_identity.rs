@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
         leaf.subject(),
         minted.certified_key().key().describe(),
         leaf.issuer(),
-        certbound::core::cert::fmt_unix(leaf.not_after())
+        certbound::core::fmt_unix(leaf.not_after())
     );
     ensure!(
         leaf.issuer() == stack.ca_cert().subject(),

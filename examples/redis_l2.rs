@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
     let prefix = format!(
         "certbound-example:{}:",
-        certbound::core::id::random_guid().context("no system randomness")?
+        certbound::core::random_guid().context("no system randomness")?
     );
     let settings = serde_json::json!({
         "AzureAd": {

@@ -24,7 +24,7 @@ pub enum SetupError {
         /// The configuration file.
         file: String,
         /// What is wrong.
-        source: certbound_redis::ConfigError,
+        source: certbound_redis::RedisConfigError,
     },
     /// Building the app failed (credentials, authority …).
     #[error(transparent)]

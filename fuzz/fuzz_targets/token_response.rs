@@ -14,7 +14,7 @@ fn cert() -> &'static CertifiedKey {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = certbound_client::acquire::check_token_response(data, None, false);
-    let _ = certbound_client::acquire::check_token_response(data, Some(cert()), false);
-    let _ = certbound_client::acquire::check_token_response(data, Some(cert()), true);
+    let _ = certbound_client::check_token_response(data, None, false);
+    let _ = certbound_client::check_token_response(data, Some(cert()), false);
+    let _ = certbound_client::check_token_response(data, Some(cert()), true);
 });

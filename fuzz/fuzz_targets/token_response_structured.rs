@@ -67,11 +67,11 @@ fuzz_target!(|input: Input| {
         Some(raw) => raw.as_bytes().to_vec(),
         None => serde_json::to_vec(&input.body.apply(&base)).unwrap_or_default(),
     };
-    let _ = certbound_client::acquire::check_token_response(&body, None, false);
-    let _ = certbound_client::acquire::check_token_response(&body, Some(&f.cert), false);
-    let _ = certbound_client::acquire::check_token_response(&body, Some(&f.cert), true);
+    let _ = certbound_client::check_token_response(&body, None, false);
+    let _ = certbound_client::check_token_response(&body, Some(&f.cert), false);
+    let _ = certbound_client::check_token_response(&body, Some(&f.cert), true);
     for dpop in [false, true] {
         let _ =
-            certbound_client::acquire::check_key_bound_token_response(&body, &f.proof_key, dpop);
+            certbound_client::check_key_bound_token_response(&body, &f.proof_key, dpop);
     }
 });

@@ -90,12 +90,12 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
         match exp {
             Some(e) if e > now => outln!(
                 "expires: {} (in {})",
-                certbound_core::cert::fmt_unix(e),
+                certbound_core::fmt_unix(e),
                 human(e.saturating_sub(now))
             )?,
             Some(e) => outln!(
                 "expires: {} (EXPIRED {} ago)",
-                certbound_core::cert::fmt_unix(e),
+                certbound_core::fmt_unix(e),
                 human(now.saturating_sub(e))
             )?,
             None => outln!("expires: no exp claim")?,

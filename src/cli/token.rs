@@ -74,7 +74,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             "token_type: {}  expires_on: {} ({})  bound to: {}  source: {source}",
             token.token_type,
             token.expires_on,
-            certbound_core::cert::fmt_unix(token.expires_on),
+            certbound_core::fmt_unix(token.expires_on),
             binding.as_deref().unwrap_or("(unbound)")
         ));
         outln!("{}", token.access_token.expose())?;

@@ -243,13 +243,9 @@ fn peer_http(peer: &Peer) -> reqwest::Client {
 /// One token request by hand: private_key_jwt with the app certificate, and `proof` as the
 /// `DPoP` header when given.
 async fn token_request(peer: &Peer, cert: &CertifiedKey, proof: Option<&str>) -> Answer {
-    let assertion = certbound_client::acquire::client_assertion(
-        cert,
-        &peer.dpop_client_id,
-        &peer.token_endpoint,
-        false,
-    )
-    .unwrap();
+    let assertion =
+        certbound_client::client_assertion(cert, &peer.dpop_client_id, &peer.token_endpoint, false)
+            .unwrap();
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", peer.dpop_client_id.as_str()),

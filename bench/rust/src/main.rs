@@ -101,7 +101,7 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 
 fn write_identity(dir: &Path, name: &str, id: &CertifiedKey) -> anyhow::Result<()> {
     write(&dir.join(format!("{name}.pem")), &id.leaf().to_pem())?;
-    certbound_core::write_private_file(&dir.join(format!("{name}.key")), id.key().to_pkcs8_pem().as_bytes())
+    std::fs::write(dir.join(format!("{name}.key")), id.key().to_pkcs8_pem().as_bytes())
         .map_err(|e| anyhow!("writing {name}.key: {e}"))?;
     Ok(())
 }

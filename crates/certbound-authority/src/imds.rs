@@ -102,7 +102,7 @@ pub fn registration_sink(authority: DevAuthority) -> RegistrationSink {
 
 /// A GUID derived from the authority's CA and a label (stable per state directory).
 fn derived_guid(authority: &DevAuthority, label: &str) -> String {
-    certbound_core::id::derived_guid(&[
+    certbound_core::derived_guid(&[
         b"certbound-imds-identity\0",
         authority.ca_cert().der(),
         label.as_bytes(),

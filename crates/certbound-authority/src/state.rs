@@ -71,7 +71,7 @@ pub(crate) fn new_tenant_id() -> String {
     let _ = aws_lc_rs::rand::fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    certbound_core::id::guid_text(&b)
+    certbound_core::guid_text(&b)
 }
 
 fn key_kind_for(alg: JwsAlgorithm) -> KeyKind {

@@ -8,7 +8,7 @@ use certbound_core::pop::{
     self, DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, DpopError,
     DpopExpectations, DpopNonces, DpopProof,
 };
-use certbound_core::replay::{ReplayCache, ReplayCheck};
+use certbound_core::{ReplayCache, ReplayCheck};
 use http::{HeaderMap, Method};
 
 /// Why a token endpoint refused a DPoP proof (RFC 9449 §5, §8): answer HTTP 400 with

@@ -9,8 +9,7 @@
 //!   for mTLS (docs/wire-formats.md (RFC 8705 servers)). Discovery is fetched once per authority and cached (single-flight).
 //!
 //! ```
-//! use certbound_client::authority::{Authority, mtls_host_for};
-//! assert_eq!(mtls_host_for("login.microsoftonline.us", None).as_deref(), Some("mtlsauth.microsoftonline.us"));
+//! use certbound_client::Authority;
 //! let a = Authority::parse("https://login.microsoftonline.com/contoso.onmicrosoft.com", Some("westus2")).unwrap();
 //! assert_eq!(a.mtls_token_endpoint().unwrap(),
 //!            "https://westus2.mtlsauth.microsoft.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
@@ -47,7 +46,7 @@ const MULTI_TENANT: [&str; 3] = ["common", "organizations", "consumers"];
 
 /// The mTLS host for an Entra login host, with an optional region prefix; `None` when the
 /// host is not an Entra login host.
-pub fn mtls_host_for(login_host: &str, region: Option<&str>) -> Option<String> {
+pub(crate) fn mtls_host_for(login_host: &str, region: Option<&str>) -> Option<String> {
     let host = login_host.trim_end_matches('.').to_ascii_lowercase();
     let base = ENTRA_HOSTS
         .iter()
@@ -328,9 +327,9 @@ impl Authority {
     }
 }
 
-/// Endpoints learnt from discovery.
+/// Endpoints learnt from discovery (the authority metadata's `issuer`, `token_endpoint` and mTLS alias).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoints {
+pub struct DiscoveredEndpoints {
     /// `issuer`.
     pub issuer: String,
     /// `token_endpoint`.
@@ -339,7 +338,7 @@ pub struct Endpoints {
     pub mtls_token_endpoint: Option<String>,
 }
 
-impl Endpoints {
+impl DiscoveredEndpoints {
     /// The endpoint to use for mTLS requests (RFC 8705 §5: the alias when present).
     pub fn for_mtls(&self) -> &str {
         self.mtls_token_endpoint
@@ -363,7 +362,7 @@ struct Aliases {
 /// Discovery results per authority URL, fetched once (single-flight) and kept.
 #[derive(Default, Debug)]
 pub(crate) struct DiscoveryCache {
-    cells: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Endpoints>>>>,
+    cells: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<DiscoveredEndpoints>>>>,
 }
 
 impl DiscoveryCache {
@@ -372,7 +371,7 @@ impl DiscoveryCache {
         authority: &Authority,
         client: &reqwest::Client,
         timeout: Duration,
-    ) -> Result<Endpoints, ClientError> {
+    ) -> Result<DiscoveredEndpoints, ClientError> {
         let url = authority.url();
         let cell = {
             let mut g = self
@@ -394,7 +393,7 @@ async fn discover(
     authority: &Authority,
     client: &reqwest::Client,
     timeout: Duration,
-) -> Result<Endpoints, ClientError> {
+) -> Result<DiscoveredEndpoints, ClientError> {
     let urls = authority.discovery_urls();
     let mut problems = Vec::new();
     for u in &urls {
@@ -427,7 +426,7 @@ async fn discover(
                         .map_err(|e| fail(format!("mtls_endpoint_aliases.token_endpoint {e}")))?;
                 }
                 tracing::debug!(authority = %authority.url(), metadata = %u, token_endpoint = %token_endpoint, mtls_token_endpoint = ?mtls, "discovered endpoints");
-                return Ok(Endpoints {
+                return Ok(DiscoveredEndpoints {
                     issuer,
                     token_endpoint,
                     mtls_token_endpoint: mtls,
@@ -527,6 +526,14 @@ async fn fetch_metadata(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mtls_host_of_a_national_cloud() {
+        assert_eq!(
+            super::mtls_host_for("login.microsoftonline.us", None).as_deref(),
+            Some("mtlsauth.microsoftonline.us")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -10,7 +10,7 @@
 //! the cache: a cache stores and returns tokens; it may drop entries at any time.
 //!
 //! ```
-//! use certbound_client::cache::{CacheKey, CachedToken, MemoryTokenCache, TokenCache};
+//! use certbound_client::{CacheKey, CachedToken, MemoryTokenCache, TokenCache};
 //! use certbound_client::Secret;
 //! # tokio_test(async {
 //! let cache = MemoryTokenCache::new(1000);
@@ -43,8 +43,16 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A cache backend failed (connection lost, bad data …). The app treats it as a miss and
 /// logs it; it never fails a token request because of the cache.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 #[error("token cache: {0}")]
 pub struct CacheError(pub String);
+
+impl CacheError {
+    /// A cache failure described by `message` (never a token or secret).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 /// Identifies one app token: authority, tenant, client id, sorted scopes, token type and
 /// the binding certificate's thumbprint (SHA-256 of the whole DER; `-` when unbound).

@@ -67,7 +67,7 @@ impl ClientCredential for CertificateCredential {
                     what: format!("certificate {}", c.leaf().subject()),
                     message: format!(
                         "expired at {}; renew it",
-                        certbound_core::cert::fmt_unix(c.leaf().not_after())
+                        certbound_core::fmt_unix(c.leaf().not_after())
                     ),
                 });
             }
@@ -170,7 +170,7 @@ impl ClientCredential for AssertionFileCredential {
 /// A certificate loading error as text; a PFX that does not open when the entry names no
 /// `CertificatePassword` says that the password is missing (not "wrong password, or damaged").
 fn pfx_message(e: &certbound_core::CertError, has_password: bool, key: &str) -> String {
-    if !has_password && matches!(e.kind, certbound_core::error::CertErrorKind::Pkcs12) {
+    if !has_password && matches!(e.kind, certbound_core::CertErrorKind::Pkcs12) {
         format!(
             "{}: the PFX/PKCS#12 is password-protected and {key} has no CertificatePassword; \
              add \"CertificatePassword\" to the entry (or set the environment variable \
@@ -238,7 +238,7 @@ pub(crate) fn load_one(
 }
 
 /// Tries the entries in order (skipping `Skip: true`); the first that loads wins.
-pub fn load_first(
+pub(crate) fn load_first(
     descs: &[CredentialDescription],
 ) -> Result<Arc<dyn ClientCredential>, ClientError> {
     let mut tried = Vec::new();

@@ -7,6 +7,7 @@ use std::time::Duration;
 /// A configuration problem: the file, the key path (`AzureAd.ClientCredentials[1].CertificateDiskPath`)
 /// and what is wrong.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 #[error("{}{}{message}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default(), if key.is_empty() { String::new() } else { format!("{key}: ") })]
 pub struct ConfigError {
     /// The configuration file, when the value came from one.

@@ -5,9 +5,11 @@
 //! Microsoft.Identity.Web's token acquisition with token binding, for Entra ID and any
 //! RFC 8705 authorization server.
 //!
-//! Module layout follows the data path: [`config`] → [`credential`] → [`authority`] →
-//! [`acquire`] → [`cache`] → [`header`] → [`App`]; [`transport`] holds the one mTLS client
-//! pool the app shares with downstream calls.
+//! The data path: [`AppConfig`] → credentials ([`ClientCredential`]) → [`Authority`] →
+//! token acquisition ([`RetryPolicy`]) → [`TokenCache`] → [`AuthorizationHeader`] → [`App`];
+//! [`TransportPool`] is the one mTLS client pool the app shares with downstream calls. The
+//! items are at the crate root; two modules are namespaces of their own: [`config`] (the
+//! `appsettings.json` model) and [`managed`] (managed identity: IMDS and App Service).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), certbound_client::ClientError> {
@@ -21,29 +23,35 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod acquire;
-pub mod app;
-pub mod authority;
-pub mod cache;
+mod acquire;
+mod app;
+mod authority;
+mod cache;
 pub mod config;
-pub mod credential;
-pub mod error;
-pub mod header;
+mod credential;
+mod error;
+mod header;
 pub mod managed;
 mod proof;
 mod scheme;
-pub mod secret;
-pub mod transport;
+mod secret;
+mod transport;
 mod vocab;
 
-pub use acquire::RetryPolicy;
+pub use acquire::{
+    MAX_RETRY_AFTER, RetryPolicy, check_key_bound_token_response, check_token_response,
+    client_assertion,
+};
 pub use app::{App, AppBuilder, AppToken, HeaderHandle, HeaderRef};
-pub use authority::Authority;
-pub use cache::{CacheKey, CachedToken, MemoryTokenCache, TokenCache};
+pub use authority::{Authority, DiscoveredEndpoints};
+pub use cache::{BoxFuture, CacheError, CacheKey, CachedToken, MemoryTokenCache, TokenCache};
 pub use config::AppConfig;
-pub use credential::{ClientCredential, ResolvedCredential};
+pub use credential::{
+    AssertionFileCredential, CertificateCredential, ClientCredential, ResolvedCredential,
+    SecretCredential,
+};
 pub use error::{ClientError, ConfigError};
 pub use header::{AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenSource};
 pub use managed::ManagedIdentityCredential;
 pub use secret::Secret;
-pub use transport::{TransportPool, TransportPoolBuilder, TransportSettings};
+pub use transport::{DEFAULT_MAX_CLIENTS, TransportPool, TransportPoolBuilder, TransportSettings};

@@ -225,7 +225,7 @@ pub(crate) fn refresh_at(cert: &certbound_core::CertifiedKey) -> i64 {
 
 /// The single resource IMDS and App Service take: `X/.default` → `X`; a scope without
 /// `/.default` is used as the resource as it is.
-pub fn resource_of(scopes: &[impl AsRef<str>]) -> Result<String, ClientError> {
+pub(crate) fn resource_of(scopes: &[impl AsRef<str>]) -> Result<String, ClientError> {
     let scopes: Vec<&str> = scopes
         .iter()
         .map(|s| s.as_ref().trim())

@@ -93,10 +93,7 @@ async fn no_secret_in_logs_debug_display_or_errors() {
     let assertion_app = s
         .builder()
         .credential(Arc::new(
-            certbound_client::credential::AssertionFileCredential::open(
-                dir.path().join("assertion"),
-            )
-            .unwrap(),
+            certbound_client::AssertionFileCredential::open(dir.path().join("assertion")).unwrap(),
         ))
         .build()
         .unwrap();

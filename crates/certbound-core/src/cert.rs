@@ -21,6 +21,7 @@ use rustls_pki_types::pem::PemObject as _;
 
 use crate::error::{CertError, CertErrorKind};
 use crate::key::PrivateKey;
+use crate::pem::pem_encode;
 use crate::thumbprint::{Thumbprint, x5t_sha1};
 use crate::{b64, now_unix};
 
@@ -110,8 +111,7 @@ impl Certificate {
     pub fn all_from_pem(pem: &[u8], source: &str) -> Result<Vec<Self>, CertError> {
         let mut out = Vec::new();
         for item in CertificateDer::pem_slice_iter(pem) {
-            let der =
-                item.map_err(|e| CertError::new(source, CertErrorKind::Pem(e.to_string())))?;
+            let der = item.map_err(|e| CertError::new(source, CertErrorKind::Pem(e)))?;
             out.push(Self::from_der(der.to_vec(), source)?);
         }
         Ok(out)
@@ -293,7 +293,7 @@ impl CertifiedKey {
             return Err(CertError::new(source, CertErrorKind::Empty));
         }
         let bytes = b64::decode_std_lenient(value)
-            .map_err(|e| CertError::new(source, CertErrorKind::Base64(e.to_string())))?;
+            .map_err(|e| CertError::new(source, CertErrorKind::Base64(e)))?;
         if is_pem(&bytes) {
             let chain = Certificate::all_from_pem(&bytes, source)?;
             let key = PrivateKey::from_pem(&bytes)
@@ -313,10 +313,20 @@ impl CertifiedKey {
             // A bare DER certificate: valid, but useless as a credential.
             return Err(CertError::new(source, CertErrorKind::NoPrivateKey));
         }
-        Self::from_pkcs12(bytes, password.unwrap_or(""), source)
+        #[cfg(feature = "pkcs12")]
+        {
+            Self::from_pkcs12(bytes, password.unwrap_or(""), source)
+        }
+        #[cfg(not(feature = "pkcs12"))]
+        {
+            let _ = password;
+            Err(CertError::new(source, CertErrorKind::Pkcs12Disabled))
+        }
     }
 
     /// Opens PKCS#12/PFX bytes.
+    #[cfg(feature = "pkcs12")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pkcs12")))]
     pub fn from_pkcs12(bytes: &[u8], password: &str, source: &str) -> Result<Self, CertError> {
         if bytes.is_empty() {
             return Err(CertError::new(source, CertErrorKind::Empty));
@@ -352,6 +362,8 @@ impl CertifiedKey {
     }
 
     /// Writes this credential as a password-protected PKCS#12 (AES-256-CBC, PBKDF2/SHA-256).
+    #[cfg(feature = "pkcs12")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pkcs12")))]
     pub fn to_pkcs12(&self, password: &str) -> Result<Vec<u8>, CertError> {
         let key = p12_keystore::PrivateKey::from_der(&self.key.to_pkcs8_der())
             .map_err(|e| CertError::new("pfx", CertErrorKind::Generate(e.to_string())))?;
@@ -418,8 +430,6 @@ fn read_input(path: &Path) -> Result<Vec<u8>, CertError> {
 fn is_pem(bytes: &[u8]) -> bool {
     bytes.windows(11).any(|w| w == b"-----BEGIN ")
 }
-
-pub use crate::pem::pem_encode;
 
 /// Formats Unix seconds as RFC 3339 (UTC).
 pub fn fmt_unix(t: i64) -> String {

@@ -7,7 +7,7 @@
 //! be started, every call reads the system clock instead.
 //!
 //! ```
-//! let coarse = certbound_core::clock::coarse_now_unix();
+//! let coarse = certbound_core::coarse_now_unix();
 //! assert!((coarse - certbound_core::now_unix()).abs() <= 5);
 //! ```
 

@@ -8,6 +8,7 @@ use std::fmt;
 
 /// What went wrong while loading a certificate or key, and from where.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 #[error("{source_name}: {kind}")]
 pub struct CertError {
     /// Where the input came from: a path, `"base64 value"`, a configuration key …
@@ -42,10 +43,10 @@ pub enum CertErrorKind {
     Empty,
     /// The input is not valid base64.
     #[error("is not valid base64 ({0})")]
-    Base64(String),
+    Base64(#[source] base64::DecodeError),
     /// PEM was found but could not be decoded.
     #[error("malformed PEM: {0}")]
-    Pem(String),
+    Pem(#[source] rustls_pki_types::pem::Error),
     /// A certificate could not be parsed as X.509.
     #[error("not a valid X.509 certificate: {0}")]
     X509(String),
@@ -66,6 +67,12 @@ pub enum CertErrorKind {
     /// PKCS#12 decoding failed: usually a wrong password.
     #[error("cannot open the PFX/PKCS#12: wrong password, or the file is damaged")]
     Pkcs12,
+    /// The input is binary and not a certificate, so a PFX/PKCS#12, but certbound-core was
+    /// built without its `pkcs12` feature.
+    #[error(
+        "is not PEM or a DER certificate, so presumably a PFX/PKCS#12, which needs certbound-core's `pkcs12` feature"
+    )]
+    Pkcs12Disabled,
     /// The PFX opened but holds no key with a certificate chain.
     #[error("the PFX holds no private key with a certificate")]
     Pkcs12NoKey,
@@ -103,5 +110,5 @@ pub enum JoseError {
     Malformed(&'static str),
     /// JSON (de)serialisation failed.
     #[error("JSON: {0}")]
-    Json(String),
+    Json(#[from] serde_json::Error),
 }

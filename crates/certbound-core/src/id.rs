@@ -1,11 +1,11 @@
 //! GUID-shaped identifiers (tenant, client and object ids in Entra's format).
 //!
 //! ```
-//! use certbound_core::id;
-//! let a = id::derived_guid(&[b"my-domain\0", b"tenant", b"\0", b"app"]);
-//! assert_eq!(a, id::derived_guid(&[b"my-domain\0", b"tenant", b"\0", b"app"]));
+//! use certbound_core::{derived_guid, guid_text};
+//! let a = derived_guid(&[b"my-domain\0", b"tenant", b"\0", b"app"]);
+//! assert_eq!(a, derived_guid(&[b"my-domain\0", b"tenant", b"\0", b"app"]));
 //! assert_eq!((a.len(), a.matches('-').count()), (36, 4));
-//! assert_eq!(id::guid_text(&[0xab; 16]), "abababab-abab-abab-abab-abababababab");
+//! assert_eq!(guid_text(&[0xab; 16]), "abababab-abab-abab-abab-abababababab");
 //! ```
 
 /// `8-4-4-4-12` lowercase hex of 16 bytes.

@@ -67,8 +67,8 @@ pub fn sign_compact(
     claims: &impl Serialize,
     key: &PrivateKey,
 ) -> Result<String, JoseError> {
-    let h = serde_json::to_vec(&header.members).map_err(|e| JoseError::Json(e.to_string()))?;
-    let p = serde_json::to_vec(claims).map_err(|e| JoseError::Json(e.to_string()))?;
+    let h = serde_json::to_vec(&header.members)?;
+    let p = serde_json::to_vec(claims)?;
     let mut out = String::with_capacity(h.len() * 4 / 3 + p.len() * 4 / 3 + 360);
     out.push_str(&b64::encode(&h));
     out.push('.');

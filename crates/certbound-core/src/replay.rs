@@ -41,7 +41,7 @@ pub enum ReplayCheck {
 /// The authority's token endpoint uses one for DPoP proofs too.
 ///
 /// ```
-/// use certbound_core::replay::{ReplayCache, ReplayCheck};
+/// use certbound_core::{ReplayCache, ReplayCheck};
 /// let cache = ReplayCache::new(std::time::Duration::from_secs(65), 2);
 /// assert!(cache.first_use("dpop", "jkt-1", "jti-1"));
 /// assert!(!cache.first_use("dpop", "jkt-1", "jti-1"));

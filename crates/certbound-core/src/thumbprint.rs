@@ -71,11 +71,6 @@ impl fmt::Debug for Thumbprint {
     }
 }
 
-/// `x5t#S256` of DER bytes, as text.
-pub fn x5t_s256(der: &[u8]) -> String {
-    Thumbprint::of_der(der).to_base64url()
-}
-
 /// Legacy `x5t`: base64url SHA-1 of DER bytes (only for old servers that need it).
 pub fn x5t_sha1(der: &[u8]) -> String {
     b64::encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref())

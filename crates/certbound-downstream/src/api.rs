@@ -79,7 +79,7 @@ impl CallOptions {
     pub fn json<T: Serialize>(mut self, body: &T) -> Result<Self, DownstreamError> {
         let bytes = serde_json::to_vec(body).map_err(|e| DownstreamError::Json {
             url: "(request body)".into(),
-            reason: e.to_string(),
+            source: e,
         })?;
         self.body = Some((Bytes::from(bytes), "application/json".into()));
         Ok(self)
@@ -155,7 +155,7 @@ impl DownstreamResponse {
         let ok = self.error_for_status()?;
         serde_json::from_slice(&ok.body).map_err(|e| DownstreamError::Json {
             url: ok.url.clone(),
-            reason: e.to_string(),
+            source: e,
         })
     }
 }
@@ -202,8 +202,7 @@ impl Downstream {
     ) -> Result<Self, DownstreamError> {
         let pool = app.transport().with_trust(anchors);
         // Fail early on a bad TLS configuration, as before.
-        pool.client_for(None)
-            .map_err(|e| DownstreamError::Transport(e.to_string()))?;
+        pool.client_for(None).map_err(DownstreamError::Transport)?;
         Ok(Self::new(app, pool))
     }
 
@@ -444,9 +443,8 @@ impl Downstream {
                     url.as_str(),
                 )
                 .await
-                .map_err(|e| DownstreamError::Token(e.to_string()))?;
-            h.apply(&mut auth)
-                .map_err(|e| DownstreamError::Token(e.to_string()))?;
+                .map_err(DownstreamError::Token)?;
+            h.apply(&mut auth).map_err(DownstreamError::Token)?;
             h.binding().cloned()
         } else {
             None
@@ -455,7 +453,7 @@ impl Downstream {
         let client = self
             .pool
             .client_for(binding.as_ref())
-            .map_err(|e| DownstreamError::Transport(e.to_string()))?;
+            .map_err(DownstreamError::Transport)?;
         let mut req = client.request(method.clone(), url.clone()).headers(auth);
         if let Some(accept) = &api.accept_header {
             req = req.header(http::header::ACCEPT, accept);

@@ -17,10 +17,10 @@ pub enum DownstreamError {
     },
     /// Getting the authorization header failed.
     #[error("cannot get a token for the call: {0}")]
-    Token(String),
-    /// Building the client or connecting failed.
+    Token(#[source] certbound_client::ClientError),
+    /// Building the client (TLS configuration, client certificate) failed.
     #[error("transport: {0}")]
-    Transport(String),
+    Transport(#[source] certbound_client::ClientError),
     /// The request failed before a response arrived (connect, TLS, timeout).
     #[error("request to {url} failed: {reason}")]
     Request {
@@ -64,11 +64,12 @@ pub enum DownstreamError {
         limit: usize,
     },
     /// The body is not the JSON the caller asked for.
-    #[error("{url}: response is not the expected JSON: {reason}")]
+    #[error("{url}: response is not the expected JSON: {source}")]
     Json {
-        /// The URL.
+        /// The URL (`(request body)` when serialising the request body failed).
         url: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: serde_json::Error,
     },
 }

@@ -3,9 +3,10 @@
 //! The last step of the client's data path: calling downstream APIs with the token and
 //! over the transport the API's `ProtocolScheme` asks for.
 //!
-//! - [`pool`]: mTLS HTTP clients keyed by certificate thumbprint, bounded, LRU — a
-//!   re-export of [`certbound_client::transport`].
-//! - [`api`]: named downstream APIs called with the app's token over the right transport.
+//! - [`TransportPool`]: mTLS HTTP clients keyed by certificate thumbprint, bounded, LRU — a
+//!   re-export of [`certbound_client::TransportPool`].
+//! - [`Downstream`]: named downstream APIs called with the app's token over the right
+//!   transport.
 //!
 //! ## Decision: a thin crate over the app's transport
 //!
@@ -21,10 +22,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod error;
-pub mod pool;
+mod api;
+mod error;
+mod pool;
 
-pub use api::{CallOptions, Downstream, DownstreamResponse};
+pub use api::{CallOptions, DEFAULT_MAX_BODY, Downstream, DownstreamResponse, MAX_REDIRECTS};
 pub use error::DownstreamError;
 pub use pool::{TransportPool, TransportPoolBuilder, TransportSettings};

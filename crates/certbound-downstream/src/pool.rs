@@ -1,5 +1,5 @@
 //! mTLS transport: one pooled HTTP client per binding certificate — re-exported from
-//! [`certbound_client::transport`].
+//! `certbound-client`.
 //!
 //! The pool lives in the client crate because the [`App`](certbound_client::App) owns it:
 //! token acquisition and downstream calls take their clients from the same bounded LRU
@@ -18,4 +18,4 @@
 //! # Ok(()) }
 //! ```
 
-pub use certbound_client::transport::{TransportPool, TransportPoolBuilder, TransportSettings};
+pub use certbound_client::{TransportPool, TransportPoolBuilder, TransportSettings};

@@ -117,7 +117,7 @@ impl CertificateRequest {
     }
     /// The CSR as PEM (`CERTIFICATE REQUEST`).
     pub fn to_pem(&self) -> String {
-        certbound_core::cert::pem_encode("CERTIFICATE REQUEST", &self.der)
+        certbound_core::pem_encode("CERTIFICATE REQUEST", &self.der)
     }
     /// The private key the CSR is for.
     pub fn key(&self) -> &PrivateKey {

@@ -14,7 +14,7 @@ mod common;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use certbound_client::cache::{CacheKey, TokenCache};
+use certbound_client::{CacheKey, TokenCache};
 use certbound_redis::RedisTokenCache;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 

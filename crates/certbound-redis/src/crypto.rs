@@ -20,7 +20,7 @@ use aws_lc_rs::digest;
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use crate::error::ConfigError;
+use crate::error::RedisConfigError;
 
 /// Envelope format version written by this crate.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -67,9 +67,9 @@ pub struct EncryptionKey {
 
 impl EncryptionKey {
     /// A key from exactly 32 bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ConfigError> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RedisConfigError> {
         if bytes.len() != 32 {
-            return Err(ConfigError::invalid(
+            return Err(RedisConfigError::invalid(
                 "EncryptionKey",
                 format!(
                     "must be 32 bytes (AES-256), got {} bytes; generate one with `openssl rand -base64 32`",
@@ -78,7 +78,7 @@ impl EncryptionKey {
             ));
         }
         let aead = RandomizedNonceKey::new(&AES_256_GCM, bytes).map_err(|_| {
-            ConfigError::invalid("EncryptionKey", "the AES-256-GCM key was rejected")
+            RedisConfigError::invalid("EncryptionKey", "the AES-256-GCM key was rejected")
         })?;
         let d = digest::digest(&digest::SHA256, bytes);
         let mut id = [0u8; KEY_ID_LEN];
@@ -91,11 +91,11 @@ impl EncryptionKey {
 
     /// A key from standard base64 (padding optional, surrounding whitespace ignored) or
     /// base64url, decoding to 32 bytes.
-    pub fn from_base64(text: &str) -> Result<Self, ConfigError> {
+    pub fn from_base64(text: &str) -> Result<Self, RedisConfigError> {
         Self::from_base64_at(text, "EncryptionKey")
     }
 
-    pub(crate) fn from_base64_at(text: &str, path: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn from_base64_at(text: &str, path: &str) -> Result<Self, RedisConfigError> {
         let compact: Zeroizing<String> =
             Zeroizing::new(text.chars().filter(|c| !c.is_ascii_whitespace()).collect());
         let trimmed = compact.trim_end_matches('=');
@@ -109,17 +109,17 @@ impl EncryptionKey {
                 return Self::from_bytes(&bytes).map_err(|e| e.at(path));
             }
         }
-        Err(ConfigError::invalid(
+        Err(RedisConfigError::invalid(
             path,
             "is not base64; expected 32 random bytes in base64 (e.g. `openssl rand -base64 32`)",
         ))
     }
 
     /// A fresh random key (for tests and for generating configuration).
-    pub fn generate() -> Result<Self, ConfigError> {
+    pub fn generate() -> Result<Self, RedisConfigError> {
         let mut bytes = Zeroizing::new([0u8; 32]);
         aws_lc_rs::rand::fill(&mut bytes[..])
-            .map_err(|_| ConfigError::invalid("EncryptionKey", "the system RNG failed"))?;
+            .map_err(|_| RedisConfigError::invalid("EncryptionKey", "the system RNG failed"))?;
         Self::from_bytes(&bytes[..])
     }
 

@@ -3,7 +3,7 @@
 /// A problem in the `TokenCache:Redis` configuration (or the builder's equivalent).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum RedisConfigError {
     /// A required key is absent.
     #[error("token cache configuration: `{path}` is missing; {hint}")]
     Missing {
@@ -22,7 +22,7 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
+impl RedisConfigError {
     pub(crate) fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid {
             path: path.into(),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use certbound_client::cache::{BoxFuture, CacheError, CacheKey, CachedToken, TokenCache};
+use certbound_client::{BoxFuture, CacheError, CacheKey, CachedToken, TokenCache};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{RedisCacheConfig, redact_url};
 use crate::crypto::{Keyring, OpenError};
-use crate::error::ConfigError;
+use crate::error::RedisConfigError;
 use crate::health::{Admit, Health};
 
 /// The largest Redis value read or written (bytes). Reads ask Redis for at most one byte
@@ -101,7 +101,7 @@ struct Inner {
 ///
 /// ```no_run
 /// use certbound_redis::{EncryptionKey, RedisCacheConfig, RedisTokenCache};
-/// # async fn run() -> Result<(), certbound_redis::ConfigError> {
+/// # async fn run() -> Result<(), certbound_redis::RedisConfigError> {
 /// let config = RedisCacheConfig::builder()
 ///     .connection_string("redis://127.0.0.1:6379")
 ///     .encryption_key(EncryptionKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")?)
@@ -154,7 +154,7 @@ impl RedisTokenCache {
     /// Builds the cache and tries Redis once (bounded by the timeout). An unreachable Redis
     /// is logged, not an error: the cache starts in the "unavailable" state and recovers by
     /// itself. Must be called inside a Tokio runtime.
-    pub async fn connect(config: RedisCacheConfig) -> Result<Self, ConfigError> {
+    pub async fn connect(config: RedisCacheConfig) -> Result<Self, RedisConfigError> {
         let cache = Self::new(config)?;
         let _: Option<String> = cache.run(&redis::cmd("PING")).await.ok().flatten();
         Ok(cache)
@@ -163,9 +163,9 @@ impl RedisTokenCache {
     /// Builds the cache without contacting Redis (the first call connects). For synchronous
     /// set-up code; it must run inside a Tokio runtime (the connection task is spawned on it),
     /// otherwise an error says so.
-    pub fn new(config: RedisCacheConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: RedisCacheConfig) -> Result<Self, RedisConfigError> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(ConfigError::invalid(
+            return Err(RedisConfigError::invalid(
                 "TokenCache:Redis",
                 "needs a Tokio runtime: build the token cache (or the app) from within one",
             ));
@@ -192,7 +192,7 @@ impl RedisTokenCache {
                 .max_retry_wait(config.timeout.as_millis().max(1) as u64)
                 .build()
                 .map_err(|e| {
-                    ConfigError::invalid(
+                    RedisConfigError::invalid(
                         "TokenCache:Redis:ConnectionString",
                         format!("cannot be used for Redis Cluster ({:?})", e.kind()),
                     )
@@ -203,7 +203,7 @@ impl RedisTokenCache {
             }))
         } else {
             let url = config.nodes.first().ok_or_else(|| {
-                ConfigError::missing("TokenCache:Redis:ConnectionString", "name a Redis node")
+                RedisConfigError::missing("TokenCache:Redis:ConnectionString", "name a Redis node")
             })?;
             let client = match &config.tls_ca_pem {
                 Some(pem) => redis::Client::build_with_tls(
@@ -216,7 +216,7 @@ impl RedisTokenCache {
                 None => redis::Client::open(url.as_str()),
             }
             .map_err(|e| {
-                ConfigError::invalid(
+                RedisConfigError::invalid(
                     "TokenCache:Redis:ConnectionString",
                     format!("is not a usable Redis URL ({:?})", e.kind()),
                 )
@@ -229,7 +229,7 @@ impl RedisTokenCache {
                 .set_max_delay(config.timeout);
             let manager =
                 ConnectionManager::new_lazy_with_config(client, cm_config).map_err(|e| {
-                    ConfigError::invalid(
+                    RedisConfigError::invalid(
                         "TokenCache:Redis:ConnectionString",
                         format!("cannot be used ({:?})", e.kind()),
                     )

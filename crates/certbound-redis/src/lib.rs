@@ -4,13 +4,13 @@
 //! Redis Cluster) shared by every replica of a service, behind the in-memory **L1** of
 //! `certbound-client`, so replicas share tokens instead of each asking the authority.
 //!
-//! - [`crypto`]: AES-256-GCM envelopes (aws-lc-rs) with the cache key as associated data and a
-//!   key id for rotation ([`EncryptionKey`], [`Keyring`]).
-//! - [`config`]: the `TokenCache:Redis` JSON section, environment overrides, and a builder
-//!   ([`RedisCacheConfig`]).
-//! - [`l2`]: [`RedisTokenCache`] — bounded timeouts, failures absorbed and logged once per
+//! - [`EncryptionKey`], [`Keyring`]: AES-256-GCM envelopes (aws-lc-rs) with the cache key as
+//!   associated data and a key id for rotation.
+//! - [`RedisCacheConfig`]: the `TokenCache:Redis` JSON section, environment overrides, and a
+//!   builder.
+//! - [`RedisTokenCache`]: the L2 — bounded timeouts, failures absorbed and logged once per
 //!   outage, self-recovery, unusable entries removed.
-//! - [`tiered`]: [`TieredCache`] — the memory L1 in front of the L2, as one `TokenCache`.
+//! - [`TieredCache`]: the memory L1 in front of the L2, as one `TokenCache`.
 //!
 //! Redis sees only `KeyPrefix ‖ hex(SHA-256(cache key))` names and sealed values: no token,
 //! no secret, no client id in clear.
@@ -70,15 +70,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod config;
-pub mod crypto;
-pub mod error;
+mod config;
+mod crypto;
+mod error;
 mod health;
-pub mod l2;
-pub mod tiered;
+mod l2;
+mod tiered;
 
-pub use config::{RedisCacheConfig, RedisCacheConfigBuilder};
-pub use crypto::{EncryptionKey, KeyId, Keyring, OpenError};
-pub use error::ConfigError;
-pub use l2::{L2Stats, RedisTokenCache};
-pub use tiered::TieredCache;
+pub use config::{
+    DEFAULT_KEY_PREFIX, DEFAULT_MAX_RETRY_INTERVAL, DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
+    RedisCacheConfig, RedisCacheConfigBuilder, SECTION_KEYS,
+};
+pub use crypto::{ENVELOPE_VERSION, EncryptionKey, KeyId, Keyring, OpenError, Opened};
+pub use error::RedisConfigError;
+pub use l2::{L2Stats, MAX_ENTRY_BYTES, RedisTokenCache};
+pub use tiered::{DEFAULT_L1_ENTRIES, TieredCache};

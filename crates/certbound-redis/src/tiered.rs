@@ -5,10 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use certbound_client::MemoryTokenCache;
-use certbound_client::cache::{BoxFuture, CacheError, CacheKey, CachedToken, TokenCache};
+use certbound_client::{BoxFuture, CacheError, CacheKey, CachedToken, TokenCache};
 
 use crate::config::RedisCacheConfig;
-use crate::error::ConfigError;
+use crate::error::RedisConfigError;
 use crate::l2::RedisTokenCache;
 
 /// Default L1 capacity of [`TieredCache::from_json`].
@@ -23,7 +23,7 @@ pub const DEFAULT_L1_ENTRIES: u64 = 10_000;
 /// ```no_run
 /// use certbound_client::{MemoryTokenCache, TokenCache};
 /// use certbound_redis::{EncryptionKey, RedisCacheConfig, RedisTokenCache, TieredCache};
-/// # async fn run() -> Result<(), certbound_redis::ConfigError> {
+/// # async fn run() -> Result<(), certbound_redis::RedisConfigError> {
 /// let l2 = RedisTokenCache::connect(
 ///     RedisCacheConfig::builder()
 ///         .connection_string("redis://127.0.0.1:6379")
@@ -70,7 +70,7 @@ impl TieredCache {
     pub async fn from_json(
         document: &serde_json::Value,
         vars: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Option<Self>, ConfigError> {
+    ) -> Result<Option<Self>, RedisConfigError> {
         let Some(config) = RedisCacheConfig::from_json_with_env(document, vars)? else {
             return Ok(None);
         };
@@ -101,7 +101,7 @@ impl TieredCache {
         document: &serde_json::Value,
         vars: impl IntoIterator<Item = (String, String)>,
         l1_max_entries: u64,
-    ) -> Result<Option<Self>, ConfigError> {
+    ) -> Result<Option<Self>, RedisConfigError> {
         let Some(config) = RedisCacheConfig::from_json_with_env(document, vars)? else {
             return Ok(None);
         };

@@ -58,7 +58,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
-use certbound_core::cert::fmt_unix;
+use certbound_core::fmt_unix;
 use certbound_core::{Certificate, Thumbprint};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode, header};

@@ -368,7 +368,7 @@ async fn expired_and_not_yet_valid_certificates_are_403() {
     assert_eq!(r.body["error"], "client_certificate_expired");
     let d = r.body["error_description"].as_str().unwrap();
     assert!(
-        d.contains(&certbound_core::cert::fmt_unix(expired.not_after())),
+        d.contains(&certbound_core::fmt_unix(expired.not_after())),
         "{d}"
     );
 

@@ -80,7 +80,7 @@ pub(super) async fn mint_through_imds(
             "POST /metadata/identity/issuecredential → certificate {} from {} (x5t#S256 {thumb}, valid until {}), token endpoint {}",
             leaf.subject(),
             leaf.issuer(),
-            certbound_core::cert::fmt_unix(leaf.not_after()),
+            certbound_core::fmt_unix(leaf.not_after()),
             minted.token_endpoint()
         ),
         data: json!({

@@ -148,7 +148,7 @@ impl Client {
 /// A stable GUID-shaped object id for a client without one: SHA-256 of the tenant and
 /// client id (so it survives restarts and differs between tenants and clients).
 pub(super) fn derived_object_id(tenant: &str, client_id: &str) -> String {
-    certbound_core::id::derived_guid(&[
+    certbound_core::derived_guid(&[
         b"certbound-client-object\0",
         tenant.as_bytes(),
         b"\0",

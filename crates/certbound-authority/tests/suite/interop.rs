@@ -23,7 +23,7 @@ fn write_pem(dir: &Path, name: &str, cred: &CertifiedKey) -> (String, String) {
     let key = dir.join(format!("{name}.key"));
     let pem: String = cred.chain().iter().map(|c| c.to_pem()).collect();
     std::fs::write(&cert, pem).unwrap();
-    certbound_core::write_private_file(&key, cred.key().to_pkcs8_pem().as_bytes()).unwrap();
+    std::fs::write(&key, cred.key().to_pkcs8_pem().as_bytes()).unwrap();
     (cert.display().to_string(), key.display().to_string())
 }
 

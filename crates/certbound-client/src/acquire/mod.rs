@@ -385,7 +385,7 @@ fn oauth_error(url: &str, status: u16, body: &[u8]) -> ClientError {
 }
 
 /// `Retry-After`: delta-seconds or an HTTP date.
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -519,9 +519,12 @@ fn parse_success(
         let expected = k.key().thumbprint();
         if let Some(c) = &claims {
             let got = c.get("cnf").and_then(|c| c.get(k.claim()));
-            let matches = got
-                .and_then(Value::as_str)
-                .is_some_and(|g| certbound_core::pop::thumbprints_equal(g, &expected));
+            let matches = got.and_then(Value::as_str).is_some_and(|g| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    g.as_bytes(),
+                    expected.as_bytes(),
+                ))
+            });
             if !matches {
                 let (scheme, claim) = k.names();
                 return Err(ClientError::KeyBindingMismatch {

@@ -1,6 +1,5 @@
 //! [`AppBuilder`]: building an [`App`] in code or from an [`AppConfig`].
 
-use super::*;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -21,6 +20,8 @@ use crate::error::ClientError;
 use crate::proof::NonceStore;
 use crate::secret::Secret;
 use crate::transport::{TransportPool, TransportSettings};
+
+use super::{App, HotCache, Inner, managed_identity_label};
 
 /// Builds an [`App`] in code (or from an [`AppConfig`] plus code).
 ///

@@ -1,11 +1,12 @@
 //! [`HeaderHandle`]: a prepared header source for one set of scopes and options.
 
-use super::*;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::error::ClientError;
 use crate::header::{AuthorizationHeader, HeaderOptions, HeaderParts, TokenSource};
+
+use super::{App, signs_every_request};
 
 /// A prepared header source for one set of scopes and options; see [`App::header_handle`].
 #[derive(Clone)]
@@ -98,7 +99,7 @@ impl HeaderHandle {
     pub fn cached(&self) -> Option<HeaderRef> {
         let i = &self.inner;
         let slot = i.slot.load();
-        let now = certbound_core::clock::coarse_now_unix();
+        let now = certbound_core::coarse_now_unix();
         (now < slot.fresh_until && slot.generation == i.app.inner.credential.generation())
             .then(|| HeaderRef(slot))
     }

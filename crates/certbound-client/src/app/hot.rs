@@ -1,7 +1,6 @@
 //! The hot, header-ready cache in front of the token cache, and the cache path of a
 //! request (lookup, proactive refresh, remembering a fetched token).
 
-use super::*;
 use std::collections::HashMap;
 use std::hash::Hasher as _;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -13,6 +12,8 @@ use certbound_core::{CertifiedKey, Thumbprint};
 use crate::cache::{CacheKey, CachedToken};
 use crate::error::ClientError;
 use crate::header::{AuthorizationHeader, HeaderOptions, HeaderParts, ProtocolScheme, TokenSource};
+
+use super::{App, Route, managed_route};
 
 impl App {
     pub(crate) fn hot_entry(
@@ -37,7 +38,7 @@ impl App {
             return None; // the proof key was rotated
         }
         // The coarse clock (one atomic load): expiry margins are minutes long.
-        let now = certbound_core::clock::coarse_now_unix();
+        let now = certbound_core::coarse_now_unix();
         if now >= e.usable_until {
             return None;
         }

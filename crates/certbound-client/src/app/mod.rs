@@ -75,7 +75,8 @@ pub struct AppToken {
 
 pub(crate) type Inflight = Shared<BoxFuture<'static, Result<CachedToken, Arc<ClientError>>>>;
 
-/// The client application. See the [module docs](self).
+/// The client application: token acquisition, cache and authorization headers for one app
+/// registration (see the [crate docs](crate)).
 #[derive(Clone)]
 pub struct App {
     pub(crate) inner: Arc<Inner>,

@@ -1,10 +1,11 @@
 //! Scheme policy: which [`ProtocolScheme`] a request is served with.
 
-use super::*;
 use std::sync::atomic::Ordering;
 
 use crate::error::ClientError;
 use crate::header::{HeaderOptions, ProtocolScheme};
+
+use super::App;
 
 impl App {
     /// Applies the scheme rules: `MTLS_POP` needs an app token and a certificate credential;

@@ -1,8 +1,9 @@
 //! The known keys of each section, and warnings for unknown keys (with the nearest known
 //! key as a hint).
 
-use super::*;
 use std::path::Path;
+
+use super::{ConfigWarning, Node};
 
 /// What the value of a known key is, for the unknown-key check.
 #[derive(Clone, Copy)]

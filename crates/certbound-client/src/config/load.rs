@@ -1,12 +1,17 @@
 //! Loading: reading the file, applying environment overrides (`AzureAd__ClientId` …),
 //! resolving relative paths and validating every section.
 
-use super::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::config::AppConfig;
 use crate::error::ConfigError;
 use crate::scheme::ProtocolScheme;
+
+use super::{
+    AcquireTokenOptionsConfig, ConfigWarning, CredentialDescription, CredentialSourceConfig,
+    DownstreamApiConfig, Node, Reader, SECTIONS, unknown_keys_note, warnings_for,
+};
 
 impl AppConfig {
     /// Reads a file and applies environment overrides (`AzureAd__ClientId` …).

@@ -8,9 +8,9 @@
 //!   use the same `reqwest::Client` — the same warm connections.
 //! - `describe_reqwest` (crate-private): transport errors as text (never the request body).
 
-pub mod pool;
+mod pool;
 
-pub use pool::{TransportPool, TransportPoolBuilder, TransportSettings};
+pub use pool::{DEFAULT_MAX_CLIENTS, TransportPool, TransportPoolBuilder, TransportSettings};
 
 /// A reqwest error as text, with its causes and a hint for untrusted server certificates
 /// (never contains the request body).

@@ -20,7 +20,7 @@
 //!
 //! ```no_run
 //! use certbound_core::tls::TrustAnchors;
-//! use certbound_client::transport::TransportPool;
+//! use certbound_client::TransportPool;
 //! # fn f(cert: certbound_core::CertifiedKey) -> Result<(), certbound_client::ClientError> {
 //! let pool = TransportPool::builder().trust(TrustAnchors::system()).max_clients(32).build()?;
 //! let mtls = pool.client_for(Some(&cert))?;    // presents `cert`

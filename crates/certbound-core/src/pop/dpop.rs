@@ -1,6 +1,13 @@
 //! DPoP proofs (RFC 9449): what a proof must match, and the check.
 
-use super::*;
+use serde_json::{Map, Value};
+
+use crate::jwk::Jwk;
+
+use super::{
+    DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_WINDOW, DPOP_TYP, JwkLocation, PopError,
+    access_token_hash, normalize_htu, verify_with_embedded_jwk,
+};
 
 /// What a DPoP proof must match; see [`verify_dpop_proof`].
 #[derive(Debug, Clone)]

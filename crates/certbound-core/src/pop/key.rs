@@ -1,6 +1,19 @@
 //! The app's proof key: making DPoP proofs and signed HTTP requests.
 
-use super::*;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Map, Value, json};
+
+use crate::b64;
+use crate::jose::{JwsHeader, sign_compact};
+use crate::jwk::{Jwk, JwsAlgorithm};
+use crate::key::{KeyKind, PrivateKey};
+
+use super::{
+    DPOP_TYP, HttpTarget, PopError, SHR_TYP, access_token_hash, check_method, normalize_htu,
+    req_cnf_for, thumbprints_equal,
+};
 
 pub(super) fn random_id() -> Result<String, PopError> {
     let mut bytes = [0u8; 16];

@@ -31,16 +31,9 @@
 //! assert_eq!(checked.htu, "https://api.example/orders");
 //! ```
 
-use std::fmt;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
-use serde_json::{Map, Value, json};
-
-use crate::b64;
-use crate::jose::{Jwk, JwsAlgorithm, JwsHeader, sign_compact};
-use crate::key::{KeyKind, PrivateKey};
+use crate::jwk::JwsAlgorithm;
 
 /// The `typ` of a DPoP proof (RFC 9449 §4.2).
 pub const DPOP_TYP: &str = "dpop+jwt";
@@ -160,6 +153,14 @@ pub use verify::*;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::b64;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn thumbprints_compare_in_constant_time() {
+        assert!(thumbprints_equal("abc", "abc"));
+        assert!(!thumbprints_equal("abc", "abd"));
+    }
 
     #[test]
     fn htu_normalisation() {

@@ -1,6 +1,13 @@
 //! Microsoft's signed HTTP request ("PoP", SHR): the check.
 
-use super::*;
+use std::fmt;
+
+use serde_json::Value;
+
+use super::{
+    HttpTarget, JwkLocation, PopError, SHR_TYP, int_claim, normalize_path, str_claim,
+    verify_with_embedded_jwk,
+};
 
 /// A signed HTTP request whose signature verified with its `cnf.jwk` and whose `kid` is
 /// that key's thumbprint. Request matching is [`SignedHttpRequest::check_request`].

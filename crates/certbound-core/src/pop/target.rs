@@ -1,6 +1,10 @@
 //! The request a proof covers: URL normalisation (`htu`, `u`/`p`), methods, `ath` and `req_cnf`.
 
-use super::*;
+use serde_json::{Value, json};
+
+use crate::b64;
+
+use super::PopError;
 
 // ---------------------------------------------------------------------------------------
 // URLs and hashes
@@ -142,13 +146,7 @@ pub fn access_token_hash(access_token: &str) -> String {
 }
 
 /// Whether two JWK thumbprints (base64url text) are equal, in constant time.
-///
-/// ```
-/// use certbound_core::pop::thumbprints_equal;
-/// assert!(thumbprints_equal("abc", "abc"));
-/// assert!(!thumbprints_equal("abc", "abd"));
-/// ```
-pub fn thumbprints_equal(a: &str, b: &str) -> bool {
+pub(crate) fn thumbprints_equal(a: &str, b: &str) -> bool {
     bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
 }
 

@@ -1,6 +1,12 @@
 //! Verifying a compact JWS against the public key it embeds.
 
-use super::*;
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use serde_json::{Map, Value};
+
+use crate::b64;
+use crate::jwk::{Jwk, JwsAlgorithm};
+
+use super::{MAX_PROOF_LEN, PRIVATE_JWK_MEMBERS, PROOF_ALGORITHMS, PopError};
 
 // ---------------------------------------------------------------------------------------
 // Verification against an embedded key

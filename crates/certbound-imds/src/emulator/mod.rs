@@ -267,13 +267,13 @@ impl EmulatorConfig {
         on_register: RegistrationSink,
     ) -> Self {
         let guid = || {
-            certbound_core::id::random_guid().unwrap_or_else(|| {
+            certbound_core::random_guid().unwrap_or_else(|| {
                 // Not secret, only distinct: the clock will do.
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
                     .unwrap_or(0);
-                certbound_core::id::guid_text(&t.to_be_bytes())
+                certbound_core::guid_text(&t.to_be_bytes())
             })
         };
         Self {

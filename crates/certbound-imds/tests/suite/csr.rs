@@ -174,7 +174,7 @@ fn openssl_verifies_the_csr_and_sees_pss_sha256_salt_32() {
     let mut der = req.der().to_vec();
     let last = der.len() - 1;
     der[last] ^= 0xFF;
-    let pem = certbound_core::cert::pem_encode("CERTIFICATE REQUEST", &der);
+    let pem = certbound_core::pem_encode("CERTIFICATE REQUEST", &der);
     let (ok, text) = openssl_req(&pem);
     assert!(!ok || !text.contains("verify OK"), "{text}");
 }

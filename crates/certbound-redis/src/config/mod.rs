@@ -30,7 +30,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::crypto::{EncryptionKey, Keyring};
-use crate::error::ConfigError;
+use crate::error::RedisConfigError;
 
 /// Default bound on each Redis command.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -147,7 +147,7 @@ impl RedisCacheConfig {
 
     /// Reads `TokenCache:Redis` from a whole configuration document (keys matched
     /// case-insensitively). `Ok(None)` when the document has no such section: no L2 cache.
-    pub fn from_json(document: &Value) -> Result<Option<Self>, ConfigError> {
+    pub fn from_json(document: &Value) -> Result<Option<Self>, RedisConfigError> {
         let Some(section) = get_ci(document, "TokenCache").and_then(|t| get_ci(t, "Redis")) else {
             return Ok(None);
         };
@@ -163,22 +163,22 @@ impl RedisCacheConfig {
     pub fn from_json_with_env(
         document: &Value,
         vars: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Option<Self>, ConfigError> {
+    ) -> Result<Option<Self>, RedisConfigError> {
         let mut doc = document.clone();
         apply_env_overrides(&mut doc, vars);
         Self::from_json(&doc)
     }
 
     /// Reads the `Redis` object itself (the value of `TokenCache:Redis`).
-    pub fn from_section(section: &Value) -> Result<Self, ConfigError> {
+    pub fn from_section(section: &Value) -> Result<Self, RedisConfigError> {
         if !section.is_object() {
-            return Err(ConfigError::invalid(SECTION, "must be a JSON object"));
+            return Err(RedisConfigError::invalid(SECTION, "must be a JSON object"));
         }
         let mut b = Self::builder();
         match get_ci(section, "ConnectionString") {
             Some(Value::String(s)) => b = b.connection_string(s),
             Some(_) => {
-                return Err(ConfigError::invalid(
+                return Err(RedisConfigError::invalid(
                     path("ConnectionString"),
                     "must be a string",
                 ));
@@ -188,7 +188,12 @@ impl RedisCacheConfig {
         match get_ci(section, "KeyPrefix") {
             Some(Value::String(s)) => b = b.key_prefix(s),
             Some(Value::Null) | None => {}
-            Some(_) => return Err(ConfigError::invalid(path("KeyPrefix"), "must be a string")),
+            Some(_) => {
+                return Err(RedisConfigError::invalid(
+                    path("KeyPrefix"),
+                    "must be a string",
+                ));
+            }
         }
         match get_ci(section, "EncryptionKey") {
             Some(Value::String(s)) => {
@@ -196,7 +201,7 @@ impl RedisCacheConfig {
             }
             Some(Value::Null) | None => {}
             Some(_) => {
-                return Err(ConfigError::invalid(
+                return Err(RedisConfigError::invalid(
                     path("EncryptionKey"),
                     "must be a base64 string",
                 ));
@@ -207,7 +212,7 @@ impl RedisCacheConfig {
                 for (i, item) in items.iter().enumerate() {
                     let p = format!("{}:{i}", path("EncryptionKeys"));
                     let Value::String(s) = item else {
-                        return Err(ConfigError::invalid(p, "must be a base64 string"));
+                        return Err(RedisConfigError::invalid(p, "must be a base64 string"));
                     };
                     b.older.push(EncryptionKey::from_base64_at(s, &p));
                 }
@@ -224,7 +229,7 @@ impl RedisCacheConfig {
             }
             Some(Value::Null) | None => {}
             Some(_) => {
-                return Err(ConfigError::invalid(
+                return Err(RedisConfigError::invalid(
                     path("EncryptionKeys"),
                     "must be an array of base64 strings",
                 ));
@@ -237,7 +242,7 @@ impl RedisCacheConfig {
             Some(Value::String(s)) if !s.trim().is_empty() => b = b.tls_ca_certificate_path(s),
             Some(Value::String(_)) | Some(Value::Null) | None => {}
             Some(_) => {
-                return Err(ConfigError::invalid(
+                return Err(RedisConfigError::invalid(
                     path("TlsCaCertificatePath"),
                     "must be a file path",
                 ));
@@ -252,7 +257,7 @@ impl RedisCacheConfig {
                 "true" => b = b.cluster(true),
                 "false" => b = b.cluster(false),
                 _ => {
-                    return Err(ConfigError::invalid(
+                    return Err(RedisConfigError::invalid(
                         path("Cluster"),
                         "must be true or false",
                     ));
@@ -260,7 +265,7 @@ impl RedisCacheConfig {
             },
             Some(Value::Null) | None => {}
             Some(_) => {
-                return Err(ConfigError::invalid(
+                return Err(RedisConfigError::invalid(
                     path("Cluster"),
                     "must be true or false",
                 ));
@@ -280,12 +285,12 @@ pub struct RedisCacheConfigBuilder {
     connection_string: Option<String>,
     cluster: Option<bool>,
     key_prefix: Option<String>,
-    current: Option<Result<EncryptionKey, ConfigError>>,
-    older: Vec<Result<EncryptionKey, ConfigError>>,
+    current: Option<Result<EncryptionKey, RedisConfigError>>,
+    older: Vec<Result<EncryptionKey, RedisConfigError>>,
     timeout: Option<Duration>,
     retry_interval: Option<Duration>,
     max_retry_interval: Option<Duration>,
-    tls_ca: Option<Result<Vec<u8>, ConfigError>>,
+    tls_ca: Option<Result<Vec<u8>, RedisConfigError>>,
 }
 
 impl fmt::Debug for RedisCacheConfigBuilder {
@@ -357,7 +362,7 @@ impl RedisCacheConfigBuilder {
         self.tls_ca = Some(
             std::fs::read(p)
                 .map_err(|e| {
-                    ConfigError::invalid(
+                    RedisConfigError::invalid(
                         "TokenCache:Redis:TlsCaCertificatePath",
                         format!("cannot read {}: {e}", p.display()),
                     )
@@ -366,7 +371,7 @@ impl RedisCacheConfigBuilder {
                     if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
                         Ok(pem)
                     } else {
-                        Err(ConfigError::invalid(
+                        Err(RedisConfigError::invalid(
                             "TokenCache:Redis:TlsCaCertificatePath",
                             format!("{} holds no PEM certificate", p.display()),
                         ))
@@ -383,9 +388,9 @@ impl RedisCacheConfigBuilder {
     }
 
     /// Validates and builds.
-    pub fn build(self) -> Result<RedisCacheConfig, ConfigError> {
+    pub fn build(self) -> Result<RedisCacheConfig, RedisConfigError> {
         let cs = self.connection_string.ok_or_else(|| {
-            ConfigError::missing(
+            RedisConfigError::missing(
                 path("ConnectionString"),
                 "set it to the Redis URL, e.g. redis://127.0.0.1:6379",
             )
@@ -393,7 +398,7 @@ impl RedisCacheConfigBuilder {
         let nodes = parse_connection_string(&cs)?;
         let cluster = self.cluster.unwrap_or(false) || nodes.len() > 1;
         let current = self.current.ok_or_else(|| {
-            ConfigError::missing(
+            RedisConfigError::missing(
                 path("EncryptionKey"),
                 "every cached token is encrypted: set it to 32 random bytes in base64 (`openssl rand -base64 32`), the same on every replica",
             )
@@ -404,7 +409,7 @@ impl RedisCacheConfigBuilder {
         }
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
-            return Err(ConfigError::invalid(
+            return Err(RedisConfigError::invalid(
                 path("Timeout"),
                 "must be greater than zero",
             ));
@@ -429,7 +434,7 @@ impl RedisCacheConfigBuilder {
 
 mod parse;
 
-pub use parse::*;
+use parse::{apply_env_overrides, get_ci, parse_connection_string, parse_duration};
 
 #[cfg(test)]
 mod tests {

@@ -1,14 +1,19 @@
 //! Parsing what users write: StackExchange.Redis connection strings, durations, and
 //! environment overrides of the configuration document.
 
-use super::*;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{path, redact_url};
+use crate::error::RedisConfigError;
 
 /// URLs (one per node) from a connection string; validated by the redis crate.
-pub(super) fn parse_connection_string(cs: &str) -> Result<Vec<String>, ConfigError> {
+pub(super) fn parse_connection_string(cs: &str) -> Result<Vec<String>, RedisConfigError> {
     let p = path("ConnectionString");
     let cs = cs.trim();
     if cs.is_empty() {
-        return Err(ConfigError::missing(
+        return Err(RedisConfigError::missing(
             p,
             "set it to the Redis URL, e.g. redis://127.0.0.1:6379",
         ));
@@ -25,7 +30,7 @@ pub(super) fn parse_connection_string(cs: &str) -> Result<Vec<String>, ConfigErr
     };
     for (i, n) in nodes.iter().enumerate() {
         if let Err(e) = redis::Client::open(n.as_str()) {
-            return Err(ConfigError::invalid(
+            return Err(RedisConfigError::invalid(
                 p,
                 format!(
                     "node {} ({}) is not a usable Redis URL ({}); expected redis://host:port or rediss://host:port",
@@ -50,7 +55,7 @@ impl KindName for redis::RedisError {
 }
 
 /// `host:port,host2:port2,password=…,user=…,ssl=true,defaultDatabase=1` → URLs.
-pub(super) fn stackexchange_to_urls(parts: &[&str]) -> Result<Vec<String>, ConfigError> {
+pub(super) fn stackexchange_to_urls(parts: &[&str]) -> Result<Vec<String>, RedisConfigError> {
     let p = path("ConnectionString");
     let mut hosts = Vec::new();
     let (mut user, mut password, mut tls, mut db) = (None::<String>, None::<String>, false, None);
@@ -62,7 +67,7 @@ pub(super) fn stackexchange_to_urls(parts: &[&str]) -> Result<Vec<String>, Confi
                 "ssl" => tls = v.trim().eq_ignore_ascii_case("true"),
                 "defaultdatabase" => {
                     db = Some(v.trim().parse::<u32>().map_err(|_| {
-                        ConfigError::invalid(
+                        RedisConfigError::invalid(
                             p.clone(),
                             "has a defaultDatabase that is not a number",
                         )
@@ -82,7 +87,7 @@ pub(super) fn stackexchange_to_urls(parts: &[&str]) -> Result<Vec<String>, Confi
         }
     }
     if hosts.is_empty() {
-        return Err(ConfigError::invalid(
+        return Err(RedisConfigError::invalid(
             p,
             "names no Redis host; expected redis://host:port or host:port[,password=…]",
         ));
@@ -118,9 +123,9 @@ pub(super) fn percent_encode(s: &str) -> String {
 
 /// A duration from a number (milliseconds), `"250ms"`, `"2s"`, `"1.5s"`, `"250"` or a
 /// .NET TimeSpan `"hh:mm:ss[.fffffff]"`.
-pub(super) fn parse_duration(v: &Value, at: &str) -> Result<Duration, ConfigError> {
+pub(super) fn parse_duration(v: &Value, at: &str) -> Result<Duration, RedisConfigError> {
     let bad = || {
-        ConfigError::invalid(
+        RedisConfigError::invalid(
             at,
             "must be milliseconds (250), \"250ms\", \"1.5s\" or a TimeSpan \"00:00:00.250\"",
         )
@@ -173,7 +178,10 @@ pub(super) fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 
 /// Applies `TokenCache__…` environment variables to the document (case-insensitive names;
 /// numeric segments index arrays). Other variables are ignored.
-pub fn apply_env_overrides(document: &mut Value, vars: impl IntoIterator<Item = (String, String)>) {
+pub(crate) fn apply_env_overrides(
+    document: &mut Value,
+    vars: impl IntoIterator<Item = (String, String)>,
+) {
     for (name, value) in vars {
         let segments: Vec<&str> = name.split("__").collect();
         if segments.len() < 2 || !segments[0].eq_ignore_ascii_case("TokenCache") {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use certbound_client::Secret;
-use certbound_client::cache::{CacheKey, CachedToken, TokenCache};
+use certbound_client::{CacheKey, CachedToken, TokenCache};
 use certbound_core::tls::{ClientAuth, TrustAnchors};
 use certbound_redis::{EncryptionKey, RedisCacheConfig, RedisTokenCache};
 

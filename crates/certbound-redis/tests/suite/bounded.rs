@@ -5,11 +5,11 @@
 
 use crate::common;
 
-use certbound_client::cache::TokenCache;
+use certbound_client::TokenCache;
 use certbound_core::jose::{JwsHeader, sign_compact};
 use certbound_core::{JwsAlgorithm, KeyKind, PrivateKey, now_unix};
 use certbound_redis::Keyring;
-use certbound_redis::l2::MAX_ENTRY_BYTES;
+use certbound_redis::MAX_ENTRY_BYTES;
 use common::*;
 use redis::AsyncCommands as _;
 

@@ -8,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use certbound_client::MemoryTokenCache;
-use certbound_client::cache::TokenCache;
+use certbound_client::TokenCache;
 use certbound_redis::TieredCache;
 use common::*;
 use redis::AsyncCommands as _;

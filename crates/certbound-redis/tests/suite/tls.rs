@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use certbound_client::cache::TokenCache;
+use certbound_client::TokenCache;
 use certbound_redis::{RedisCacheConfig, RedisTokenCache};
 use common::*;
 

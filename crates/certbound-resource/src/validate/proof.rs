@@ -114,7 +114,7 @@ impl Default for ProofConfig {
     }
 }
 
-pub use certbound_core::replay::{ReplayCache, ReplayCheck};
+pub use certbound_core::{ReplayCache, ReplayCheck};
 
 /// One origin of this server: what a proof's URL must start with.
 #[derive(Debug, Clone, PartialEq, Eq)]

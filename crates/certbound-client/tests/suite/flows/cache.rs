@@ -212,26 +212,24 @@ impl certbound_client::TokenCache for BrokenCache {
     fn get<'a>(
         &'a self,
         _k: &'a certbound_client::CacheKey,
-    ) -> certbound_client::cache::BoxFuture<
+    ) -> certbound_client::BoxFuture<
         'a,
-        Result<Option<certbound_client::CachedToken>, certbound_client::cache::CacheError>,
+        Result<Option<certbound_client::CachedToken>, certbound_client::CacheError>,
     > {
-        Box::pin(async { Err(certbound_client::cache::CacheError("backend down".into())) })
+        Box::pin(async { Err(certbound_client::CacheError::new("backend down")) })
     }
     fn set<'a>(
         &'a self,
         _k: &'a certbound_client::CacheKey,
         _t: &'a certbound_client::CachedToken,
-    ) -> certbound_client::cache::BoxFuture<'a, Result<(), certbound_client::cache::CacheError>>
-    {
-        Box::pin(async { Err(certbound_client::cache::CacheError("backend down".into())) })
+    ) -> certbound_client::BoxFuture<'a, Result<(), certbound_client::CacheError>> {
+        Box::pin(async { Err(certbound_client::CacheError::new("backend down")) })
     }
     fn remove<'a>(
         &'a self,
         _k: &'a certbound_client::CacheKey,
-    ) -> certbound_client::cache::BoxFuture<'a, Result<(), certbound_client::cache::CacheError>>
-    {
-        Box::pin(async { Err(certbound_client::cache::CacheError("backend down".into())) })
+    ) -> certbound_client::BoxFuture<'a, Result<(), certbound_client::CacheError>> {
+        Box::pin(async { Err(certbound_client::CacheError::new("backend down")) })
     }
 }
 
