@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use certbound_core::{KeyKind, PrivateKey, Thumbprint, jose};
-use certbound_resource::{Scheme, Validator};
+use certbound_resource::{ProtocolScheme as Scheme, Validator};
 use libfuzzer_sys::fuzz_target;
 
 struct Fixture {

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use certbound_core::{JwsAlgorithm, KeyKind, PrivateKey, Thumbprint};
-use certbound_resource::{Scheme, Validator};
+use certbound_resource::{ProtocolScheme as Scheme, Validator};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value, json};
 

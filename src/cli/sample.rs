@@ -79,7 +79,7 @@ pub fn whoami_body(token: &ValidatedToken) -> Value {
     let mut body = token.claims().all().clone();
     body.insert(
         "scheme".into(),
-        Value::String(token.scheme().as_str().into()),
+        Value::String(token.scheme().header_scheme().unwrap_or_default().into()),
     );
     body.insert(
         "cert_thumbprint".into(),

@@ -21,7 +21,7 @@ use certbound_core::ca::{self, IssueSpec};
 use certbound_core::tls::{ClientAuth, TrustAnchors, client_config, server_config};
 use certbound_core::{CertifiedKey, Jwks, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint, b64, jose};
 use certbound::cli::sample;
-use certbound_resource::{Scheme, TlsServer, Validator};
+use certbound_resource::{ProtocolScheme as Scheme, TlsServer, Validator};
 use futures::{FutureExt as _, StreamExt as _};
 use serde_json::{Value, json};
 

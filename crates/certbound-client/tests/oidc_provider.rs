@@ -167,7 +167,7 @@ async fn oidc_provider_issues_a_bound_token_to_certbound() {
 #[tokio::test(flavor = "multi_thread")]
 async fn certbound_resource_server_validates_oidc_provider_tokens_with_binding() {
     use certbound_core::tls::TrustAnchors;
-    use certbound_resource::{Scheme, Validator};
+    use certbound_resource::{ProtocolScheme as Scheme, Validator};
 
     if skip() {
         return;

@@ -41,6 +41,7 @@ pub mod key;
 mod pem;
 pub mod pop;
 pub mod replay;
+pub mod scheme;
 pub mod thumbprint;
 pub mod tls;
 
@@ -48,6 +49,7 @@ pub use cert::{Certificate, CertifiedKey};
 pub use error::{CertError, CertErrorKind, JoseError};
 pub use jwk::{Jwk, Jwks, JwsAlgorithm};
 pub use key::{KeyKind, PrivateKey};
+pub use scheme::{ParseSchemeError, ProtocolScheme};
 pub use thumbprint::Thumbprint;
 
 /// Seconds since the Unix epoch, now.

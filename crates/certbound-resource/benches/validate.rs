@@ -19,7 +19,7 @@
 
 use certbound_core::{Jwks, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint, b64, jose};
 use certbound_resource::jwks::VerifyingKey;
-use certbound_resource::{Scheme, Validator};
+use certbound_resource::{ProtocolScheme, Validator};
 use divan::{Bencher, black_box};
 
 fn main() {
@@ -121,12 +121,12 @@ fn raw_from_token(b: Bencher, f: &Fixture) {
 fn full(b: Bencher, f: &Fixture) {
     assert!(
         f.validator
-            .validate_cached(Scheme::MtlsPop, &f.token, Some(&f.thumbprint))
+            .validate_cached(ProtocolScheme::MtlsPop, &f.token, Some(&f.thumbprint))
             .is_ok()
     );
     b.bench(|| {
         black_box(f.validator.validate_cached(
-            Scheme::MtlsPop,
+            ProtocolScheme::MtlsPop,
             black_box(&f.token),
             Some(black_box(&f.thumbprint)),
         ))

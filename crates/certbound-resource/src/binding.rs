@@ -4,21 +4,21 @@
 //! ```
 //! use certbound_core::Thumbprint;
 //! use certbound_resource::binding::{check, Confirmation};
-//! use certbound_resource::{Scheme, TokenError};
+//! use certbound_resource::{ProtocolScheme, TokenError};
 //! let cert = Thumbprint::of_der(b"client certificate DER");
 //! let other = Thumbprint::of_der(b"another certificate");
 //! let bound = Confirmation::X5tS256(cert);
-//! assert_eq!(check(Some(&bound), Scheme::MtlsPop, Some(&cert), false), Ok(()));
-//! assert_eq!(check(Some(&bound), Scheme::Bearer, Some(&other), false), Err(TokenError::ThumbprintMismatch));
-//! assert_eq!(check(Some(&bound), Scheme::Bearer, None, false), Err(TokenError::NoClientCertificate));
-//! assert_eq!(check(None, Scheme::Bearer, None, true), Err(TokenError::BindingRequired));
+//! assert_eq!(check(Some(&bound), ProtocolScheme::MtlsPop, Some(&cert), false), Ok(()));
+//! assert_eq!(check(Some(&bound), ProtocolScheme::Bearer, Some(&other), false), Err(TokenError::ThumbprintMismatch));
+//! assert_eq!(check(Some(&bound), ProtocolScheme::Bearer, None, false), Err(TokenError::NoClientCertificate));
+//! assert_eq!(check(None, ProtocolScheme::Bearer, None, true), Err(TokenError::BindingRequired));
 //! ```
 
 use certbound_core::Thumbprint;
 use serde_json::Value;
 
-use crate::extract::Scheme;
 use crate::reject::TokenError;
+use certbound_core::ProtocolScheme;
 
 /// A token's confirmation (`cnf`) as far as this resource server can check it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,13 +116,17 @@ impl Confirmation {
 /// - unbound `Bearer` token otherwise: accepted.
 pub fn check(
     cnf: Option<&Confirmation>,
-    scheme: Scheme,
+    scheme: ProtocolScheme,
     peer: Option<&Thumbprint>,
     require_binding: bool,
 ) -> Result<(), TokenError> {
     match cnf {
-        Some(Confirmation::X5tS256(_)) if matches!(scheme, Scheme::DPoP | Scheme::Pop) => {
-            Err(TokenError::SchemeNeedsKeyBinding(scheme.as_str()))
+        Some(Confirmation::X5tS256(_))
+            if matches!(scheme, ProtocolScheme::DPoP | ProtocolScheme::Pop) =>
+        {
+            Err(TokenError::SchemeNeedsKeyBinding(
+                crate::reject::header_word(scheme),
+            ))
         }
         Some(Confirmation::X5tS256(bound)) => {
             let presented = peer.ok_or(TokenError::NoClientCertificate)?;
@@ -132,14 +136,14 @@ pub fn check(
                 Err(TokenError::ThumbprintMismatch)
             }
         }
-        Some(Confirmation::Jkt(_)) if scheme == Scheme::DPoP => Ok(()),
+        Some(Confirmation::Jkt(_)) if scheme == ProtocolScheme::DPoP => Ok(()),
         Some(Confirmation::Jkt(_)) => Err(TokenError::DpopBoundToken),
-        Some(Confirmation::Kid(_)) if scheme == Scheme::Pop => Ok(()),
+        Some(Confirmation::Kid(_)) if scheme == ProtocolScheme::Pop => Ok(()),
         Some(Confirmation::Kid(_)) => Err(TokenError::PopBoundToken),
-        None if scheme == Scheme::MtlsPop => Err(TokenError::PopWithoutCnf),
-        None if matches!(scheme, Scheme::DPoP | Scheme::Pop) => {
-            Err(TokenError::SchemeNeedsKeyBinding(scheme.as_str()))
-        }
+        None if scheme == ProtocolScheme::MtlsPop => Err(TokenError::PopWithoutCnf),
+        None if matches!(scheme, ProtocolScheme::DPoP | ProtocolScheme::Pop) => Err(
+            TokenError::SchemeNeedsKeyBinding(crate::reject::header_word(scheme)),
+        ),
         None if require_binding => Err(TokenError::BindingRequired),
         None => Ok(()),
     }
@@ -228,20 +232,24 @@ mod tests {
         let jkt = Confirmation::from_claim(&json!({"jkt": t})).unwrap();
         let kid = Confirmation::from_claim(&json!({"kid": t})).unwrap();
         assert_eq!(jkt.key_thumbprint(), Some(t.as_str()));
-        assert_eq!(check(Some(&jkt), Scheme::DPoP, None, true), Ok(()));
-        for s in [Scheme::Bearer, Scheme::MtlsPop, Scheme::Pop] {
+        assert_eq!(check(Some(&jkt), ProtocolScheme::DPoP, None, true), Ok(()));
+        for s in [
+            ProtocolScheme::Bearer,
+            ProtocolScheme::MtlsPop,
+            ProtocolScheme::Pop,
+        ] {
             assert_eq!(
                 check(Some(&jkt), s, None, false),
                 Err(TokenError::DpopBoundToken)
             );
         }
-        assert_eq!(check(Some(&kid), Scheme::Pop, None, true), Ok(()));
+        assert_eq!(check(Some(&kid), ProtocolScheme::Pop, None, true), Ok(()));
         assert_eq!(
-            check(Some(&kid), Scheme::Bearer, None, false),
+            check(Some(&kid), ProtocolScheme::Bearer, None, false),
             Err(TokenError::PopBoundToken)
         );
         assert_eq!(
-            check(None, Scheme::DPoP, None, false),
+            check(None, ProtocolScheme::DPoP, None, false),
             Err(TokenError::SchemeNeedsKeyBinding("DPoP"))
         );
     }
@@ -249,13 +257,13 @@ mod tests {
     #[test]
     fn unbound_rules() {
         assert_eq!(
-            check(None, Scheme::MtlsPop, None, false),
+            check(None, ProtocolScheme::MtlsPop, None, false),
             Err(TokenError::PopWithoutCnf)
         );
-        assert_eq!(check(None, Scheme::Bearer, None, false), Ok(()));
+        assert_eq!(check(None, ProtocolScheme::Bearer, None, false), Ok(()));
         let t = Thumbprint::of_der(b"x");
         assert_eq!(
-            check(None, Scheme::Bearer, Some(&t), true),
+            check(None, ProtocolScheme::Bearer, Some(&t), true),
             Err(TokenError::BindingRequired)
         );
     }

@@ -100,7 +100,7 @@ where
             {
                 Ok(token) => {
                     // RFC 9449 §9: keep DPoP clients supplied with the current nonce.
-                    let nonce = (token.scheme() == crate::Scheme::DPoP)
+                    let nonce = (token.scheme() == crate::ProtocolScheme::DPoP)
                         .then(|| validator.current_dpop_nonce())
                         .flatten();
                     req.extensions_mut().insert(token);

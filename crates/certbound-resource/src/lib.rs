@@ -48,7 +48,6 @@ pub mod transport {
     //! the development authority shares it.
     pub use certbound_core::tls::server::*;
 }
-mod scheme;
 pub mod validate;
 
 /// DPoP proofs and signed HTTP requests: the request-bound half of validation (it lives in
@@ -56,9 +55,9 @@ pub mod validate;
 pub use validate::proof;
 
 pub use binding::Confirmation;
+pub use certbound_core::scheme::{ParseSchemeError, ProtocolScheme};
 pub use client_cert::{CertificateRejection, ClientCertificate, RequireClientCertificate};
 pub use layer::{CertboundLayer, CertboundService};
 pub use reject::{DpopError, Rejection, TokenError};
-pub use scheme::Scheme;
 pub use transport::{PeerCertificate, TlsInfo, TlsServer};
 pub use validate::{BuildError, Claims, ValidatedToken, Validator, ValidatorBuilder};

@@ -7,8 +7,8 @@
 //!
 //! ```
 //! use axum::response::IntoResponse as _;
-//! use certbound_resource::{Rejection, Scheme, TokenError};
-//! let r = Rejection::InvalidToken { scheme: Scheme::MtlsPop, error: TokenError::Expired };
+//! use certbound_resource::{ProtocolScheme, Rejection, TokenError};
+//! let r = Rejection::InvalidToken { scheme: ProtocolScheme::MtlsPop, error: TokenError::Expired };
 //! let resp = r.into_response();
 //! assert_eq!(resp.status(), 401);
 //! assert_eq!(
@@ -22,7 +22,7 @@ use http::{HeaderValue, StatusCode, header};
 
 use certbound_core::pop::{PROOF_ALGORITHMS, PopError};
 
-use crate::scheme::Scheme;
+use certbound_core::ProtocolScheme;
 
 /// Why a token was refused. The `Display` text is the `error_description`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -206,7 +206,7 @@ pub enum Rejection {
     #[error("invalid token: {error}")]
     InvalidToken {
         /// The scheme the request used (the challenge answers in it).
-        scheme: Scheme,
+        scheme: ProtocolScheme,
         /// The failed rule.
         error: TokenError,
     },
@@ -265,7 +265,7 @@ impl Rejection {
                 sanitize(d)
             )],
             Self::InvalidToken {
-                scheme: Scheme::DPoP,
+                scheme: ProtocolScheme::DPoP,
                 error,
             } => vec![format!(
                 r#"DPoP error="invalid_token", error_description="{}", algs="{}""#,
@@ -274,7 +274,7 @@ impl Rejection {
             )],
             Self::InvalidToken { scheme, error } => vec![format!(
                 r#"{} error="invalid_token", error_description="{}""#,
-                scheme.as_str(),
+                header_word(*scheme),
                 sanitize(&error.to_string())
             )],
             Self::InvalidDpopProof(e) => vec![format!(
@@ -289,6 +289,12 @@ impl Rejection {
             Self::KeysUnavailable(_) | Self::ProofRecordFull | Self::Misconfigured(_) => Vec::new(),
         }
     }
+}
+
+/// The scheme as challenges and the wire spell it (`Bearer`, `mtls_pop`, `DPoP`, `PoP`);
+/// `Bearer` for `MTLS`, which has no header scheme of its own.
+pub(crate) fn header_word(scheme: ProtocolScheme) -> &'static str {
+    scheme.header_scheme().unwrap_or("Bearer")
 }
 
 fn dpop_algs() -> String {

@@ -257,7 +257,7 @@ async fn nothing_prints_the_token() {
     let payload = t.split('.').nth(1).unwrap().to_owned();
     let ok = v
         .validate(
-            certbound_resource::Scheme::MtlsPop,
+            certbound_resource::ProtocolScheme::MtlsPop,
             &t,
             Some(&e.cert.thumbprint()),
         )
@@ -265,7 +265,7 @@ async fn nothing_prints_the_token() {
         .unwrap();
     let refused = v
         .validate(
-            certbound_resource::Scheme::MtlsPop,
+            certbound_resource::ProtocolScheme::MtlsPop,
             &t,
             Some(&e.other.thumbprint()),
         )

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::{CertifiedKey, Jwks, JwsAlgorithm, KeyKind, PrivateKey, b64};
 use certbound_resource::transport::{PeerCertificate, TlsInfo};
-use certbound_resource::{DpopError, Rejection, Scheme, TokenError, Validator};
+use certbound_resource::{DpopError, ProtocolScheme, Rejection, TokenError, Validator};
 use common::*;
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Value, json};
@@ -1348,7 +1348,7 @@ async fn unknown_kid_refetch_is_rate_limited_and_single_flight() {
             Signer::Key(&w.attacker, JwsAlgorithm::ES256),
         );
         tasks.push(tokio::spawn(async move {
-            v.validate(Scheme::MtlsPop, &t, Some(&x5t)).await
+            v.validate(ProtocolScheme::MtlsPop, &t, Some(&x5t)).await
         }));
     }
     for t in tasks {
@@ -1369,7 +1369,10 @@ async fn unknown_kid_refetch_is_rate_limited_and_single_flight() {
         &claims(&iss, Some(&x5t.to_base64url())),
         Signer::Key(&ec3, JwsAlgorithm::ES256),
     );
-    let r = w.default.validate(Scheme::MtlsPop, &t3, Some(&x5t)).await;
+    let r = w
+        .default
+        .validate(ProtocolScheme::MtlsPop, &t3, Some(&x5t))
+        .await;
     assert_eq!(r.unwrap_err().token_error(), Some(&TokenError::KeyNotFound));
     assert_eq!(w.issuer.jwks_fetches(), 3);
 
@@ -1398,7 +1401,7 @@ async fn unknown_kid_refetch_is_rate_limited_and_single_flight() {
         let v = eager.clone();
         let t = t4.clone();
         tasks.push(tokio::spawn(async move {
-            v.validate(Scheme::MtlsPop, &t, Some(&x5t)).await
+            v.validate(ProtocolScheme::MtlsPop, &t, Some(&x5t)).await
         }));
     }
     for t in tasks {

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::{Jwks, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint, b64};
-use certbound_resource::{Scheme, Validator};
+use certbound_resource::{ProtocolScheme, Validator};
 use serde_json::{Map, Value, json};
 
 const ISS: &str = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0";
@@ -102,9 +102,9 @@ fn sign(f: &Fixture, h: &Map<String, Value>, c: &Map<String, Value>) -> String {
 fn exercise(f: &Fixture, token: &str) -> usize {
     let mut accepted = 0;
     for (scheme, peer) in [
-        (Scheme::MtlsPop, Some(&f.peer)),
-        (Scheme::Bearer, Some(&f.peer)),
-        (Scheme::Bearer, None),
+        (ProtocolScheme::MtlsPop, Some(&f.peer)),
+        (ProtocolScheme::Bearer, Some(&f.peer)),
+        (ProtocolScheme::Bearer, None),
     ] {
         match f.validator.validate_cached(scheme, token, peer) {
             Ok(v) => {

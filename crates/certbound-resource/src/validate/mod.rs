@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use certbound_core::{jose, Jwks, KeyKind, PrivateKey, Thumbprint};
-//! use certbound_resource::{Scheme, TokenError, Validator};
+//! use certbound_resource::{ProtocolScheme, TokenError, Validator};
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let key = PrivateKey::generate(KeyKind::EcP256).unwrap();
 //! let jwks = Jwks { keys: vec![key.public_jwk().with_kid("k1")] };
@@ -42,9 +42,9 @@
 //! });
 //! let header = jose::JwsHeader::new(key.default_jws_algorithm()).kid("k1").typ("at+jwt");
 //! let token = jose::sign_compact(&header, &claims, &key).unwrap();
-//! let ok = validator.validate(Scheme::MtlsPop, &token, Some(&cert)).await.unwrap();
+//! let ok = validator.validate(ProtocolScheme::MtlsPop, &token, Some(&cert)).await.unwrap();
 //! assert_eq!(ok.claims().sub(), Some("app"));
-//! let refused = validator.validate(Scheme::Bearer, &token, None).await.unwrap_err();
+//! let refused = validator.validate(ProtocolScheme::Bearer, &token, None).await.unwrap_err();
 //! assert_eq!(refused.token_error(), Some(&TokenError::NoClientCertificate));
 //! # });
 //! ```
@@ -60,10 +60,11 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::binding::{self, Confirmation};
-use crate::extract::{self, Scheme};
+use crate::extract;
 use crate::jwks::{self, FetchError, KeySet, KeySource, RemoteKeys};
-use crate::reject::{Rejection, TokenError};
+use crate::reject::{Rejection, TokenError, header_word};
 use crate::transport::TlsInfo;
+use certbound_core::ProtocolScheme;
 use certbound_core::json::{self as strict_json, StrictJsonError};
 
 /// Default maximum token length (bytes).
@@ -186,7 +187,7 @@ impl Validator {
         tls: Option<&TlsInfo>,
     ) -> Result<ValidatedToken, Rejection> {
         let (scheme, token) = extract::from_headers(headers)?;
-        if scheme == Scheme::DPoP {
+        if scheme == ProtocolScheme::DPoP {
             extract::dpop_proof(headers).map_err(Rejection::InvalidDpopProof)?;
         }
         let peer = tls.and_then(|t| t.peer.as_ref()).map(|p| &p.thumbprint);
@@ -198,19 +199,19 @@ impl Validator {
     /// key set is older than the maximum age.
     pub async fn validate(
         &self,
-        scheme: Scheme,
+        scheme: ProtocolScheme,
         token: &str,
         peer: Option<&Thumbprint>,
     ) -> Result<ValidatedToken, Rejection> {
         use tracing::Instrument as _;
-        if matches!(scheme, Scheme::DPoP | Scheme::Pop) {
+        if matches!(scheme, ProtocolScheme::DPoP | ProtocolScheme::Pop) {
             return Err(Rejection::InvalidToken {
                 scheme,
                 error: TokenError::ProofRequired,
             });
         }
         // The span carries the scheme only: never the token.
-        let span = tracing::debug_span!("certbound.validate", %scheme);
+        let span = tracing::debug_span!("certbound.validate", scheme = header_word(scheme));
         self.validate_in_span(scheme, token, peer)
             .instrument(span)
             .await
@@ -218,7 +219,7 @@ impl Validator {
 
     pub(crate) async fn validate_in_span(
         &self,
-        scheme: Scheme,
+        scheme: ProtocolScheme,
         token: &str,
         peer: Option<&Thumbprint>,
     ) -> Result<ValidatedToken, Rejection> {
@@ -260,11 +261,11 @@ impl Validator {
     /// Synchronous; useful outside an async context and for benchmarks.
     pub fn validate_cached(
         &self,
-        scheme: Scheme,
+        scheme: ProtocolScheme,
         token: &str,
         peer: Option<&Thumbprint>,
     ) -> Result<ValidatedToken, Rejection> {
-        if matches!(scheme, Scheme::DPoP | Scheme::Pop) {
+        if matches!(scheme, ProtocolScheme::DPoP | ProtocolScheme::Pop) {
             return Err(Rejection::InvalidToken {
                 scheme,
                 error: TokenError::ProofRequired,
@@ -277,7 +278,7 @@ impl Validator {
     /// is the caller's).
     pub(crate) fn validate_cached_any(
         &self,
-        scheme: Scheme,
+        scheme: ProtocolScheme,
         token: &str,
         peer: Option<&Thumbprint>,
     ) -> Result<ValidatedToken, Rejection> {
@@ -292,14 +293,18 @@ impl Validator {
         self.finish(scheme, outcome)
     }
 
-    fn finish(&self, scheme: Scheme, outcome: Outcome) -> Result<ValidatedToken, Rejection> {
+    fn finish(
+        &self,
+        scheme: ProtocolScheme,
+        outcome: Outcome,
+    ) -> Result<ValidatedToken, Rejection> {
         match outcome {
             Outcome::Done(Ok(v)) => {
                 tracing::debug!(bound = v.is_bound(), "token accepted");
                 Ok(v)
             }
             Outcome::Done(Err(error)) => {
-                tracing::info!(rule = error.rule(), reason = %error, %scheme, "token refused");
+                tracing::info!(rule = error.rule(), reason = %error, scheme = header_word(scheme), "token refused");
                 Err(Rejection::InvalidToken { scheme, error })
             }
             Outcome::UnknownKid(_) => Err(Rejection::InvalidToken {
@@ -354,7 +359,7 @@ impl Validator {
 
     fn check(
         &self,
-        scheme: Scheme,
+        scheme: ProtocolScheme,
         token: &str,
         peer: Option<&Thumbprint>,
         keys: &Arc<KeySet>,

@@ -84,9 +84,10 @@ use subtle::ConstantTimeEq as _;
 
 use super::{BuildError, ValidatedToken, Validator};
 use crate::binding::Confirmation;
-use crate::extract::{self, Scheme};
+use crate::extract;
 use crate::reject::{DpopError, Rejection, TokenError};
 use crate::transport::TlsInfo;
+use certbound_core::ProtocolScheme;
 
 pub use certbound_core::pop::{
     DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, DpopNonces,
@@ -232,7 +233,7 @@ struct RequestFacts<'a> {
 
 enum Prepared<'a> {
     /// `Bearer`/`mtls_pop`: validate as before.
-    Plain(Scheme, &'a str),
+    Plain(ProtocolScheme, &'a str),
     /// `DPoP`: proof verified (all but replay and `jkt`).
     Dpop(&'a str, Box<DpopProof>),
     /// `PoP`: SHR verified and matched with the request; its text (whose signed part is
@@ -262,8 +263,8 @@ impl Validator {
         let prepared = self.prepare(&facts)?;
         let (scheme, token) = match &prepared {
             Prepared::Plain(s, t) => (*s, *t),
-            Prepared::Dpop(t, _) => (Scheme::DPoP, *t),
-            Prepared::Shr(shr, _) => (Scheme::Pop, shr.access_token.as_str()),
+            Prepared::Dpop(t, _) => (ProtocolScheme::DPoP, *t),
+            Prepared::Shr(shr, _) => (ProtocolScheme::Pop, shr.access_token.as_str()),
         };
         let validated = self.validate_in_span(scheme, token, peer).await?;
         self.finish_proof(prepared, validated)
@@ -288,9 +289,9 @@ impl Validator {
         let prepared = self.prepare(&facts)?;
         let validated = match &prepared {
             Prepared::Plain(s, t) => self.validate_cached(*s, t, peer)?,
-            Prepared::Dpop(t, _) => self.validate_cached_any(Scheme::DPoP, t, peer)?,
+            Prepared::Dpop(t, _) => self.validate_cached_any(ProtocolScheme::DPoP, t, peer)?,
             Prepared::Shr(shr, _) => {
-                self.validate_cached_any(Scheme::Pop, &shr.access_token, peer)?
+                self.validate_cached_any(ProtocolScheme::Pop, &shr.access_token, peer)?
             }
         };
         self.finish_proof(prepared, validated)
@@ -371,8 +372,8 @@ impl Validator {
         let p = &self.inner.proof;
         let now = certbound_core::now_unix();
         match scheme {
-            Scheme::Bearer | Scheme::MtlsPop => Ok(Prepared::Plain(scheme, token)),
-            Scheme::DPoP => {
+            ProtocolScheme::Bearer | ProtocolScheme::MtlsPop => Ok(Prepared::Plain(scheme, token)),
+            ProtocolScheme::DPoP => {
                 let proof = extract::dpop_proof(f.headers).map_err(Rejection::InvalidDpopProof)?;
                 let urls = self.proof_urls(f).map_err(|e| {
                     tracing::info!(rule = "dpop_origin", reason = %e, "DPoP proof refused");
@@ -393,11 +394,11 @@ impl Validator {
                 }
                 Ok(Prepared::Dpop(token, Box::new(checked)))
             }
-            Scheme::Pop => {
+            ProtocolScheme::Pop => {
                 let refuse = |e| {
                     tracing::info!(rule = "signed_request", reason = %e, "signed request refused");
                     Rejection::InvalidToken {
-                        scheme: Scheme::Pop,
+                        scheme: ProtocolScheme::Pop,
                         error: TokenError::SignedRequest(e),
                     }
                 };
@@ -417,6 +418,8 @@ impl Validator {
                 }
                 Ok(Prepared::Shr(Box::new(shr), token))
             }
+            // `from_headers` reads only the four header schemes.
+            _ => Err(Rejection::MissingToken),
         }
     }
 
@@ -459,7 +462,7 @@ impl Validator {
             }
             Prepared::Shr(shr, text) => {
                 let refuse = |error| Rejection::InvalidToken {
-                    scheme: Scheme::Pop,
+                    scheme: ProtocolScheme::Pop,
                     error,
                 };
                 if !same(&shr.thumbprint) {

@@ -139,8 +139,8 @@ pub(super) async fn proof_schemes_need_the_request_line() {
     let key = ProofKey::generate().unwrap();
     let token = w.dpop_token(&key);
     for scheme in [
-        certbound_resource::Scheme::DPoP,
-        certbound_resource::Scheme::Pop,
+        certbound_resource::ProtocolScheme::DPoP,
+        certbound_resource::ProtocolScheme::Pop,
     ] {
         let e = v.validate(scheme, &token, None).await.unwrap_err();
         assert_eq!(
