@@ -60,4 +60,4 @@ pub use client_cert::{CertificateRejection, ClientCertificate, RequireClientCert
 pub use layer::{CertboundLayer, CertboundService};
 pub use reject::{DpopError, Rejection, TokenError};
 pub use transport::{PeerCertificate, TlsInfo, TlsServer};
-pub use validate::{BuildError, Claims, ValidatedToken, Validator, ValidatorBuilder};
+pub use validate::{BuildError, Claims, Presented, ValidatedToken, Validator, ValidatorBuilder};

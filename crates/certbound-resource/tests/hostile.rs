@@ -6,6 +6,7 @@
 
 mod common;
 
+use certbound_resource::Presented;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -1188,7 +1189,7 @@ async fn hostile_tokens_against_the_validator() {
             Variant::RequireBinding => &w.require_binding,
         };
         let got = v
-            .validate_request(&headers, Some(&tls_info(&w, case.cert)))
+            .validate(&Presented::headers(&headers).tls(Some(&tls_info(&w, case.cert))))
             .await;
         if let Err(r) = &got {
             // Never echo the token in what goes back to the client.
@@ -1348,7 +1349,8 @@ async fn unknown_kid_refetch_is_rate_limited_and_single_flight() {
             Signer::Key(&w.attacker, JwsAlgorithm::ES256),
         );
         tasks.push(tokio::spawn(async move {
-            v.validate(ProtocolScheme::MtlsPop, &t, Some(&x5t)).await
+            v.validate(&Presented::token(ProtocolScheme::MtlsPop, &t).peer(Some(&x5t)))
+                .await
         }));
     }
     for t in tasks {
@@ -1371,7 +1373,7 @@ async fn unknown_kid_refetch_is_rate_limited_and_single_flight() {
     );
     let r = w
         .default
-        .validate(ProtocolScheme::MtlsPop, &t3, Some(&x5t))
+        .validate(&Presented::token(ProtocolScheme::MtlsPop, &t3).peer(Some(&x5t)))
         .await;
     assert_eq!(r.unwrap_err().token_error(), Some(&TokenError::KeyNotFound));
     assert_eq!(w.issuer.jwks_fetches(), 3);
@@ -1401,7 +1403,8 @@ async fn unknown_kid_refetch_is_rate_limited_and_single_flight() {
         let v = eager.clone();
         let t = t4.clone();
         tasks.push(tokio::spawn(async move {
-            v.validate(ProtocolScheme::MtlsPop, &t, Some(&x5t)).await
+            v.validate(&Presented::token(ProtocolScheme::MtlsPop, &t).peer(Some(&x5t)))
+                .await
         }));
     }
     for t in tasks {

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::{Jwks, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint, b64};
+use certbound_resource::Presented;
 use certbound_resource::{ProtocolScheme, Validator};
 use serde_json::{Map, Value, json};
 
@@ -106,7 +107,11 @@ fn exercise(f: &Fixture, token: &str) -> usize {
         (ProtocolScheme::Bearer, Some(&f.peer)),
         (ProtocolScheme::Bearer, None),
     ] {
-        match f.validator.validate_cached(scheme, token, peer) {
+        match f
+            .validator
+            .validate_cached(&Presented::token(scheme, token).peer(peer))
+            .expect("a fixed key set always answers")
+        {
             Ok(v) => {
                 accepted += 1;
                 let c = v.claims();
