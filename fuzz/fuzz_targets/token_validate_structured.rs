@@ -37,8 +37,11 @@ fn fixture() -> &'static Fixture {
             Validator::builder()
                 .issuer("https://issuer.test")
                 .audience("api://fuzz")
-                .token_types(["at+jwt", "JWT"])
-                .understood_crit(["ext"])
+                .token_rules(
+                    certbound_resource::TokenRules::default()
+                        .token_types(["at+jwt", "JWT"])
+                        .understood_crit(["ext"]),
+                )
                 .jwks(jwks)
                 .build(),
         )

@@ -60,4 +60,7 @@ pub use client_cert::{CertificateRejection, ClientCertificate, RequireClientCert
 pub use layer::{CertboundLayer, CertboundService};
 pub use reject::{DpopError, Rejection, TokenError};
 pub use transport::{PeerCertificate, TlsInfo, TlsServer};
-pub use validate::{BuildError, Claims, Presented, ValidatedToken, Validator, ValidatorBuilder};
+pub use validate::{
+    BuildError, Claims, KeyFetching, Presented, ProofPolicy, TokenRules, ValidatedToken, Validator,
+    ValidatorBuilder,
+};

@@ -81,9 +81,15 @@ async fn world() -> World {
         Validator::builder()
             .issuer(issuer.issuer.clone())
             .audience(AUD)
-            .algorithms(&[JwsAlgorithm::ES256, JwsAlgorithm::PS256])
+            .token_rules(
+                certbound_resource::TokenRules::default()
+                    .algorithms(&[JwsAlgorithm::ES256, JwsAlgorithm::PS256]),
+            )
             .trust_anchors(pki.anchors.clone())
-            .min_refetch_interval(std::time::Duration::from_secs(3600))
+            .keys(
+                certbound_resource::KeyFetching::default()
+                    .min_refetch_interval(std::time::Duration::from_secs(3600)),
+            )
             .require_binding(require)
             .build()
     };
@@ -1384,7 +1390,10 @@ async fn unknown_kid_refetch_is_rate_limited_and_single_flight() {
         .issuer(iss.clone())
         .audience(AUD)
         .trust_anchors(w.pki.anchors.clone())
-        .min_refetch_interval(std::time::Duration::ZERO)
+        .keys(
+            certbound_resource::KeyFetching::default()
+                .min_refetch_interval(std::time::Duration::ZERO),
+        )
         .build()
         .await
         .unwrap();

@@ -50,9 +50,12 @@ fn fixture() -> Fixture {
             Validator::builder()
                 .issuer(ISS)
                 .audience(AUD)
-                .algorithms(&[JwsAlgorithm::ES256])
-                .token_types(["at+jwt", "JWT", "pop"])
-                .understood_crit(["ext"])
+                .token_rules(
+                    certbound_resource::TokenRules::default()
+                        .algorithms(&[JwsAlgorithm::ES256])
+                        .token_types(["at+jwt", "JWT", "pop"])
+                        .understood_crit(["ext"]),
+                )
                 .jwks(jwks)
                 .build(),
         )

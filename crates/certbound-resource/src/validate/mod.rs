@@ -74,6 +74,10 @@ pub const DEFAULT_SKEW: Duration = Duration::from_secs(60);
 pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 /// Default age after which the JWKS is refreshed on the next request.
 pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_secs(3600);
+/// Default whole-request timeout of discovery and JWKS fetches.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default connect timeout of discovery and JWKS fetches.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 mod builder;
 mod claims;

@@ -94,7 +94,7 @@ pub use certbound_core::pop::{
     DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, DpopNonces,
 };
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct ProofConfig {
     /// The server's own origins (`--external-url`), in order; empty: the listen address.
     pub(crate) external_base_urls: Vec<String>,
@@ -102,18 +102,6 @@ pub(crate) struct ProofConfig {
     pub(crate) future_skew: Duration,
     pub(crate) require_nonce: bool,
     pub(crate) replay_capacity: u64,
-}
-
-impl Default for ProofConfig {
-    fn default() -> Self {
-        Self {
-            external_base_urls: Vec::new(),
-            window: DEFAULT_PROOF_WINDOW,
-            future_skew: DEFAULT_PROOF_FUTURE_SKEW,
-            require_nonce: false,
-            replay_capacity: DEFAULT_REPLAY_CAPACITY,
-        }
-    }
 }
 
 pub use certbound_core::replay::{ReplayCache, ReplayCheck};
