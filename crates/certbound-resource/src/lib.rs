@@ -35,12 +35,15 @@
 //! # drop(app); Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod binding;
 pub mod client_cert;
 pub mod extract;
 pub mod jwks;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod layer;
 pub mod reject;
 pub mod transport {
@@ -57,10 +60,15 @@ pub use validate::proof;
 pub use binding::Confirmation;
 pub use certbound_core::scheme::{ParseSchemeError, ProtocolScheme};
 pub use client_cert::{CertificateRejection, ClientCertificate, RequireClientCertificate};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use layer::{CertboundLayer, CertboundService};
 pub use reject::{DpopError, Rejection, TokenError};
 pub use transport::{PeerCertificate, TlsInfo, TlsServer};
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub use validate::KeyFetching;
 pub use validate::{
-    BuildError, Claims, KeyFetching, Presented, ProofPolicy, TokenRules, ValidatedToken, Validator,
+    BuildError, Claims, Presented, ProofPolicy, TokenRules, ValidatedToken, Validator,
     ValidatorBuilder,
 };

@@ -17,8 +17,11 @@
 //! );
 //! ```
 
+#[cfg(feature = "axum")]
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
+#[cfg(feature = "axum")]
+use http::{HeaderValue, header};
 
 use certbound_core::pop::{PROOF_ALGORITHMS, PopError};
 
@@ -313,6 +316,8 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -43,6 +43,12 @@ pub enum BuildError {
          or ValidatorBuilder::external_base_url)"
     )]
     WildcardListen(std::net::SocketAddr),
+    /// No fixed key set and no way to fetch one: without the `jwks` feature, keys come only
+    /// from [`ValidatorBuilder::jwks`].
+    #[error(
+        "no signing keys configured: call .jwks(..) (fetching the issuer's keys needs the `jwks` feature of certbound-resource)"
+    )]
+    NoKeySource,
     /// The key set has no key usable with the allowed algorithms.
     #[error("the issuer's JWKS has no usable key for the allowed algorithms ({0})")]
     NoUsableKeys(String),
@@ -141,6 +147,8 @@ impl TokenRules {
 ///     .timeout(Duration::from_secs(3));
 /// # drop(keys);
 /// ```
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 #[derive(Clone)]
 pub struct KeyFetching {
     pub(super) http: Option<reqwest::Client>,
@@ -150,6 +158,7 @@ pub struct KeyFetching {
     pub(super) max_key_age: Duration,
 }
 
+#[cfg(feature = "jwks")]
 impl fmt::Debug for KeyFetching {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyFetching")
@@ -162,6 +171,7 @@ impl fmt::Debug for KeyFetching {
     }
 }
 
+#[cfg(feature = "jwks")]
 impl Default for KeyFetching {
     fn default() -> Self {
         Self {
@@ -174,6 +184,7 @@ impl Default for KeyFetching {
     }
 }
 
+#[cfg(feature = "jwks")]
 impl KeyFetching {
     /// Uses this HTTP client for discovery and JWKS (overrides the builder's
     /// `trust_anchors` and the timeouts here).
@@ -292,10 +303,13 @@ pub struct ValidatorBuilder {
     pub(super) audiences: Vec<String>,
     pub(super) require_binding: bool,
     pub(super) jwks: Option<Jwks>,
+    #[cfg(feature = "jwks")]
     pub(super) jwks_uri: Option<String>,
+    #[cfg(feature = "jwks")]
     pub(super) anchors: TrustAnchors,
     pub(super) external_base_urls: Vec<String>,
     pub(super) rules: TokenRules,
+    #[cfg(feature = "jwks")]
     pub(super) fetching: KeyFetching,
     pub(super) proof: ProofPolicy,
 }
@@ -311,6 +325,8 @@ impl fmt::Debug for ValidatorBuilder {
     }
 }
 
+// Without `jwks` every field has its type's default.
+#[cfg_attr(not(feature = "jwks"), allow(clippy::derivable_impls))]
 impl Default for ValidatorBuilder {
     fn default() -> Self {
         Self {
@@ -318,10 +334,13 @@ impl Default for ValidatorBuilder {
             audiences: Vec::new(),
             require_binding: false,
             jwks: None,
+            #[cfg(feature = "jwks")]
             jwks_uri: None,
+            #[cfg(feature = "jwks")]
             anchors: TrustAnchors::system(),
             external_base_urls: Vec::new(),
             rules: TokenRules::default(),
+            #[cfg(feature = "jwks")]
             fetching: KeyFetching::default(),
             proof: ProofPolicy::default(),
         }
@@ -356,11 +375,15 @@ impl ValidatorBuilder {
         self
     }
     /// Fetches keys from this URL instead of the discovery document's `jwks_uri`.
+    #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
         self.jwks_uri = Some(uri.into());
         self
     }
     /// Trust anchors for the issuer's TLS certificate (default: system roots).
+    #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     pub fn trust_anchors(mut self, anchors: TrustAnchors) -> Self {
         self.anchors = anchors;
         self
@@ -394,6 +417,8 @@ impl ValidatorBuilder {
         self
     }
     /// Replaces how fetched keys are fetched and refreshed.
+    #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     pub fn keys(mut self, fetching: KeyFetching) -> Self {
         self.fetching = fetching;
         self
@@ -434,37 +459,13 @@ impl ValidatorBuilder {
             }
             KeySource::Static(Arc::new(set))
         } else {
-            let f = &self.fetching;
-            let http = match f.http.clone() {
-                Some(c) => c,
-                None => http_client(&self.anchors, f.timeout, f.connect_timeout)?,
-            };
-            let uri = match &self.jwks_uri {
-                Some(u) => u.clone(),
-                None => {
-                    jwks::discover(&http, &first_issuer)
-                        .await
-                        .map_err(|source| BuildError::Discovery {
-                            issuer: first_issuer.clone(),
-                            source,
-                        })?
-                        .jwks_uri
-                }
-            };
-            let uri = Url::parse(&uri).map_err(|_| BuildError::BadJwksUri(uri.clone()))?;
-            let remote = RemoteKeys::load(
-                http,
-                uri,
-                algs.clone(),
-                f.min_refetch_interval,
-                f.max_key_age,
-            )
-            .await
-            .map_err(BuildError::Jwks)?;
-            if remote.snapshot().is_empty() {
-                return Err(BuildError::NoUsableKeys(alg_list()));
+            #[cfg(not(feature = "jwks"))]
+            {
+                drop(first_issuer);
+                return Err(BuildError::NoKeySource);
             }
-            KeySource::Remote(Box::new(remote))
+            #[cfg(feature = "jwks")]
+            KeySource::Remote(Box::new(self.remote_keys(&first_issuer, &algs).await?))
         };
         Ok(Validator {
             inner: Arc::new(Inner {
@@ -485,8 +486,55 @@ impl ValidatorBuilder {
             }),
         })
     }
+
+    /// The issuer's fetched keys: from `jwks_uri`, else from the discovery document.
+    #[cfg(feature = "jwks")]
+    async fn remote_keys(
+        &self,
+        first_issuer: &str,
+        algs: &[JwsAlgorithm],
+    ) -> Result<RemoteKeys, BuildError> {
+        let alg_list = || {
+            algs.iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let f = &self.fetching;
+        let http = match f.http.clone() {
+            Some(c) => c,
+            None => http_client(&self.anchors, f.timeout, f.connect_timeout)?,
+        };
+        let uri = match &self.jwks_uri {
+            Some(u) => u.clone(),
+            None => {
+                jwks::discover(&http, first_issuer)
+                    .await
+                    .map_err(|source| BuildError::Discovery {
+                        issuer: first_issuer.to_owned(),
+                        source,
+                    })?
+                    .jwks_uri
+            }
+        };
+        let uri = Url::parse(&uri).map_err(|_| BuildError::BadJwksUri(uri.clone()))?;
+        let remote = RemoteKeys::load(
+            http,
+            uri,
+            algs.to_vec(),
+            f.min_refetch_interval,
+            f.max_key_age,
+        )
+        .await
+        .map_err(BuildError::Jwks)?;
+        if remote.snapshot().is_empty() {
+            return Err(BuildError::NoUsableKeys(alg_list()));
+        }
+        Ok(remote)
+    }
 }
 
+#[cfg(feature = "jwks")]
 pub(super) fn http_client(
     anchors: &TrustAnchors,
     timeout: Duration,

@@ -55,13 +55,17 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+#[cfg(feature = "jwks")]
 use certbound_core::tls::TrustAnchors;
 use certbound_core::{Jwks, JwsAlgorithm, Thumbprint, b64};
 use serde_json::{Map, Value};
+#[cfg(feature = "jwks")]
 use url::Url;
 
 use crate::binding::{self, Confirmation};
-use crate::jwks::{self, FetchError, KeySet, KeySource, RemoteKeys};
+#[cfg(feature = "jwks")]
+use crate::jwks::{self, RemoteKeys};
+use crate::jwks::{FetchError, KeySet, KeySource};
 use crate::reject::{Rejection, TokenError, header_word};
 use certbound_core::ProtocolScheme;
 use certbound_core::json::{self as strict_json, StrictJsonError};
@@ -276,6 +280,7 @@ impl Validator {
     ) -> Result<ValidatedToken, Rejection> {
         let keys = match &self.inner.keys {
             KeySource::Static(s) => s.clone(),
+            #[cfg(feature = "jwks")]
             KeySource::Remote(r) => {
                 if r.is_stale() {
                     let seen = r.snapshot();
@@ -288,7 +293,11 @@ impl Validator {
         };
         let outcome = match self.check(scheme, token, peer, &keys) {
             Outcome::UnknownKid(seen) => match &self.inner.keys {
-                KeySource::Static(_) => Outcome::Done(Err(TokenError::KeyNotFound)),
+                KeySource::Static(_) => {
+                    drop(seen);
+                    Outcome::Done(Err(TokenError::KeyNotFound))
+                }
+                #[cfg(feature = "jwks")]
                 KeySource::Remote(r) => {
                     tracing::debug!("unknown kid; refreshing the issuer's keys");
                     match r.refresh(&seen).await {
@@ -320,6 +329,7 @@ impl Validator {
                 Outcome::UnknownKid(_) => Outcome::Done(Err(TokenError::KeyNotFound)),
                 done => done,
             },
+            #[cfg(feature = "jwks")]
             KeySource::Remote(r) => {
                 if r.is_stale() {
                     return None;
