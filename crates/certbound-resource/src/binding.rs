@@ -1,18 +1,5 @@
 //! The RFC 8705 binding check: the token's `cnf."x5t#S256"` against the thumbprint of the
 //! TLS client certificate of the connection the request arrived on.
-//!
-//! ```
-//! use certbound_core::Thumbprint;
-//! use certbound_resource::binding::{check, Confirmation};
-//! use certbound_resource::{ProtocolScheme, TokenError};
-//! let cert = Thumbprint::of_der(b"client certificate DER");
-//! let other = Thumbprint::of_der(b"another certificate");
-//! let bound = Confirmation::X5tS256(cert);
-//! assert_eq!(check(Some(&bound), ProtocolScheme::MtlsPop, Some(&cert), false), Ok(()));
-//! assert_eq!(check(Some(&bound), ProtocolScheme::Bearer, Some(&other), false), Err(TokenError::ThumbprintMismatch));
-//! assert_eq!(check(Some(&bound), ProtocolScheme::Bearer, None, false), Err(TokenError::NoClientCertificate));
-//! assert_eq!(check(None, ProtocolScheme::Bearer, None, true), Err(TokenError::BindingRequired));
-//! ```
 
 use certbound_core::Thumbprint;
 use serde_json::Value;
@@ -36,7 +23,7 @@ pub enum Confirmation {
 /// The `cnf` members that each name a proof-of-possession key (RFC 7800 §3.1 and its
 /// extensions: RFC 8705 `x5t#S256`, RFC 9449 `jkt`, RFC 7800 `kid`/`jwk`/`jwe`/`jku`). A `cnf`
 /// represents a single key, so a token carries exactly one of them.
-pub const CNF_KEY_MEMBERS: [&str; 6] = ["x5t#S256", "jkt", "kid", "jwk", "jwe", "jku"];
+pub(crate) const CNF_KEY_MEMBERS: [&str; 6] = ["x5t#S256", "jkt", "kid", "jwk", "jwe", "jku"];
 
 /// The key members of `cnf` this server can enforce.
 const ENFORCEABLE: [&str; 3] = ["x5t#S256", "jkt", "kid"];
@@ -114,7 +101,7 @@ impl Confirmation {
 /// - unbound token with the `mtls_pop`, `DPoP` or `PoP` scheme: refused;
 /// - unbound token where `require_binding`: refused;
 /// - unbound `Bearer` token otherwise: accepted.
-pub fn check(
+pub(crate) fn check(
     cnf: Option<&Confirmation>,
     scheme: ProtocolScheme,
     peer: Option<&Thumbprint>,
@@ -264,6 +251,29 @@ mod tests {
         let t = Thumbprint::of_der(b"x");
         assert_eq!(
             check(None, ProtocolScheme::Bearer, Some(&t), true),
+            Err(TokenError::BindingRequired)
+        );
+    }
+
+    #[test]
+    fn certificate_binding_examples() {
+        let cert = Thumbprint::of_der(b"client certificate DER");
+        let other = Thumbprint::of_der(b"another certificate");
+        let bound = Confirmation::X5tS256(cert);
+        assert_eq!(
+            check(Some(&bound), ProtocolScheme::MtlsPop, Some(&cert), false),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some(&bound), ProtocolScheme::Bearer, Some(&other), false),
+            Err(TokenError::ThumbprintMismatch)
+        );
+        assert_eq!(
+            check(Some(&bound), ProtocolScheme::Bearer, None, false),
+            Err(TokenError::NoClientCertificate)
+        );
+        assert_eq!(
+            check(None, ProtocolScheme::Bearer, None, true),
             Err(TokenError::BindingRequired)
         );
     }

@@ -17,7 +17,7 @@
 //! ```
 //! use axum::{Json, Router, routing::get};
 //! use certbound_core::Thumbprint;
-//! use certbound_resource::client_cert::{ClientCertificate, RequireClientCertificate};
+//! use certbound_resource::{ClientCertificate, RequireClientCertificate};
 //!
 //! async fn me(cert: ClientCertificate) -> Json<serde_json::Value> {
 //!     Json(cert.to_json()) // {"x5t#S256","subject","issuer","not_before","not_after"}
@@ -38,7 +38,7 @@
 //! ```
 //! use certbound_core::ca::DevCa;
 //! use certbound_core::tls::TrustAnchors;
-//! use certbound_resource::client_cert::RequireClientCertificate;
+//! use certbound_resource::RequireClientCertificate;
 //! let partner_ca = DevCa::generate("partner CA")?;
 //! let mut anchors = TrustAnchors::default();
 //! anchors.add(partner_ca.cert());
@@ -315,7 +315,7 @@ pub enum CertificatePolicyError {
     NoTrustAnchors,
     /// rustls refused the verifier configuration.
     #[error("cannot build the client-certificate verifier: {0}")]
-    Verifier(String),
+    Verifier(#[source] rustls::server::VerifierBuilderError),
 }
 
 /// Which client certificates [`RequireClientCertificate`] admits.
@@ -391,7 +391,7 @@ impl RequireClientCertificate {
             certbound_core::tls::provider(),
         )
         .build()
-        .map_err(|e| CertificatePolicyError::Verifier(e.to_string()))?;
+        .map_err(CertificatePolicyError::Verifier)?;
         Arc::make_mut(&mut self.policy).verifier = Some(verifier);
         Ok(self)
     }

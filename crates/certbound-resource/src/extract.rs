@@ -1,11 +1,5 @@
 //! `Authorization` header parsing: the `Bearer` (RFC 6750), `mtls_pop`, `DPoP` (RFC 9449)
 //! and `PoP` (signed HTTP request) schemes, and the `DPoP` proof header.
-//!
-//! ```
-//! use certbound_resource::{ProtocolScheme, extract::parse_authorization};
-//! let v = http::HeaderValue::from_static("MTLS_POP abc.def.ghi");
-//! assert_eq!(parse_authorization(&v).unwrap(), (ProtocolScheme::MtlsPop, "abc.def.ghi"));
-//! ```
 
 use http::{HeaderMap, HeaderValue, header};
 
@@ -19,7 +13,9 @@ use certbound_core::ProtocolScheme;
 /// ([`Rejection::MissingToken`], RFC 6750 §3.1); a known scheme without a token, or a value
 /// with characters outside visible ASCII, is `invalid_request`. The token itself is checked
 /// later by the validator (so its refusal names the rule).
-pub fn parse_authorization(value: &HeaderValue) -> Result<(ProtocolScheme, &str), Rejection> {
+pub(crate) fn parse_authorization(
+    value: &HeaderValue,
+) -> Result<(ProtocolScheme, &str), Rejection> {
     let text = value
         .to_str()
         .map_err(|_| Rejection::InvalidRequest("Authorization header is not visible ASCII"))?;
@@ -44,7 +40,7 @@ pub fn parse_authorization(value: &HeaderValue) -> Result<(ProtocolScheme, &str)
 }
 
 /// Finds the request's token: exactly one `Authorization` header is allowed.
-pub fn from_headers(headers: &HeaderMap) -> Result<(ProtocolScheme, &str), Rejection> {
+pub(crate) fn from_headers(headers: &HeaderMap) -> Result<(ProtocolScheme, &str), Rejection> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let first = values.next().ok_or(Rejection::MissingToken)?;
     if values.next().is_some() {
@@ -56,7 +52,7 @@ pub fn from_headers(headers: &HeaderMap) -> Result<(ProtocolScheme, &str), Rejec
 }
 
 /// The request's single `DPoP` proof header (RFC 9449 §4.3: exactly one).
-pub fn dpop_proof(headers: &HeaderMap) -> Result<&str, crate::reject::DpopError> {
+pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<&str, crate::reject::DpopError> {
     certbound_core::pop::dpop_header(headers)
 }
 
@@ -83,6 +79,15 @@ mod tests {
         assert_eq!(p("DPOP x").unwrap(), (ProtocolScheme::DPoP, "x".into()));
         assert_eq!(p("pop x").unwrap(), (ProtocolScheme::Pop, "x".into()));
         assert_eq!(p("PoP x").unwrap(), (ProtocolScheme::Pop, "x".into()));
+    }
+
+    #[test]
+    fn upper_case_mtls_pop() {
+        let v = http::HeaderValue::from_static("MTLS_POP abc.def.ghi");
+        assert_eq!(
+            parse_authorization(&v).unwrap(),
+            (ProtocolScheme::MtlsPop, "abc.def.ghi")
+        );
     }
 
     #[test]

@@ -144,7 +144,7 @@ pub enum TokenError {
     ProofRequired,
     /// The signed HTTP request (`PoP` scheme) was refused.
     #[error("signed request: {0}")]
-    SignedRequest(PopError),
+    SignedRequest(#[source] PopError),
     /// The SHR (its `nonce`, or its whole text when it has none) was already used within
     /// the window.
     #[error("signed request replayed (already used)")]
@@ -211,18 +211,19 @@ pub enum Rejection {
         /// The scheme the request used (the challenge answers in it).
         scheme: ProtocolScheme,
         /// The failed rule.
+        #[source]
         error: TokenError,
     },
     /// The DPoP proof was refused: 401 `DPoP error="invalid_dpop_proof"`.
     #[error("invalid DPoP proof: {0}")]
-    InvalidDpopProof(DpopError),
+    InvalidDpopProof(#[source] DpopError),
     /// The server requires a DPoP nonce and the proof has none or a stale one: 401
     /// `DPoP error="use_dpop_nonce"` with the fresh nonce in `DPoP-Nonce` (RFC 9449 §9).
     #[error("DPoP nonce required")]
     UseDpopNonce(String),
     /// The issuer's keys could not be obtained: 503 with `Retry-After`.
     #[error("signing keys unavailable: {0}")]
-    KeysUnavailable(String),
+    KeysUnavailable(#[source] crate::jwks::FetchError),
     /// The record of used proofs is full of live entries, so this proof cannot be checked
     /// for replay: 503 with `Retry-After` (fail closed; an entry is never evicted early).
     #[error("too many recent proofs to check this one for replay")]

@@ -14,10 +14,8 @@ use certbound_core::ca::{self, DevCa, IssueSpec};
 use certbound_core::tls::{self, ClientAuth, TrustAnchors};
 use certbound_core::{Certificate, CertifiedKey, Jwks, JwsAlgorithm, KeyKind, PrivateKey};
 use certbound_resource::Validator;
-use certbound_resource::client_cert::{
-    CertificateRejection, ClientCertificate, RequireClientCertificate,
-};
 use certbound_resource::transport::TlsServer;
+use certbound_resource::{CertificateRejection, ClientCertificate, RequireClientCertificate};
 use common::sample;
 use common::*;
 use http::header;

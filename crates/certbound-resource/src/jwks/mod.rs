@@ -282,7 +282,7 @@ pub struct JwksDocument {
 }
 
 /// Errors fetching discovery documents or key sets.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
     /// Transport failure.

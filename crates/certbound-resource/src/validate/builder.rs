@@ -1,6 +1,24 @@
 //! Building a [`Validator`]: token rules, key fetching and proof policy.
 
-use super::*;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[cfg(feature = "jwks")]
+use certbound_core::tls::TrustAnchors;
+use certbound_core::{Jwks, JwsAlgorithm};
+#[cfg(feature = "jwks")]
+use url::Url;
+
+use super::{Config, DEFAULT_MAX_TOKEN_LEN, DEFAULT_SKEW, Inner, Validator};
+#[cfg(feature = "jwks")]
+use super::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_KEY_AGE,
+    DEFAULT_MIN_REFETCH_INTERVAL,
+};
+#[cfg(feature = "jwks")]
+use crate::jwks::{self, RemoteKeys};
+use crate::jwks::{FetchError, KeySet, KeySource};
 
 /// Errors building a [`Validator`].
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +49,7 @@ pub enum BuildError {
     },
     /// The JWKS could not be fetched.
     #[error("fetching the issuer's signing keys failed: {0}")]
-    Jwks(FetchError),
+    Jwks(#[source] FetchError),
     /// The external base URL is not an absolute http(s) URL.
     #[error("the external base URL `{0}` is not an absolute http(s) URL without query or fragment")]
     BadBaseUrl(String),

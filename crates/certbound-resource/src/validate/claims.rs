@@ -1,6 +1,12 @@
 //! What a validated token gives the application: its claims and how it was bound.
 
-use super::*;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use certbound_core::{JwsAlgorithm, ProtocolScheme, Thumbprint};
+use serde_json::{Map, Value};
+
+use crate::binding::Confirmation;
 
 /// The claims of a validated token.
 ///

@@ -55,20 +55,12 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-#[cfg(feature = "jwks")]
-use certbound_core::tls::TrustAnchors;
-use certbound_core::{Jwks, JwsAlgorithm, Thumbprint, b64};
-use serde_json::{Map, Value};
-#[cfg(feature = "jwks")]
-use url::Url;
+use certbound_core::{JwsAlgorithm, ProtocolScheme, Thumbprint, b64};
+use serde_json::Value;
 
 use crate::binding::{self, Confirmation};
-#[cfg(feature = "jwks")]
-use crate::jwks::{self, RemoteKeys};
-use crate::jwks::{FetchError, KeySet, KeySource};
+use crate::jwks::{KeySet, KeySource};
 use crate::reject::{Rejection, TokenError, header_word};
-use certbound_core::ProtocolScheme;
-use certbound_core::json::{self as strict_json, StrictJsonError};
 
 /// Default maximum token length (bytes).
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -89,10 +81,15 @@ mod presented;
 pub mod proof;
 mod rules;
 
-pub use builder::*;
-pub use claims::*;
+#[cfg(feature = "jwks")]
+pub use builder::KeyFetching;
+pub use builder::{BuildError, ProofPolicy, TokenRules, ValidatorBuilder};
+pub use claims::{Claims, ValidatedToken};
 pub use presented::Presented;
-use rules::*;
+use rules::{
+    HEADER_MEMBERS, PAYLOAD_MEMBERS, audiences, check_alg, check_crit, check_typ, decode_signature,
+    numeric_date, scan, split,
+};
 
 struct Config {
     issuers: Vec<String>,
@@ -307,7 +304,7 @@ impl Validator {
                         },
                         Err(e) => {
                             tracing::warn!(error = %e, "JWKS refetch failed");
-                            return Err(Rejection::KeysUnavailable(e.to_string()));
+                            return Err(Rejection::KeysUnavailable(e));
                         }
                     }
                 }
