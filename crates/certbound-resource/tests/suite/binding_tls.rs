@@ -3,7 +3,7 @@
 // Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::routing::get;
