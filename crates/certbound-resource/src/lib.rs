@@ -59,8 +59,8 @@ pub mod transport {
 }
 mod validate;
 
-/// DPoP proofs and signed HTTP requests: the request-bound half of validation (it lives in
-/// [`validate`], whose [`Validator`] it extends).
+/// DPoP proofs and signed HTTP requests: the request-bound half of validation (it extends
+/// the [`Validator`]).
 pub use validate::proof;
 
 pub use binding::Confirmation;
