@@ -36,7 +36,7 @@ const CLIENT_ID: &str = "orders-client";
 async fn orders(token: ValidatedToken) -> Json<Value> {
     Json(json!({
         "caller": token.claims().client_id(),
-        "scheme": token.scheme().as_str(),
+        "scheme": token.scheme().header_scheme(),
         "bound_to": token.peer_thumbprint().map(|t| t.to_base64url()),
         "orders": ["o-1001", "o-1002"],
     }))

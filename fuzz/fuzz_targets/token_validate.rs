@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use certbound_core::{KeyKind, PrivateKey, Thumbprint, jose};
-use certbound_resource::{Scheme, Validator};
+use certbound_resource::{Presented, ProtocolScheme as Scheme, Validator};
 use libfuzzer_sys::fuzz_target;
 
 struct Fixture {
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     let peer = Thumbprint::of_der(b"peer");
     if let Ok(text) = std::str::from_utf8(data) {
         for scheme in [Scheme::Bearer, Scheme::MtlsPop] {
-            let _ = futures::executor::block_on(f.validator.validate(scheme, text, Some(&peer)));
+            let _ = futures::executor::block_on(f.validator.validate(&Presented::token(scheme, text).peer(Some(&peer))));
         }
         // Splice the input into each part of a valid token.
         let parts: Vec<&str> = f.valid.split('.').collect();
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
             let mut p = parts.clone();
             p[i] = text;
             let t = p.join(".");
-            let _ = futures::executor::block_on(f.validator.validate(Scheme::MtlsPop, &t, Some(&peer)));
+            let _ = futures::executor::block_on(f.validator.validate(&Presented::token(Scheme::MtlsPop, &t).peer(Some(&peer))));
         }
     }
 });

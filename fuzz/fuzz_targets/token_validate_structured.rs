@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use certbound_core::{JwsAlgorithm, KeyKind, PrivateKey, Thumbprint};
-use certbound_resource::{Scheme, Validator};
+use certbound_resource::{Presented, ProtocolScheme as Scheme, Validator};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value, json};
 
@@ -37,8 +37,11 @@ fn fixture() -> &'static Fixture {
             Validator::builder()
                 .issuer("https://issuer.test")
                 .audience("api://fuzz")
-                .token_types(["at+jwt", "JWT"])
-                .understood_crit(["ext"])
+                .token_rules(
+                    certbound_resource::TokenRules::default()
+                        .token_types(["at+jwt", "JWT"])
+                        .understood_crit(["ext"]),
+                )
                 .jwks(jwks)
                 .build(),
         )
@@ -68,8 +71,8 @@ fn fixture() -> &'static Fixture {
         let token = base.build(&f.header, &f.payload, &f.key, JwsAlgorithm::ES256);
         assert!(
             f.validator
-                .validate_cached(Scheme::MtlsPop, &token, Some(&f.peer))
-                .is_ok()
+                .validate_cached(&Presented::token(Scheme::MtlsPop, &token).peer(Some(&f.peer)))
+                .is_some_and(|r| r.is_ok())
         );
         f
     })
@@ -94,7 +97,7 @@ fuzz_target!(|input: Input| {
         _ => None,
     };
     for scheme in [Scheme::MtlsPop, Scheme::Bearer] {
-        match f.validator.validate_cached(scheme, &token, peer) {
+        match f.validator.validate_cached(&Presented::token(scheme, &token).peer(peer)).expect("a fixed key set always answers") {
             Ok(v) => {
                 let c = v.claims();
                 let _ = (

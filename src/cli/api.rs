@@ -26,8 +26,8 @@ use certbound_core::Thumbprint;
 use certbound_core::ca::{self, IssueSpec};
 use certbound_core::tls::{self, ClientAuth, TrustAnchors};
 use certbound_core::{CertifiedKey, KeyKind};
+use certbound_resource::RequireClientCertificate;
 use certbound_resource::Validator;
-use certbound_resource::client_cert::RequireClientCertificate;
 use certbound_resource::transport::{TlsServer, shutdown_signal};
 
 use super::sample;

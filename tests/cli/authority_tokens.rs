@@ -14,6 +14,7 @@ use base64::Engine as _;
 use certbound_authority::ClientRegistration;
 use certbound_core::pop::ProofKey;
 use certbound_core::{JwsAlgorithm, KeyKind, PrivateKey, b64};
+use certbound_resource::Presented;
 use common::*;
 use serde_json::{Value, json};
 
@@ -128,7 +129,7 @@ async fn pop_bound_tokens_with_private_key_jwt_secret_and_tls_certificate() {
             h.insert("authorization", format!("PoP {shr}").parse().unwrap());
             let uri: http::Uri = "/orders".parse().unwrap();
             let ok = v
-                .validate_http_request(&http::Method::GET, &uri, &h, None)
+                .validate(&Presented::http(&http::Method::GET, &uri, &h))
                 .await
                 .unwrap();
             assert_eq!(ok.proof_key_thumbprint(), Some(key.thumbprint().as_str()));
@@ -140,7 +141,7 @@ async fn pop_bound_tokens_with_private_key_jwt_secret_and_tls_certificate() {
             let mut h = http::HeaderMap::new();
             h.insert("authorization", format!("PoP {shr}").parse().unwrap());
             assert!(
-                v.validate_http_request(&http::Method::GET, &uri, &h, None)
+                v.validate(&Presented::http(&http::Method::GET, &uri, &h))
                     .await
                     .is_err()
             );
@@ -267,7 +268,7 @@ async fn in_process_pop_tokens() {
     h.insert("authorization", format!("PoP {shr}").parse().unwrap());
     let uri: http::Uri = "/orders".parse().unwrap();
     assert!(
-        v.validate_http_request(&http::Method::POST, &uri, &h, None)
+        v.validate(&Presented::http(&http::Method::POST, &uri, &h))
             .await
             .is_ok()
     );
@@ -346,7 +347,7 @@ async fn dpop_bound_tokens_for_ec_and_rsa_keys_on_every_endpoint_alias() {
             h.insert("dpop", p.parse().unwrap());
             let uri: http::Uri = "/orders".parse().unwrap();
             let ok = validator
-                .validate_http_request(&http::Method::GET, &uri, &h, None)
+                .validate(&Presented::http(&http::Method::GET, &uri, &h))
                 .await
                 .unwrap();
             assert_eq!(ok.proof_key_thumbprint(), Some(key.thumbprint().as_str()));
@@ -354,7 +355,7 @@ async fn dpop_bound_tokens_for_ec_and_rsa_keys_on_every_endpoint_alias() {
             bearer.insert("authorization", format!("Bearer {token}").parse().unwrap());
             assert!(
                 validator
-                    .validate_http_request(&http::Method::GET, &uri, &bearer, None)
+                    .validate(&Presented::http(&http::Method::GET, &uri, &bearer))
                     .await
                     .is_err(),
                 "a DPoP-bound token sent as Bearer"

@@ -21,7 +21,7 @@ use certbound_core::ca::{self, IssueSpec};
 use certbound_core::tls::{ClientAuth, TrustAnchors, client_config, server_config};
 use certbound_core::{CertifiedKey, Jwks, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint, b64, jose};
 use certbound::cli::sample;
-use certbound_resource::{Scheme, TlsServer, Validator};
+use certbound_resource::{Presented, ProtocolScheme as Scheme, TlsServer, Validator};
 use futures::{FutureExt as _, StreamExt as _};
 use serde_json::{Value, json};
 
@@ -399,7 +399,7 @@ fn validate(args: &[String]) -> anyhow::Result<Value> {
                 .map_err(|e| anyhow!("{e}"))?;
             let one = |t: &str| -> anyhow::Result<()> {
                 let v = validator
-                    .validate(Scheme::MtlsPop, t, Some(&thumb))
+                    .validate(&Presented::token(Scheme::MtlsPop, t).peer(Some(&thumb)))
                     .now_or_never()
                     .ok_or_else(|| anyhow!("validation did not complete without I/O"))?
                     .map_err(|e| anyhow!("{e}"))?;

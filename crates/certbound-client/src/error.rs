@@ -184,9 +184,9 @@ pub enum ClientError {
     /// A per-request proof (DPoP proof, signed HTTP request) could not be made.
     #[error("proof of possession: {0}")]
     Proof(String),
-    /// The protocol scheme is unknown or not supported.
-    #[error("unknown protocol scheme `{0}`: use Bearer, MTLS_POP (mtls-pop), Pop, DPoP or MTLS")]
-    UnknownScheme(String),
+    /// The protocol scheme is unknown or not supported (the message names the value).
+    #[error(transparent)]
+    UnknownScheme(#[from] certbound_core::ParseSchemeError),
     /// A scheme that needs a certificate-bound app token cannot be served as configured.
     #[error("{0}")]
     SchemeNotSatisfiable(String),

@@ -51,6 +51,7 @@ mod key;
 mod pem;
 pub mod pop;
 mod replay;
+mod scheme;
 mod thumbprint;
 pub mod tls;
 
@@ -62,6 +63,7 @@ pub use jwk::{Jwk, Jwks, JwsAlgorithm};
 pub use key::{KeyKind, PrivateKey};
 pub use pem::pem_encode;
 pub use replay::{ReplayCache, ReplayCheck};
+pub use scheme::{ParseSchemeError, ProtocolScheme};
 pub use thumbprint::{Thumbprint, x5t_sha1};
 
 /// Seconds since the Unix epoch, now.

@@ -4,7 +4,7 @@
 //! - client side: `bearer_header` (format `Bearer <token>` into a `HeaderValue`) vs
 //!   `dpop_proof_sign` (a fresh DPoP proof with `ath`, plus both header values) vs
 //!   `shr_sign` (a signed HTTP request wrapping the token);
-//! - server side, through `Validator::validate_http_request_cached` (what the layer runs,
+//! - server side, through `Validator::validate_cached` (what the layer runs,
 //!   minus the async wrapper): `bearer_validate` (unbound token, Bearer) vs `dpop_validate`
 //!   (token + proof: signature with the embedded jwk, htm/htu, iat, ath, jkt, replay-cache
 //!   insert) vs `pop_validate` (SHR signature, m/u/p/ts, inner token, kid, nonce replay);
@@ -31,6 +31,7 @@
 
 use certbound_core::pop::{self, DpopExpectations, ProofKey};
 use certbound_core::{Jwks, KeyKind, PrivateKey, jose};
+use certbound_resource::Presented;
 use certbound_resource::Validator;
 use divan::{Bencher, black_box};
 use http::{HeaderMap, HeaderValue, Method, Uri};
@@ -152,7 +153,8 @@ fn bearer_validate(bencher: Bencher) {
     let h = headers(format!("Bearer {}", f.bearer), None);
     bencher.bench_local(|| {
         f.validator
-            .validate_http_request_cached(&Method::GET, &f.uri, black_box(&h), None)
+            .validate_cached(&Presented::http(&Method::GET, &f.uri, black_box(&h)))
+            .expect("answered from the loaded keys")
             .expect("valid")
     });
 }
@@ -170,7 +172,8 @@ fn dpop_validate(bencher: Bencher, kind: KeyKind) {
         })
         .bench_local_refs(|h| {
             f.validator
-                .validate_http_request_cached(&Method::GET, &f.uri, h, None)
+                .validate_cached(&Presented::http(&Method::GET, &f.uri, h))
+                .expect("answered from the loaded keys")
                 .expect("valid")
         });
 }
@@ -202,7 +205,8 @@ fn pop_validate(bencher: Bencher, kind: KeyKind) {
         })
         .bench_local_refs(|h| {
             f.validator
-                .validate_http_request_cached(&Method::GET, &f.uri, h, None)
+                .validate_cached(&Presented::http(&Method::GET, &f.uri, h))
+                .expect("answered from the loaded keys")
                 .expect("valid")
         });
 }

@@ -18,8 +18,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::{Jwks, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint, b64, jose};
+use certbound_resource::Presented;
 use certbound_resource::jwks::VerifyingKey;
-use certbound_resource::{Scheme, Validator};
+use certbound_resource::{ProtocolScheme, Validator};
 use divan::{Bencher, black_box};
 
 fn main() {
@@ -121,16 +122,19 @@ fn raw_from_token(b: Bencher, f: &Fixture) {
 fn full(b: Bencher, f: &Fixture) {
     assert!(
         f.validator
-            .validate_cached(Scheme::MtlsPop, &f.token, Some(&f.thumbprint))
-            .is_ok()
+            .validate_cached(
+                &Presented::token(ProtocolScheme::MtlsPop, &f.token).peer(Some(&f.thumbprint))
+            )
+            .is_some_and(|r| r.is_ok())
     );
     b.bench(|| {
-        black_box(f.validator.validate_cached(
-            Scheme::MtlsPop,
-            black_box(&f.token),
-            Some(black_box(&f.thumbprint)),
-        ))
-        .is_ok()
+        black_box(
+            f.validator.validate_cached(
+                &Presented::token(ProtocolScheme::MtlsPop, black_box(&f.token))
+                    .peer(Some(black_box(&f.thumbprint))),
+            ),
+        )
+        .is_some_and(|r| r.is_ok())
     });
 }
 

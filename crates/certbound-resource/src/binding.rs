@@ -1,24 +1,11 @@
 //! The RFC 8705 binding check: the token's `cnf."x5t#S256"` against the thumbprint of the
 //! TLS client certificate of the connection the request arrived on.
-//!
-//! ```
-//! use certbound_core::Thumbprint;
-//! use certbound_resource::binding::{check, Confirmation};
-//! use certbound_resource::{Scheme, TokenError};
-//! let cert = Thumbprint::of_der(b"client certificate DER");
-//! let other = Thumbprint::of_der(b"another certificate");
-//! let bound = Confirmation::X5tS256(cert);
-//! assert_eq!(check(Some(&bound), Scheme::MtlsPop, Some(&cert), false), Ok(()));
-//! assert_eq!(check(Some(&bound), Scheme::Bearer, Some(&other), false), Err(TokenError::ThumbprintMismatch));
-//! assert_eq!(check(Some(&bound), Scheme::Bearer, None, false), Err(TokenError::NoClientCertificate));
-//! assert_eq!(check(None, Scheme::Bearer, None, true), Err(TokenError::BindingRequired));
-//! ```
 
 use certbound_core::Thumbprint;
 use serde_json::Value;
 
-use crate::extract::Scheme;
 use crate::reject::TokenError;
+use certbound_core::ProtocolScheme;
 
 /// A token's confirmation (`cnf`) as far as this resource server can check it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +23,7 @@ pub enum Confirmation {
 /// The `cnf` members that each name a proof-of-possession key (RFC 7800 §3.1 and its
 /// extensions: RFC 8705 `x5t#S256`, RFC 9449 `jkt`, RFC 7800 `kid`/`jwk`/`jwe`/`jku`). A `cnf`
 /// represents a single key, so a token carries exactly one of them.
-pub const CNF_KEY_MEMBERS: [&str; 6] = ["x5t#S256", "jkt", "kid", "jwk", "jwe", "jku"];
+pub(crate) const CNF_KEY_MEMBERS: [&str; 6] = ["x5t#S256", "jkt", "kid", "jwk", "jwe", "jku"];
 
 /// The key members of `cnf` this server can enforce.
 const ENFORCEABLE: [&str; 3] = ["x5t#S256", "jkt", "kid"];
@@ -114,15 +101,19 @@ impl Confirmation {
 /// - unbound token with the `mtls_pop`, `DPoP` or `PoP` scheme: refused;
 /// - unbound token where `require_binding`: refused;
 /// - unbound `Bearer` token otherwise: accepted.
-pub fn check(
+pub(crate) fn check(
     cnf: Option<&Confirmation>,
-    scheme: Scheme,
+    scheme: ProtocolScheme,
     peer: Option<&Thumbprint>,
     require_binding: bool,
 ) -> Result<(), TokenError> {
     match cnf {
-        Some(Confirmation::X5tS256(_)) if matches!(scheme, Scheme::DPoP | Scheme::Pop) => {
-            Err(TokenError::SchemeNeedsKeyBinding(scheme.as_str()))
+        Some(Confirmation::X5tS256(_))
+            if matches!(scheme, ProtocolScheme::DPoP | ProtocolScheme::Pop) =>
+        {
+            Err(TokenError::SchemeNeedsKeyBinding(
+                crate::reject::header_word(scheme),
+            ))
         }
         Some(Confirmation::X5tS256(bound)) => {
             let presented = peer.ok_or(TokenError::NoClientCertificate)?;
@@ -132,14 +123,14 @@ pub fn check(
                 Err(TokenError::ThumbprintMismatch)
             }
         }
-        Some(Confirmation::Jkt(_)) if scheme == Scheme::DPoP => Ok(()),
+        Some(Confirmation::Jkt(_)) if scheme == ProtocolScheme::DPoP => Ok(()),
         Some(Confirmation::Jkt(_)) => Err(TokenError::DpopBoundToken),
-        Some(Confirmation::Kid(_)) if scheme == Scheme::Pop => Ok(()),
+        Some(Confirmation::Kid(_)) if scheme == ProtocolScheme::Pop => Ok(()),
         Some(Confirmation::Kid(_)) => Err(TokenError::PopBoundToken),
-        None if scheme == Scheme::MtlsPop => Err(TokenError::PopWithoutCnf),
-        None if matches!(scheme, Scheme::DPoP | Scheme::Pop) => {
-            Err(TokenError::SchemeNeedsKeyBinding(scheme.as_str()))
-        }
+        None if scheme == ProtocolScheme::MtlsPop => Err(TokenError::PopWithoutCnf),
+        None if matches!(scheme, ProtocolScheme::DPoP | ProtocolScheme::Pop) => Err(
+            TokenError::SchemeNeedsKeyBinding(crate::reject::header_word(scheme)),
+        ),
         None if require_binding => Err(TokenError::BindingRequired),
         None => Ok(()),
     }
@@ -228,20 +219,24 @@ mod tests {
         let jkt = Confirmation::from_claim(&json!({"jkt": t})).unwrap();
         let kid = Confirmation::from_claim(&json!({"kid": t})).unwrap();
         assert_eq!(jkt.key_thumbprint(), Some(t.as_str()));
-        assert_eq!(check(Some(&jkt), Scheme::DPoP, None, true), Ok(()));
-        for s in [Scheme::Bearer, Scheme::MtlsPop, Scheme::Pop] {
+        assert_eq!(check(Some(&jkt), ProtocolScheme::DPoP, None, true), Ok(()));
+        for s in [
+            ProtocolScheme::Bearer,
+            ProtocolScheme::MtlsPop,
+            ProtocolScheme::Pop,
+        ] {
             assert_eq!(
                 check(Some(&jkt), s, None, false),
                 Err(TokenError::DpopBoundToken)
             );
         }
-        assert_eq!(check(Some(&kid), Scheme::Pop, None, true), Ok(()));
+        assert_eq!(check(Some(&kid), ProtocolScheme::Pop, None, true), Ok(()));
         assert_eq!(
-            check(Some(&kid), Scheme::Bearer, None, false),
+            check(Some(&kid), ProtocolScheme::Bearer, None, false),
             Err(TokenError::PopBoundToken)
         );
         assert_eq!(
-            check(None, Scheme::DPoP, None, false),
+            check(None, ProtocolScheme::DPoP, None, false),
             Err(TokenError::SchemeNeedsKeyBinding("DPoP"))
         );
     }
@@ -249,13 +244,36 @@ mod tests {
     #[test]
     fn unbound_rules() {
         assert_eq!(
-            check(None, Scheme::MtlsPop, None, false),
+            check(None, ProtocolScheme::MtlsPop, None, false),
             Err(TokenError::PopWithoutCnf)
         );
-        assert_eq!(check(None, Scheme::Bearer, None, false), Ok(()));
+        assert_eq!(check(None, ProtocolScheme::Bearer, None, false), Ok(()));
         let t = Thumbprint::of_der(b"x");
         assert_eq!(
-            check(None, Scheme::Bearer, Some(&t), true),
+            check(None, ProtocolScheme::Bearer, Some(&t), true),
+            Err(TokenError::BindingRequired)
+        );
+    }
+
+    #[test]
+    fn certificate_binding_examples() {
+        let cert = Thumbprint::of_der(b"client certificate DER");
+        let other = Thumbprint::of_der(b"another certificate");
+        let bound = Confirmation::X5tS256(cert);
+        assert_eq!(
+            check(Some(&bound), ProtocolScheme::MtlsPop, Some(&cert), false),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some(&bound), ProtocolScheme::Bearer, Some(&other), false),
+            Err(TokenError::ThumbprintMismatch)
+        );
+        assert_eq!(
+            check(Some(&bound), ProtocolScheme::Bearer, None, false),
+            Err(TokenError::NoClientCertificate)
+        );
+        assert_eq!(
+            check(None, ProtocolScheme::Bearer, None, true),
             Err(TokenError::BindingRequired)
         );
     }

@@ -17,7 +17,7 @@
 //! ```
 //! use axum::{Json, Router, routing::get};
 //! use certbound_core::Thumbprint;
-//! use certbound_resource::client_cert::{ClientCertificate, RequireClientCertificate};
+//! use certbound_resource::{ClientCertificate, RequireClientCertificate};
 //!
 //! async fn me(cert: ClientCertificate) -> Json<serde_json::Value> {
 //!     Json(cert.to_json()) // {"x5t#S256","subject","issuer","not_before","not_after"}
@@ -38,7 +38,7 @@
 //! ```
 //! use certbound_core::ca::DevCa;
 //! use certbound_core::tls::TrustAnchors;
-//! use certbound_resource::client_cert::RequireClientCertificate;
+//! use certbound_resource::RequireClientCertificate;
 //! let partner_ca = DevCa::generate("partner CA")?;
 //! let mut anchors = TrustAnchors::default();
 //! anchors.add(partner_ca.cert());
@@ -48,20 +48,30 @@
 //! ```
 
 use std::collections::HashSet;
+#[cfg(feature = "axum")]
 use std::convert::Infallible;
 use std::fmt;
+#[cfg(feature = "axum")]
 use std::future::Future;
+#[cfg(feature = "axum")]
 use std::pin::Pin;
 use std::sync::Arc;
+#[cfg(feature = "axum")]
 use std::task::{Context, Poll};
 
+#[cfg(feature = "axum")]
 use axum::body::Body;
+#[cfg(feature = "axum")]
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+#[cfg(feature = "axum")]
 use axum::response::{IntoResponse, Response};
 use certbound_core::fmt_unix;
 use certbound_core::{Certificate, Thumbprint};
+use http::StatusCode;
+#[cfg(feature = "axum")]
 use http::request::Parts;
-use http::{HeaderValue, Request, StatusCode, header};
+#[cfg(feature = "axum")]
+use http::{HeaderValue, Request, header};
 use rustls::CertificateError;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
@@ -178,6 +188,8 @@ impl ClientCertificate {
     }
 }
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Send + Sync> FromRequestParts<S> for ClientCertificate {
     type Rejection = CertificateRejection;
 
@@ -191,6 +203,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientCertificate {
     }
 }
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientCertificate {
     type Rejection = CertificateRejection;
 
@@ -277,6 +291,8 @@ impl CertificateRejection {
     }
 }
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl IntoResponse for CertificateRejection {
     fn into_response(self) -> Response {
         let body = json!({"error": self.code(), "error_description": self.to_string()});
@@ -299,7 +315,7 @@ pub enum CertificatePolicyError {
     NoTrustAnchors,
     /// rustls refused the verifier configuration.
     #[error("cannot build the client-certificate verifier: {0}")]
-    Verifier(String),
+    Verifier(#[source] rustls::server::VerifierBuilderError),
 }
 
 /// Which client certificates [`RequireClientCertificate`] admits.
@@ -375,7 +391,7 @@ impl RequireClientCertificate {
             certbound_core::tls::provider(),
         )
         .build()
-        .map_err(|e| CertificatePolicyError::Verifier(e.to_string()))?;
+        .map_err(CertificatePolicyError::Verifier)?;
         Arc::make_mut(&mut self.policy).verifier = Some(verifier);
         Ok(self)
     }
@@ -416,6 +432,7 @@ impl RequireClientCertificate {
     }
 
     /// Takes the request's certificate and checks it.
+    #[cfg(feature = "axum")]
     fn admit(
         &self,
         extensions: &http::Extensions,
@@ -451,6 +468,8 @@ fn untrusted(e: rustls::Error) -> CertificateRejection {
     CertificateRejection::Untrusted { reason }
 }
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S> tower_layer::Layer<S> for RequireClientCertificate {
     type Service = RequireClientCertificateService<S>;
     fn layer(&self, inner: S) -> Self::Service {
@@ -462,12 +481,16 @@ impl<S> tower_layer::Layer<S> for RequireClientCertificate {
 }
 
 /// The service produced by [`RequireClientCertificate`].
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 #[derive(Clone, Debug)]
 pub struct RequireClientCertificateService<S> {
     inner: S,
     policy: RequireClientCertificate,
 }
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S, B, ResBody> tower_service::Service<Request<B>> for RequireClientCertificateService<S>
 where
     S: tower_service::Service<Request<B>, Response = http::Response<ResBody>, Error = Infallible>

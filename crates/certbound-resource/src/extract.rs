@@ -1,17 +1,11 @@
 //! `Authorization` header parsing: the `Bearer` (RFC 6750), `mtls_pop`, `DPoP` (RFC 9449)
 //! and `PoP` (signed HTTP request) schemes, and the `DPoP` proof header.
-//!
-//! ```
-//! use certbound_resource::extract::{parse_authorization, Scheme};
-//! let v = http::HeaderValue::from_static("MTLS_POP abc.def.ghi");
-//! assert_eq!(parse_authorization(&v).unwrap(), (Scheme::MtlsPop, "abc.def.ghi"));
-//! ```
 
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::reject::Rejection;
 
-pub use crate::scheme::Scheme;
+use certbound_core::ProtocolScheme;
 
 /// Parses one `Authorization` value into scheme and token (scheme case-insensitive).
 ///
@@ -19,7 +13,9 @@ pub use crate::scheme::Scheme;
 /// ([`Rejection::MissingToken`], RFC 6750 §3.1); a known scheme without a token, or a value
 /// with characters outside visible ASCII, is `invalid_request`. The token itself is checked
 /// later by the validator (so its refusal names the rule).
-pub fn parse_authorization(value: &HeaderValue) -> Result<(Scheme, &str), Rejection> {
+pub(crate) fn parse_authorization(
+    value: &HeaderValue,
+) -> Result<(ProtocolScheme, &str), Rejection> {
     let text = value
         .to_str()
         .map_err(|_| Rejection::InvalidRequest("Authorization header is not visible ASCII"))?;
@@ -28,17 +24,7 @@ pub fn parse_authorization(value: &HeaderValue) -> Result<(Scheme, &str), Reject
         Some(i) => text.split_at_checked(i).unwrap_or((text, "")),
         None => (text, ""),
     };
-    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
-        Scheme::Bearer
-    } else if scheme.eq_ignore_ascii_case("mtls_pop") {
-        Scheme::MtlsPop
-    } else if scheme.eq_ignore_ascii_case("dpop") {
-        Scheme::DPoP
-    } else if scheme.eq_ignore_ascii_case("pop") {
-        Scheme::Pop
-    } else {
-        return Err(Rejection::MissingToken);
-    };
+    let scheme = ProtocolScheme::from_header_scheme(scheme).ok_or(Rejection::MissingToken)?;
     let token = rest.trim_start_matches([' ', '\t']);
     if token.is_empty() {
         return Err(Rejection::InvalidRequest(
@@ -54,7 +40,7 @@ pub fn parse_authorization(value: &HeaderValue) -> Result<(Scheme, &str), Reject
 }
 
 /// Finds the request's token: exactly one `Authorization` header is allowed.
-pub fn from_headers(headers: &HeaderMap) -> Result<(Scheme, &str), Rejection> {
+pub(crate) fn from_headers(headers: &HeaderMap) -> Result<(ProtocolScheme, &str), Rejection> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let first = values.next().ok_or(Rejection::MissingToken)?;
     if values.next().is_some() {
@@ -66,7 +52,7 @@ pub fn from_headers(headers: &HeaderMap) -> Result<(Scheme, &str), Rejection> {
 }
 
 /// The request's single `DPoP` proof header (RFC 9449 §4.3: exactly one).
-pub fn dpop_proof(headers: &HeaderMap) -> Result<&str, crate::reject::DpopError> {
+pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<&str, crate::reject::DpopError> {
     certbound_core::pop::dpop_header(headers)
 }
 
@@ -74,19 +60,34 @@ pub fn dpop_proof(headers: &HeaderMap) -> Result<&str, crate::reject::DpopError>
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<(Scheme, String), Rejection> {
+    fn p(s: &str) -> Result<(ProtocolScheme, String), Rejection> {
         parse_authorization(&HeaderValue::from_str(s).unwrap()).map(|(s, t)| (s, t.to_owned()))
     }
 
     #[test]
     fn schemes_are_case_insensitive() {
-        assert_eq!(p("bearer x").unwrap(), (Scheme::Bearer, "x".into()));
-        assert_eq!(p("BEARER   x ").unwrap(), (Scheme::Bearer, "x".into()));
-        assert_eq!(p("Mtls_Pop x").unwrap(), (Scheme::MtlsPop, "x".into()));
-        assert_eq!(p("dpop x").unwrap(), (Scheme::DPoP, "x".into()));
-        assert_eq!(p("DPOP x").unwrap(), (Scheme::DPoP, "x".into()));
-        assert_eq!(p("pop x").unwrap(), (Scheme::Pop, "x".into()));
-        assert_eq!(p("PoP x").unwrap(), (Scheme::Pop, "x".into()));
+        assert_eq!(p("bearer x").unwrap(), (ProtocolScheme::Bearer, "x".into()));
+        assert_eq!(
+            p("BEARER   x ").unwrap(),
+            (ProtocolScheme::Bearer, "x".into())
+        );
+        assert_eq!(
+            p("Mtls_Pop x").unwrap(),
+            (ProtocolScheme::MtlsPop, "x".into())
+        );
+        assert_eq!(p("dpop x").unwrap(), (ProtocolScheme::DPoP, "x".into()));
+        assert_eq!(p("DPOP x").unwrap(), (ProtocolScheme::DPoP, "x".into()));
+        assert_eq!(p("pop x").unwrap(), (ProtocolScheme::Pop, "x".into()));
+        assert_eq!(p("PoP x").unwrap(), (ProtocolScheme::Pop, "x".into()));
+    }
+
+    #[test]
+    fn upper_case_mtls_pop() {
+        let v = http::HeaderValue::from_static("MTLS_POP abc.def.ghi");
+        assert_eq!(
+            parse_authorization(&v).unwrap(),
+            (ProtocolScheme::MtlsPop, "abc.def.ghi")
+        );
     }
 
     #[test]

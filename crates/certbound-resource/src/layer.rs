@@ -34,8 +34,7 @@ use http::request::Parts;
 use http::{Request, Response};
 
 use crate::reject::Rejection;
-use crate::transport::TlsInfo;
-use crate::validate::{ValidatedToken, Validator};
+use crate::validate::{Presented, ValidatedToken, Validator};
 
 /// A `tower::Layer` that admits only requests with a valid (and, when bound, correctly
 /// bound) token.
@@ -93,14 +92,11 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let validator = self.validator.clone();
         Box::pin(async move {
-            let tls = req.extensions().get::<TlsInfo>();
-            match validator
-                .validate_http_request(req.method(), req.uri(), req.headers(), tls)
-                .await
-            {
+            let validated = validator.validate(&Presented::request(&req)).await;
+            match validated {
                 Ok(token) => {
                     // RFC 9449 §9: keep DPoP clients supplied with the current nonce.
-                    let nonce = (token.scheme() == crate::Scheme::DPoP)
+                    let nonce = (token.scheme() == crate::ProtocolScheme::DPoP)
                         .then(|| validator.current_dpop_nonce())
                         .flatten();
                     req.extensions_mut().insert(token);
@@ -128,14 +124,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ValidatedToken {
                 "ValidatedToken needs CertboundLayer or an Extension(Validator) on the router",
             ));
         };
-        let token = validator
-            .validate_http_request(
-                &parts.method,
-                &parts.uri,
-                &parts.headers,
-                parts.extensions.get::<TlsInfo>(),
-            )
-            .await?;
+        let token = validator.validate(&Presented::parts(parts)).await?;
         parts.extensions.insert(token.clone());
         Ok(token)
     }

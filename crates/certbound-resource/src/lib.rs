@@ -4,17 +4,23 @@
 //!
 //! 1. [`transport`]: TLS accept that requests (but does not require) a client certificate
 //!    and attaches it, with its `x5t#S256` thumbprint, to every request;
-//! 2. [`extract`]: the `Authorization` header, schemes `Bearer`, `mtls_pop`, `DPoP` and `PoP`
-//!    (and the `DPoP` proof header);
+//! 2. the `Authorization` header, schemes `Bearer`, `mtls_pop`, `DPoP` and `PoP` (and the
+//!    `DPoP` proof header), read into a [`Presented`];
 //! 3. [`jwks`]: the issuer's keys, from its discovery document, pre-parsed and cached;
-//! 4. [`validate`]: every token rule of docs/resource-server.md;
-//! 5. [`binding`]: `cnf."x5t#S256"` against the connection's certificate; [`proof`]: DPoP
-//!    proofs (`cnf.jkt`) and signed HTTP requests (`cnf.kid`) against the request;
-//! 6. [`layer`]: a `tower::Layer` and an axum extractor;
-//!    [`client_cert`]: the plain `MTLS` scheme — the certificate alone, no token
+//! 4. [`Validator::validate`]: every token rule of docs/resource-server.md, configured by
+//!    [`ValidatorBuilder`] ([`TokenRules`], [`ProofPolicy`] and, with `jwks`, the key fetching);
+//! 5. the binding, `cnf."x5t#S256"` against the connection's certificate ([`Confirmation`]);
+//!    [`proof`]: DPoP proofs (`cnf.jkt`) and signed HTTP requests (`cnf.kid`) against the
+//!    request;
+//! 6. (feature `axum`) [`CertboundLayer`], a `tower::Layer`, and the [`ValidatedToken`]
+//!    extractor; the plain `MTLS` scheme — the certificate alone, no token
 //!    ([`ClientCertificate`] extractor, [`RequireClientCertificate`] layer with an allow-list
 //!    of thumbprints and/or trust anchors);
-//! 7. [`reject`]: RFC 6750 `WWW-Authenticate` responses.
+//! 7. [`Rejection`]: RFC 6750 `WWW-Authenticate` responses.
+//!
+//! The public modules are namespaces of their own: [`transport`] (the TLS server plumbing,
+//! shared with the development authority), [`proof`] (the proof defaults, nonces and replay
+//! record) and [`jwks`] (key sets and discovery); everything else is re-exported here.
 //!
 //! ```no_run
 //! use axum::{Json, Router, routing::get};
@@ -35,30 +41,47 @@
 //! # drop(app); Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-pub mod binding;
-pub mod client_cert;
-pub mod extract;
+mod binding;
+mod client_cert;
+mod extract;
 pub mod jwks;
-pub mod layer;
-pub mod reject;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+mod layer;
+mod reject;
 pub mod transport {
     //! TLS accept → client certificate: re-exported from `certbound_core::tls::server`, where
     //! the development authority shares it.
     pub use certbound_core::tls::server::*;
 }
-mod scheme;
-pub mod validate;
+mod validate;
 
-/// DPoP proofs and signed HTTP requests: the request-bound half of validation (it lives in
-/// [`validate`], whose [`Validator`] it extends).
+/// DPoP proofs and signed HTTP requests: the request-bound half of validation (it extends
+/// the [`Validator`]).
 pub use validate::proof;
 
 pub use binding::Confirmation;
-pub use client_cert::{CertificateRejection, ClientCertificate, RequireClientCertificate};
+pub use certbound_core::{ParseSchemeError, ProtocolScheme};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use client_cert::RequireClientCertificateService;
+pub use client_cert::{
+    CertificatePolicyError, CertificateRejection, ClientCertificate, RequireClientCertificate,
+};
+pub use jwks::{FetchError, JwkError};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use layer::{CertboundLayer, CertboundService};
 pub use reject::{DpopError, Rejection, TokenError};
-pub use scheme::Scheme;
 pub use transport::{PeerCertificate, TlsInfo, TlsServer};
-pub use validate::{BuildError, Claims, ValidatedToken, Validator, ValidatorBuilder};
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub use validate::KeyFetching;
+pub use validate::{
+    BuildError, Claims, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_KEY_AGE,
+    DEFAULT_MAX_TOKEN_LEN, DEFAULT_MIN_REFETCH_INTERVAL, DEFAULT_SKEW, Presented, ProofPolicy,
+    TokenRules, ValidatedToken, Validator, ValidatorBuilder,
+};

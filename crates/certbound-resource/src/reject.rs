@@ -7,8 +7,8 @@
 //!
 //! ```
 //! use axum::response::IntoResponse as _;
-//! use certbound_resource::{Rejection, Scheme, TokenError};
-//! let r = Rejection::InvalidToken { scheme: Scheme::MtlsPop, error: TokenError::Expired };
+//! use certbound_resource::{ProtocolScheme, Rejection, TokenError};
+//! let r = Rejection::InvalidToken { scheme: ProtocolScheme::MtlsPop, error: TokenError::Expired };
 //! let resp = r.into_response();
 //! assert_eq!(resp.status(), 401);
 //! assert_eq!(
@@ -17,12 +17,15 @@
 //! );
 //! ```
 
+#[cfg(feature = "axum")]
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
+#[cfg(feature = "axum")]
+use http::{HeaderValue, header};
 
 use certbound_core::pop::{PROOF_ALGORITHMS, PopError};
 
-use crate::scheme::Scheme;
+use certbound_core::ProtocolScheme;
 
 /// Why a token was refused. The `Display` text is the `error_description`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,7 +144,7 @@ pub enum TokenError {
     ProofRequired,
     /// The signed HTTP request (`PoP` scheme) was refused.
     #[error("signed request: {0}")]
-    SignedRequest(PopError),
+    SignedRequest(#[source] PopError),
     /// The SHR (its `nonce`, or its whole text when it has none) was already used within
     /// the window.
     #[error("signed request replayed (already used)")]
@@ -206,20 +209,21 @@ pub enum Rejection {
     #[error("invalid token: {error}")]
     InvalidToken {
         /// The scheme the request used (the challenge answers in it).
-        scheme: Scheme,
+        scheme: ProtocolScheme,
         /// The failed rule.
+        #[source]
         error: TokenError,
     },
     /// The DPoP proof was refused: 401 `DPoP error="invalid_dpop_proof"`.
     #[error("invalid DPoP proof: {0}")]
-    InvalidDpopProof(DpopError),
+    InvalidDpopProof(#[source] DpopError),
     /// The server requires a DPoP nonce and the proof has none or a stale one: 401
     /// `DPoP error="use_dpop_nonce"` with the fresh nonce in `DPoP-Nonce` (RFC 9449 §9).
     #[error("DPoP nonce required")]
     UseDpopNonce(String),
     /// The issuer's keys could not be obtained: 503 with `Retry-After`.
     #[error("signing keys unavailable: {0}")]
-    KeysUnavailable(String),
+    KeysUnavailable(#[source] crate::jwks::FetchError),
     /// The record of used proofs is full of live entries, so this proof cannot be checked
     /// for replay: 503 with `Retry-After` (fail closed; an entry is never evicted early).
     #[error("too many recent proofs to check this one for replay")]
@@ -265,7 +269,7 @@ impl Rejection {
                 sanitize(d)
             )],
             Self::InvalidToken {
-                scheme: Scheme::DPoP,
+                scheme: ProtocolScheme::DPoP,
                 error,
             } => vec![format!(
                 r#"DPoP error="invalid_token", error_description="{}", algs="{}""#,
@@ -274,7 +278,7 @@ impl Rejection {
             )],
             Self::InvalidToken { scheme, error } => vec![format!(
                 r#"{} error="invalid_token", error_description="{}""#,
-                scheme.as_str(),
+                header_word(*scheme),
                 sanitize(&error.to_string())
             )],
             Self::InvalidDpopProof(e) => vec![format!(
@@ -289,6 +293,12 @@ impl Rejection {
             Self::KeysUnavailable(_) | Self::ProofRecordFull | Self::Misconfigured(_) => Vec::new(),
         }
     }
+}
+
+/// The scheme as challenges and the wire spell it (`Bearer`, `mtls_pop`, `DPoP`, `PoP`);
+/// `Bearer` for `MTLS`, which has no header scheme of its own.
+pub(crate) fn header_word(scheme: ProtocolScheme) -> &'static str {
+    scheme.header_scheme().unwrap_or("Bearer")
 }
 
 fn dpop_algs() -> String {
@@ -307,6 +317,8 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -404,7 +404,7 @@ fn num(v: Option<&Value>) -> Option<i64> {
 
 /// The `cnf` members that each name a proof-of-possession key (RFC 8705 `x5t#S256`, RFC 9449
 /// `jkt`, RFC 7800 `kid`/`jwk`/`jwe`/`jku`); the resource server's list
-/// (`certbound_resource::binding::CNF_KEY_MEMBERS`) is the same.
+/// (`CNF_KEY_MEMBERS` of the resource crate) is the same.
 const CNF_KEY_MEMBERS: [&str; 6] = ["x5t#S256", "jkt", "kid", "jwk", "jwe", "jku"];
 
 /// RFC 7800 §3.1: a `cnf` represents a single proof-of-possession key. A bound token whose

@@ -313,6 +313,8 @@ pub(crate) fn fingerprint(
         ProtocolScheme::Pop => 0x1656_67b1_9e37_79f9,
         ProtocolScheme::DPoP => 0x27d4_eb2f_1656_67c5,
         ProtocolScheme::Mtls => 0x85eb_ca77_c2b2_ae63,
+        // `ProtocolScheme` is non-exhaustive (certbound-core): any later scheme by its name.
+        _ => fx(scheme.as_str().as_bytes()),
     };
     for s in scopes {
         let s = s.as_ref().trim();

@@ -167,7 +167,7 @@ async fn oidc_provider_issues_a_bound_token_to_certbound() {
 #[tokio::test(flavor = "multi_thread")]
 async fn certbound_resource_server_validates_oidc_provider_tokens_with_binding() {
     use certbound_core::tls::TrustAnchors;
-    use certbound_resource::{Scheme, Validator};
+    use certbound_resource::{Presented, ProtocolScheme as Scheme, Validator};
 
     if skip() {
         return;
@@ -195,7 +195,7 @@ async fn certbound_resource_server_validates_oidc_provider_tokens_with_binding()
         .expect("validator from oidc-provider's discovery document");
     let right = client.thumbprint();
     let ok = validator
-        .validate(Scheme::Bearer, &token, Some(&right))
+        .validate(&Presented::token(Scheme::Bearer, &token).peer(Some(&right)))
         .await
         .expect("oidc-provider's bound token with the bound certificate");
     assert!(ok.is_bound());
@@ -206,7 +206,7 @@ async fn certbound_resource_server_validates_oidc_provider_tokens_with_binding()
         .thumbprint();
     for peer_cert in [Some(&wrong), None] {
         let e = validator
-            .validate(Scheme::Bearer, &token, peer_cert)
+            .validate(&Presented::token(Scheme::Bearer, &token).peer(peer_cert))
             .await
             .expect_err("bound token without its certificate");
         assert!(
@@ -228,7 +228,7 @@ async fn certbound_resource_server_validates_oidc_provider_tokens_with_binding()
         .unwrap();
     assert!(
         strict
-            .validate(Scheme::Bearer, &token, Some(&right))
+            .validate(&Presented::token(Scheme::Bearer, &token).peer(Some(&right)))
             .await
             .is_err()
     );

@@ -1,6 +1,12 @@
 //! What a validated token gives the application: its claims and how it was bound.
 
-use super::*;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use certbound_core::{JwsAlgorithm, ProtocolScheme, Thumbprint};
+use serde_json::{Map, Value};
+
+use crate::binding::Confirmation;
 
 /// The claims of a validated token.
 ///
@@ -110,7 +116,7 @@ impl Claims {
 /// A token that passed every rule, with the request facts it was checked against.
 #[derive(Clone, Debug)]
 pub struct ValidatedToken {
-    pub(super) scheme: Scheme,
+    pub(super) scheme: ProtocolScheme,
     pub(super) claims: Arc<Claims>,
     pub(super) peer: Option<Thumbprint>,
     pub(crate) proof_key: Option<Arc<str>>,
@@ -122,7 +128,7 @@ impl ValidatedToken {
         &self.claims
     }
     /// The scheme the request used.
-    pub fn scheme(&self) -> Scheme {
+    pub fn scheme(&self) -> ProtocolScheme {
         self.scheme
     }
     /// The thumbprint of the client certificate the connection presented (bound or not).

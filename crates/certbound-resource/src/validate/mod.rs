@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use certbound_core::{jose, Jwks, KeyKind, PrivateKey, Thumbprint};
-//! use certbound_resource::{Scheme, TokenError, Validator};
+//! use certbound_resource::{Presented, ProtocolScheme, TokenError, Validator};
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let key = PrivateKey::generate(KeyKind::EcP256).unwrap();
 //! let jwks = Jwks { keys: vec![key.public_jwk().with_kid("k1")] };
@@ -42,9 +42,11 @@
 //! });
 //! let header = jose::JwsHeader::new(key.default_jws_algorithm()).kid("k1").typ("at+jwt");
 //! let token = jose::sign_compact(&header, &claims, &key).unwrap();
-//! let ok = validator.validate(Scheme::MtlsPop, &token, Some(&cert)).await.unwrap();
+//! let mtls_pop = Presented::token(ProtocolScheme::MtlsPop, &token).peer(Some(&cert));
+//! let ok = validator.validate(&mtls_pop).await.unwrap();
 //! assert_eq!(ok.claims().sub(), Some("app"));
-//! let refused = validator.validate(Scheme::Bearer, &token, None).await.unwrap_err();
+//! let bearer = Presented::token(ProtocolScheme::Bearer, &token);
+//! let refused = validator.validate(&bearer).await.unwrap_err();
 //! assert_eq!(refused.token_error(), Some(&TokenError::NoClientCertificate));
 //! # });
 //! ```
@@ -53,18 +55,12 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use certbound_core::tls::TrustAnchors;
-use certbound_core::{Jwks, JwsAlgorithm, Thumbprint, b64};
-use http::HeaderMap;
-use serde_json::{Map, Value};
-use url::Url;
+use certbound_core::{JwsAlgorithm, ProtocolScheme, Thumbprint, b64};
+use serde_json::Value;
 
 use crate::binding::{self, Confirmation};
-use crate::extract::{self, Scheme};
-use crate::jwks::{self, FetchError, KeySet, KeySource, RemoteKeys};
-use crate::reject::{Rejection, TokenError};
-use crate::transport::TlsInfo;
-use certbound_core::json::{self as strict_json, StrictJsonError};
+use crate::jwks::{KeySet, KeySource};
+use crate::reject::{Rejection, TokenError, header_word};
 
 /// Default maximum token length (bytes).
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -74,15 +70,26 @@ pub const DEFAULT_SKEW: Duration = Duration::from_secs(60);
 pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 /// Default age after which the JWKS is refreshed on the next request.
 pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_secs(3600);
+/// Default whole-request timeout of discovery and JWKS fetches.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default connect timeout of discovery and JWKS fetches.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 mod builder;
 mod claims;
+mod presented;
 pub mod proof;
 mod rules;
 
-pub use builder::*;
-pub use claims::*;
-use rules::*;
+#[cfg(feature = "jwks")]
+pub use builder::KeyFetching;
+pub use builder::{BuildError, ProofPolicy, TokenRules, ValidatorBuilder};
+pub use claims::{Claims, ValidatedToken};
+pub use presented::Presented;
+use rules::{
+    HEADER_MEMBERS, PAYLOAD_MEMBERS, audiences, check_alg, check_crit, check_typ, decode_signature,
+    numeric_date, scan, split,
+};
 
 struct Config {
     issuers: Vec<String>,
@@ -175,55 +182,102 @@ impl Validator {
         &self.inner.cfg.audiences
     }
 
-    /// Validates a request from its headers and connection only: its single `Authorization`
-    /// header and its connection's client certificate (`None` for a connection without TLS
-    /// information). `DPoP` and `PoP` requests are refused here (their proofs cover the
-    /// method and URL): use [`validate_http_request`](Self::validate_http_request), as
-    /// [`CertboundLayer`](crate::CertboundLayer) does.
-    pub async fn validate_request(
-        &self,
-        headers: &HeaderMap,
-        tls: Option<&TlsInfo>,
-    ) -> Result<ValidatedToken, Rejection> {
-        let (scheme, token) = extract::from_headers(headers)?;
-        if scheme == Scheme::DPoP {
-            extract::dpop_proof(headers).map_err(Rejection::InvalidDpopProof)?;
-        }
-        let peer = tls.and_then(|t| t.peer.as_ref()).map(|p| &p.thumbprint);
-        self.validate(scheme, token, peer).await
-    }
-
-    /// Validates `token` presented with `scheme` on a connection whose client certificate
-    /// has thumbprint `peer`. Fetches keys when the `kid` is unknown (rate-limited) or the
-    /// key set is older than the maximum age.
-    pub async fn validate(
-        &self,
-        scheme: Scheme,
-        token: &str,
-        peer: Option<&Thumbprint>,
-    ) -> Result<ValidatedToken, Rejection> {
+    /// Validates what a request presents — the front door that
+    /// [`CertboundLayer`](crate::CertboundLayer) and the [`ValidatedToken`] extractor call.
+    ///
+    /// The single `Authorization` header is parsed (or the bare token of
+    /// [`Presented::token`] taken); `DPoP` and `PoP` proofs are verified against the
+    /// request's method and URL (see [`proof`]); the token is checked by every rule of
+    /// docs/resource-server.md with the issuer's keys, fetching them when the `kid` is
+    /// unknown (rate-limited) or the key set is older than the maximum age; finally the
+    /// binding is compared with the connection's certificate or the proof key, and a proof
+    /// recorded against replay.
+    ///
+    /// ```
+    /// use certbound_core::{jose, Jwks, KeyKind, PrivateKey, Thumbprint};
+    /// use certbound_resource::{Presented, ProtocolScheme, TokenError, Validator};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let key = PrivateKey::generate(KeyKind::EcP256).unwrap();
+    /// let validator = Validator::builder()
+    ///     .issuer("https://issuer.example")
+    ///     .audience("api://orders")
+    ///     .jwks(Jwks { keys: vec![key.public_jwk().with_kid("k1")] })
+    ///     .build()
+    ///     .await
+    ///     .unwrap();
+    /// let cert = Thumbprint::of_der(b"the client certificate");
+    /// let now = certbound_core::now_unix();
+    /// let claims = serde_json::json!({
+    ///     "iss": "https://issuer.example", "aud": "api://orders", "sub": "app",
+    ///     "iat": now, "exp": now + 600, "cnf": {"x5t#S256": cert.to_base64url()},
+    /// });
+    /// let header = jose::JwsHeader::new(key.default_jws_algorithm()).kid("k1").typ("at+jwt");
+    /// let token = jose::sign_compact(&header, &claims, &key).unwrap();
+    ///
+    /// // A request, as the layer sees it (here without a TLS connection: no certificate).
+    /// let req = http::Request::get("/orders")
+    ///     .header("authorization", format!("mtls_pop {token}"))
+    ///     .body(())
+    ///     .unwrap();
+    /// let refused = validator.validate(&Presented::request(&req)).await.unwrap_err();
+    /// assert_eq!(refused.token_error(), Some(&TokenError::NoClientCertificate));
+    /// // The same token from the connection with the bound certificate.
+    /// let ok = validator
+    ///     .validate(&Presented::request(&req).peer(Some(&cert)))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(ok.claims().sub(), Some("app"));
+    /// assert_eq!(ok.scheme(), ProtocolScheme::MtlsPop);
+    /// // The synchronous twin answers from the loaded keys.
+    /// let bare = Presented::token(ProtocolScheme::Bearer, &token).peer(Some(&cert));
+    /// assert!(matches!(validator.validate_cached(&bare), Some(Ok(_))));
+    /// # });
+    /// ```
+    pub async fn validate(&self, req: &Presented<'_>) -> Result<ValidatedToken, Rejection> {
         use tracing::Instrument as _;
-        if matches!(scheme, Scheme::DPoP | Scheme::Pop) {
-            return Err(Rejection::InvalidToken {
-                scheme,
-                error: TokenError::ProofRequired,
-            });
-        }
+        let prepared = self.prepare(req)?;
+        let (scheme, token) = prepared.token();
         // The span carries the scheme only: never the token.
-        let span = tracing::debug_span!("certbound.validate", %scheme);
-        self.validate_in_span(scheme, token, peer)
+        let span = tracing::debug_span!("certbound.validate", scheme = header_word(scheme));
+        let validated = self
+            .validate_token(scheme, token, req.peer)
             .instrument(span)
-            .await
+            .await?;
+        self.finish_proof(prepared, validated)
     }
 
-    pub(crate) async fn validate_in_span(
+    /// [`validate`](Self::validate) from the keys already loaded, synchronously (for
+    /// non-async callers and hot paths that see the same issuer keys again and again).
+    ///
+    /// `None` when the answer needs the async path: the token names a `kid` the fetched key
+    /// set does not hold, or the fetched set is due for refresh. With a fixed key set
+    /// ([`ValidatorBuilder::jwks`]) it always answers. A `None` consumes nothing (no proof
+    /// is recorded against replay), so the request can go to [`validate`](Self::validate).
+    pub fn validate_cached(
         &self,
-        scheme: Scheme,
+        req: &Presented<'_>,
+    ) -> Option<Result<ValidatedToken, Rejection>> {
+        let prepared = match self.prepare(req) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let (scheme, token) = prepared.token();
+        Some(
+            self.cached_token(scheme, token, req.peer)?
+                .and_then(|validated| self.finish_proof(prepared, validated)),
+        )
+    }
+
+    /// The token rules, fetching keys when needed (the proof, if any, is the caller's).
+    async fn validate_token(
+        &self,
+        scheme: ProtocolScheme,
         token: &str,
         peer: Option<&Thumbprint>,
     ) -> Result<ValidatedToken, Rejection> {
         let keys = match &self.inner.keys {
             KeySource::Static(s) => s.clone(),
+            #[cfg(feature = "jwks")]
             KeySource::Remote(r) => {
                 if r.is_stale() {
                     let seen = r.snapshot();
@@ -236,7 +290,11 @@ impl Validator {
         };
         let outcome = match self.check(scheme, token, peer, &keys) {
             Outcome::UnknownKid(seen) => match &self.inner.keys {
-                KeySource::Static(_) => Outcome::Done(Err(TokenError::KeyNotFound)),
+                KeySource::Static(_) => {
+                    drop(seen);
+                    Outcome::Done(Err(TokenError::KeyNotFound))
+                }
+                #[cfg(feature = "jwks")]
                 KeySource::Remote(r) => {
                     tracing::debug!("unknown kid; refreshing the issuer's keys");
                     match r.refresh(&seen).await {
@@ -246,7 +304,7 @@ impl Validator {
                         },
                         Err(e) => {
                             tracing::warn!(error = %e, "JWKS refetch failed");
-                            return Err(Rejection::KeysUnavailable(e.to_string()));
+                            return Err(Rejection::KeysUnavailable(e));
                         }
                     }
                 }
@@ -256,50 +314,44 @@ impl Validator {
         self.finish(scheme, outcome)
     }
 
-    /// Validates with the keys already loaded, never fetching (an unknown `kid` is refused).
-    /// Synchronous; useful outside an async context and for benchmarks.
-    pub fn validate_cached(
+    /// The token rules with the keys already loaded; `None` when a fetch is needed.
+    fn cached_token(
         &self,
-        scheme: Scheme,
+        scheme: ProtocolScheme,
         token: &str,
         peer: Option<&Thumbprint>,
-    ) -> Result<ValidatedToken, Rejection> {
-        if matches!(scheme, Scheme::DPoP | Scheme::Pop) {
-            return Err(Rejection::InvalidToken {
-                scheme,
-                error: TokenError::ProofRequired,
-            });
-        }
-        self.validate_cached_any(scheme, token, peer)
+    ) -> Option<Result<ValidatedToken, Rejection>> {
+        let outcome = match &self.inner.keys {
+            KeySource::Static(s) => match self.check(scheme, token, peer, s) {
+                Outcome::UnknownKid(_) => Outcome::Done(Err(TokenError::KeyNotFound)),
+                done => done,
+            },
+            #[cfg(feature = "jwks")]
+            KeySource::Remote(r) => {
+                if r.is_stale() {
+                    return None;
+                }
+                match self.check(scheme, token, peer, &r.snapshot()) {
+                    Outcome::UnknownKid(_) => return None,
+                    done => done,
+                }
+            }
+        };
+        Some(self.finish(scheme, outcome))
     }
 
-    /// [`validate_cached`](Self::validate_cached) for any scheme (the proof of `DPoP`/`PoP`
-    /// is the caller's).
-    pub(crate) fn validate_cached_any(
+    fn finish(
         &self,
-        scheme: Scheme,
-        token: &str,
-        peer: Option<&Thumbprint>,
+        scheme: ProtocolScheme,
+        outcome: Outcome,
     ) -> Result<ValidatedToken, Rejection> {
-        let keys = match &self.inner.keys {
-            KeySource::Static(s) => s.clone(),
-            KeySource::Remote(r) => r.snapshot(),
-        };
-        let outcome = match self.check(scheme, token, peer, &keys) {
-            Outcome::UnknownKid(_) => Outcome::Done(Err(TokenError::KeyNotFound)),
-            done => done,
-        };
-        self.finish(scheme, outcome)
-    }
-
-    fn finish(&self, scheme: Scheme, outcome: Outcome) -> Result<ValidatedToken, Rejection> {
         match outcome {
             Outcome::Done(Ok(v)) => {
                 tracing::debug!(bound = v.is_bound(), "token accepted");
                 Ok(v)
             }
             Outcome::Done(Err(error)) => {
-                tracing::info!(rule = error.rule(), reason = %error, %scheme, "token refused");
+                tracing::info!(rule = error.rule(), reason = %error, scheme = header_word(scheme), "token refused");
                 Err(Rejection::InvalidToken { scheme, error })
             }
             Outcome::UnknownKid(_) => Err(Rejection::InvalidToken {
@@ -354,7 +406,7 @@ impl Validator {
 
     fn check(
         &self,
-        scheme: Scheme,
+        scheme: ProtocolScheme,
         token: &str,
         peer: Option<&Thumbprint>,
         keys: &Arc<KeySet>,

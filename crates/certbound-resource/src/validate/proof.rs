@@ -1,8 +1,8 @@
 //! Application-layer proof of possession at the resource server: `DPoP` (RFC 9449) and
 //! `PoP` (Microsoft's signed HTTP request, SHR).
 //!
-//! [`Validator::validate_http_request`] takes the request's method and URI besides its
-//! headers, because both proofs cover them.
+//! [`Validator::validate`] needs the request's method and URI besides its headers
+//! ([`Presented::http`], [`Presented::request`]), because both proofs cover them.
 //!
 //! - **DPoP**: `Authorization: DPoP <token>` plus exactly one `DPoP: <proof>` header. The
 //!   proof is verified with its own `jwk` ([`certbound_core::pop::verify_dpop_proof`]: `typ`,
@@ -20,7 +20,7 @@
 //! built from the server's **own** origins — the configured external base URLs
 //! ([`external_base_url`](crate::ValidatorBuilder::external_base_url), repeatable, each
 //! possibly with a path prefix), else `https://<the address the server listens on>` (from
-//! [`TlsInfo::listen_addr`]) when that is a specific address — joined with the request's
+//! [`TlsInfo::listen_addr`](crate::TlsInfo::listen_addr)) when that is a specific address — joined with the request's
 //! path. What the request claims (absolute-form target, `Host`, `:authority`) only selects
 //! among those origins: a proof-scheme request whose `Host`/`:authority` names none of them
 //! is refused (401 `invalid_dpop_proof` / `invalid_token`), and a proof naming a configured
@@ -35,7 +35,7 @@
 //! ```
 //! use certbound_core::pop::ProofKey;
 //! use certbound_core::{jose, Jwks, KeyKind, PrivateKey};
-//! use certbound_resource::Validator;
+//! use certbound_resource::{Presented, Validator};
 //! use http::{HeaderMap, HeaderValue, Method, Uri};
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let issuer_key = PrivateKey::generate(KeyKind::EcP256).unwrap();
@@ -64,10 +64,11 @@
 //! headers.insert("dpop", HeaderValue::from_str(&proof).unwrap());
 //! headers.insert("host", HeaderValue::from_static("api.example"));
 //! let uri: Uri = "/orders".parse().unwrap();
-//! let ok = validator.validate_http_request(&Method::GET, &uri, &headers, None).await.unwrap();
+//! let presented = Presented::http(&Method::GET, &uri, &headers);
+//! let ok = validator.validate(&presented).await.unwrap();
 //! assert_eq!(ok.proof_key_thumbprint(), Some(proof_key.thumbprint().as_str()));
 //! // The same proof again is a replay.
-//! assert!(validator.validate_http_request(&Method::GET, &uri, &headers, None).await.is_err());
+//! assert!(validator.validate(&presented).await.is_err());
 //! # });
 //! ```
 
@@ -79,20 +80,21 @@ use aws_lc_rs::digest;
 use certbound_core::pop::{
     self, DpopExpectations, DpopProof, HttpTarget, PopError, SignedHttpRequest,
 };
-use http::{HeaderMap, Method, Uri, header};
+use http::{HeaderMap, Uri, header};
 use subtle::ConstantTimeEq as _;
 
+use super::presented::{Credential, Presented};
 use super::{BuildError, ValidatedToken, Validator};
 use crate::binding::Confirmation;
-use crate::extract::{self, Scheme};
+use crate::extract;
 use crate::reject::{DpopError, Rejection, TokenError};
-use crate::transport::TlsInfo;
+use certbound_core::ProtocolScheme;
 
 pub use certbound_core::pop::{
     DEFAULT_PROOF_FUTURE_SKEW, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, DpopNonces,
 };
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct ProofConfig {
     /// The server's own origins (`--external-url`), in order; empty: the listen address.
     pub(crate) external_base_urls: Vec<String>,
@@ -100,18 +102,6 @@ pub(crate) struct ProofConfig {
     pub(crate) future_skew: Duration,
     pub(crate) require_nonce: bool,
     pub(crate) replay_capacity: u64,
-}
-
-impl Default for ProofConfig {
-    fn default() -> Self {
-        Self {
-            external_base_urls: Vec::new(),
-            window: DEFAULT_PROOF_WINDOW,
-            future_skew: DEFAULT_PROOF_FUTURE_SKEW,
-            require_nonce: false,
-            replay_capacity: DEFAULT_REPLAY_CAPACITY,
-        }
-    }
 }
 
 pub use certbound_core::{ReplayCache, ReplayCheck};
@@ -222,17 +212,9 @@ impl ProofState {
     }
 }
 
-/// The request facts a proof is checked against.
-struct RequestFacts<'a> {
-    method: &'a Method,
-    uri: &'a Uri,
-    headers: &'a HeaderMap,
-    tls: Option<&'a TlsInfo>,
-}
-
-enum Prepared<'a> {
+pub(super) enum Prepared<'a> {
     /// `Bearer`/`mtls_pop`: validate as before.
-    Plain(Scheme, &'a str),
+    Plain(ProtocolScheme, &'a str),
     /// `DPoP`: proof verified (all but replay and `jkt`).
     Dpop(&'a str, Box<DpopProof>),
     /// `PoP`: SHR verified and matched with the request; its text (whose signed part is
@@ -240,62 +222,18 @@ enum Prepared<'a> {
     Shr(Box<SignedHttpRequest>, &'a str),
 }
 
+impl Prepared<'_> {
+    /// The scheme and the access token to validate.
+    pub(super) fn token(&self) -> (ProtocolScheme, &str) {
+        match self {
+            Prepared::Plain(s, t) => (*s, t),
+            Prepared::Dpop(t, _) => (ProtocolScheme::DPoP, t),
+            Prepared::Shr(shr, _) => (ProtocolScheme::Pop, shr.access_token.as_str()),
+        }
+    }
+}
+
 impl Validator {
-    /// Validates a request whose method and URI are known — what [`crate::CertboundLayer`]
-    /// and the [`ValidatedToken`] extractor call. `Bearer` and `mtls_pop` are validated as by
-    /// [`validate_request`](Self::validate_request); `DPoP` and `PoP` additionally verify
-    /// their proofs (see the [module docs](crate::proof)).
-    pub async fn validate_http_request(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        tls: Option<&TlsInfo>,
-    ) -> Result<ValidatedToken, Rejection> {
-        let facts = RequestFacts {
-            method,
-            uri,
-            headers,
-            tls,
-        };
-        let peer = tls.and_then(|t| t.peer.as_ref()).map(|p| &p.thumbprint);
-        let prepared = self.prepare(&facts)?;
-        let (scheme, token) = match &prepared {
-            Prepared::Plain(s, t) => (*s, *t),
-            Prepared::Dpop(t, _) => (Scheme::DPoP, *t),
-            Prepared::Shr(shr, _) => (Scheme::Pop, shr.access_token.as_str()),
-        };
-        let validated = self.validate_in_span(scheme, token, peer).await?;
-        self.finish_proof(prepared, validated)
-    }
-
-    /// [`validate_http_request`](Self::validate_http_request) with the keys already
-    /// loaded, never fetching (synchronous; for benchmarks and non-async callers).
-    pub fn validate_http_request_cached(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        tls: Option<&TlsInfo>,
-    ) -> Result<ValidatedToken, Rejection> {
-        let facts = RequestFacts {
-            method,
-            uri,
-            headers,
-            tls,
-        };
-        let peer = tls.and_then(|t| t.peer.as_ref()).map(|p| &p.thumbprint);
-        let prepared = self.prepare(&facts)?;
-        let validated = match &prepared {
-            Prepared::Plain(s, t) => self.validate_cached(*s, t, peer)?,
-            Prepared::Dpop(t, _) => self.validate_cached_any(Scheme::DPoP, t, peer)?,
-            Prepared::Shr(shr, _) => {
-                self.validate_cached_any(Scheme::Pop, &shr.access_token, peer)?
-            }
-        };
-        self.finish_proof(prepared, validated)
-    }
-
     /// The current DPoP nonce when this validator requires one (for a `DPoP-Nonce` header
     /// on successful responses), else `None`.
     pub fn current_dpop_nonce(&self) -> Option<String> {
@@ -321,10 +259,14 @@ impl Validator {
     /// The URLs a proof for this request may name, each an origin of this server that the
     /// request's `Host`/`:authority` names (the only origin when it has neither), joined
     /// with the request's path.
-    fn proof_urls(&self, f: &RequestFacts<'_>) -> Result<Vec<String>, PopError> {
+    fn proof_urls(
+        &self,
+        listen: Option<SocketAddr>,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Vec<String>, PopError> {
         let fallback;
         let origins: &[Origin] = if self.inner.proof.origins.is_empty() {
-            let listen = f.tls.and_then(|t| t.listen_addr);
             fallback = listen.and_then(Origin::of_listener).ok_or_else(|| {
                 tracing::warn!(
                     listen = ?listen,
@@ -340,10 +282,10 @@ impl Validator {
         // What the request claims: the absolute-form target or HTTP/2 `:authority`, and the
         // `Host` header. Each present one must name the origin.
         let mut names: Vec<&str> = Vec::with_capacity(2);
-        if let Some(a) = f.uri.authority() {
+        if let Some(a) = uri.authority() {
             names.push(a.as_str());
         }
-        let mut hosts = f.headers.get_all(header::HOST).iter();
+        let mut hosts = headers.get_all(header::HOST).iter();
         match (hosts.next(), hosts.next()) {
             (None, _) => {}
             (Some(h), None) => names.push(h.to_str().map_err(|_| PopError::HostNotOrigin)?),
@@ -354,7 +296,7 @@ impl Validator {
         if names.is_empty() && origins.len() != 1 {
             return Err(PopError::HostMissing);
         }
-        let path = f.uri.path();
+        let path = uri.path();
         let urls: Vec<String> = origins
             .iter()
             .filter(|o| names.iter().all(|n| o.named_by(n)))
@@ -366,20 +308,30 @@ impl Validator {
         Ok(urls)
     }
 
-    fn prepare<'a>(&self, f: &RequestFacts<'a>) -> Result<Prepared<'a>, Rejection> {
-        let (scheme, token) = extract::from_headers(f.headers)?;
+    /// The token and, for `DPoP`/`PoP`, the verified proof (all but replay and the key
+    /// match, which need the validated token).
+    pub(super) fn prepare<'a>(&self, req: &Presented<'a>) -> Result<Prepared<'a>, Rejection> {
+        let (scheme, token, headers) = match req.credential {
+            Credential::Headers(h) => {
+                let (s, t) = extract::from_headers(h)?;
+                (s, t, Some(h))
+            }
+            Credential::Token(s, t) => (s, t, None),
+        };
         let p = &self.inner.proof;
         let now = certbound_core::now_unix();
-        match scheme {
-            Scheme::Bearer | Scheme::MtlsPop => Ok(Prepared::Plain(scheme, token)),
-            Scheme::DPoP => {
-                let proof = extract::dpop_proof(f.headers).map_err(Rejection::InvalidDpopProof)?;
-                let urls = self.proof_urls(f).map_err(|e| {
+        match (scheme, headers, req.request_line) {
+            (ProtocolScheme::Bearer | ProtocolScheme::MtlsPop, _, _) => {
+                Ok(Prepared::Plain(scheme, token))
+            }
+            (ProtocolScheme::DPoP, Some(h), Some((method, uri))) => {
+                let proof = extract::dpop_proof(h).map_err(Rejection::InvalidDpopProof)?;
+                let urls = self.proof_urls(req.listen_addr, uri, h).map_err(|e| {
                     tracing::info!(rule = "dpop_origin", reason = %e, "DPoP proof refused");
                     Rejection::InvalidDpopProof(DpopError::Proof(e))
                 })?;
                 let url = dpop_url(proof, &urls);
-                let want = DpopExpectations::new(f.method.as_str(), url, now)
+                let want = DpopExpectations::new(method.as_str(), url, now)
                     .access_token(token)
                     .window(p.window, p.future_skew);
                 let checked = pop::verify_dpop_proof(proof, &want).map_err(|e| {
@@ -393,21 +345,21 @@ impl Validator {
                 }
                 Ok(Prepared::Dpop(token, Box::new(checked)))
             }
-            Scheme::Pop => {
+            (ProtocolScheme::Pop, Some(h), Some((method, uri))) => {
                 let refuse = |e| {
                     tracing::info!(rule = "signed_request", reason = %e, "signed request refused");
                     Rejection::InvalidToken {
-                        scheme: Scheme::Pop,
+                        scheme: ProtocolScheme::Pop,
                         error: TokenError::SignedRequest(e),
                     }
                 };
-                let urls = self.proof_urls(f).map_err(refuse)?;
+                let urls = self.proof_urls(req.listen_addr, uri, h).map_err(refuse)?;
                 let shr = pop::verify_signed_http_request(token).map_err(refuse)?;
                 // Accepted when it names one of the origins the Host names; else the first
                 // one's reason.
                 let mut checks = urls
                     .iter()
-                    .map(|u| shr.check_request(f.method.as_str(), u, now, p.window, p.future_skew));
+                    .map(|u| shr.check_request(method.as_str(), u, now, p.window, p.future_skew));
                 let first = checks.next().unwrap_or(Err(PopError::HostNotOrigin));
                 if first.is_err() {
                     checks
@@ -417,10 +369,23 @@ impl Validator {
                 }
                 Ok(Prepared::Shr(Box::new(shr), token))
             }
+            // No request line (or a bare token): the proof cannot be checked. A `DPoP`
+            // request still needs its single proof header.
+            (ProtocolScheme::DPoP | ProtocolScheme::Pop, h, _) => {
+                if let (ProtocolScheme::DPoP, Some(h)) = (scheme, h) {
+                    extract::dpop_proof(h).map_err(Rejection::InvalidDpopProof)?;
+                }
+                Err(Rejection::InvalidToken {
+                    scheme,
+                    error: TokenError::ProofRequired,
+                })
+            }
+            // `MTLS` carries no token.
+            _ => Err(Rejection::MissingToken),
         }
     }
 
-    fn finish_proof(
+    pub(super) fn finish_proof(
         &self,
         prepared: Prepared<'_>,
         mut validated: ValidatedToken,
@@ -459,7 +424,7 @@ impl Validator {
             }
             Prepared::Shr(shr, text) => {
                 let refuse = |error| Rejection::InvalidToken {
-                    scheme: Scheme::Pop,
+                    scheme: ProtocolScheme::Pop,
                     error,
                 };
                 if !same(&shr.thumbprint) {

@@ -1,7 +1,11 @@
 //! The token rules a validation applies, one function each: compact form, `alg`, `typ`,
 //! `crit`, audiences and numeric dates.
 
-use super::*;
+use certbound_core::JwsAlgorithm;
+use certbound_core::json::{self as strict_json, StrictJsonError};
+use serde_json::{Map, Value};
+
+use crate::reject::TokenError;
 
 pub(super) const HEADER_MEMBERS: [&str; 4] = ["alg", "kid", "typ", "crit"];
 pub(super) const PAYLOAD_MEMBERS: [&str; 6] = ["iss", "aud", "exp", "nbf", "iat", "cnf"];

@@ -1,6 +1,7 @@
 //! Signed HTTP requests (PoP) over TLS.
 
 use super::*;
+use certbound_resource::Presented;
 
 pub(super) fn pop_refused(r: &Reply, description: &str) {
     assert_eq!(r.status, 401, "{}", r.body);
@@ -133,20 +134,27 @@ pub(super) async fn pop_hostile_cases_over_tls() {
 
 #[tokio::test]
 pub(super) async fn proof_schemes_need_the_request_line() {
-    // validate()/validate_request() have no method or URL: DPoP and PoP are refused there.
+    // A bare token (or headers without a request line) has no method or URL: DPoP and PoP
+    // are refused there.
     let w = world().await;
     let v = validator(&w.pki, &w.issuer, |b| b).await;
     let key = ProofKey::generate().unwrap();
     let token = w.dpop_token(&key);
     for scheme in [
-        certbound_resource::Scheme::DPoP,
-        certbound_resource::Scheme::Pop,
+        certbound_resource::ProtocolScheme::DPoP,
+        certbound_resource::ProtocolScheme::Pop,
     ] {
-        let e = v.validate(scheme, &token, None).await.unwrap_err();
+        let e = v
+            .validate(&Presented::token(scheme, &token))
+            .await
+            .unwrap_err();
         assert_eq!(
             e.token_error(),
             Some(&certbound_resource::TokenError::ProofRequired)
         );
-        assert!(v.validate_cached(scheme, &token, None).is_err());
+        assert!(
+            v.validate_cached(&Presented::token(scheme, &token))
+                .is_some_and(|r| r.is_err())
+        );
     }
 }

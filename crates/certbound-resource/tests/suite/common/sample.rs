@@ -5,9 +5,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 
-use certbound_resource::client_cert::{ClientCertificate, RequireClientCertificate};
-use certbound_resource::layer::CertboundLayer;
-use certbound_resource::validate::{ValidatedToken, Validator};
+use certbound_resource::{
+    CertboundLayer, ClientCertificate, RequireClientCertificate, ValidatedToken, Validator,
+};
 
 /// The sample API: `GET /whoami` behind [`CertboundLayer`], and `GET /certificate` behind
 /// [`RequireClientCertificate::new`] (any currently valid client certificate, no token).
@@ -22,7 +22,7 @@ pub fn router(validator: Validator) -> Router {
 /// authenticates the caller, no token is read. It answers 200 with
 /// `{"x5t#S256","subject","issuer","not_before","not_after"}` (Unix seconds); without a
 /// certificate 401, with a refused one 403 (see
-/// [`CertificateRejection`](certbound_resource::client_cert::CertificateRejection)). Every other path
+/// [`CertificateRejection`](certbound_resource::CertificateRejection)). Every other path
 /// stays behind the token layer.
 pub fn router_with(validator: Validator, certificate: RequireClientCertificate) -> Router {
     Router::new()
@@ -62,7 +62,7 @@ pub fn whoami_body(token: &ValidatedToken) -> Value {
     let mut body = token.claims().all().clone();
     body.insert(
         "scheme".into(),
-        Value::String(token.scheme().as_str().into()),
+        Value::String(token.scheme().header_scheme().unwrap_or_default().into()),
     );
     body.insert(
         "cert_thumbprint".into(),

@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::{Jwks, KeyKind, PrivateKey, Thumbprint, jose};
-use certbound_resource::{Scheme, Validator};
+use certbound_resource::Presented;
+use certbound_resource::{ProtocolScheme, Validator};
 use proptest::prelude::*;
 use std::sync::LazyLock;
 
@@ -44,8 +45,8 @@ static FIX: LazyLock<F> = LazyLock::new(|| {
     )
     .unwrap();
     assert!(
-        v.validate_cached(Scheme::MtlsPop, &token, Some(&peer))
-            .is_ok()
+        v.validate_cached(&Presented::token(ProtocolScheme::MtlsPop, &token).peer(Some(&peer)))
+            .is_some_and(|r| r.is_ok())
     );
     F { v, token, peer }
 });
@@ -55,19 +56,19 @@ proptest! {
 
     #[test]
     fn random_strings_are_refused(s in ".{0,400}") {
-        prop_assert!(FIX.v.validate_cached(Scheme::Bearer, &s, Some(&FIX.peer)).is_err());
+        prop_assert!(FIX.v.validate_cached(&Presented::token(ProtocolScheme::Bearer, &s).peer(Some(&FIX.peer))).is_some_and(|r| r.is_err()));
     }
 
     #[test]
     fn random_bytes_are_refused(b in proptest::collection::vec(any::<u8>(), 0..600)) {
         let s = String::from_utf8_lossy(&b);
-        prop_assert!(FIX.v.validate_cached(Scheme::MtlsPop, &s, None).is_err());
+        prop_assert!(FIX.v.validate_cached(&Presented::token(ProtocolScheme::MtlsPop, &s)).is_some_and(|r| r.is_err()));
     }
 
     #[test]
     fn random_three_part_tokens_are_refused(h in "[A-Za-z0-9_=+/-]{0,80}", p in "[A-Za-z0-9_=+/-]{0,200}", s in "[A-Za-z0-9_-]{0,120}") {
         let t = format!("{h}.{p}.{s}");
-        prop_assert!(FIX.v.validate_cached(Scheme::MtlsPop, &t, Some(&FIX.peer)).is_err());
+        prop_assert!(FIX.v.validate_cached(&Presented::token(ProtocolScheme::MtlsPop, &t).peer(Some(&FIX.peer))).is_some_and(|r| r.is_err()));
     }
 
     #[test]
@@ -77,12 +78,12 @@ proptest! {
         prop_assume!(bytes[i] != byte);
         bytes[i] = byte;
         let t = String::from_utf8_lossy(&bytes);
-        prop_assert!(FIX.v.validate_cached(Scheme::MtlsPop, &t, Some(&FIX.peer)).is_err());
+        prop_assert!(FIX.v.validate_cached(&Presented::token(ProtocolScheme::MtlsPop, &t).peer(Some(&FIX.peer))).is_some_and(|r| r.is_err()));
     }
 
     #[test]
     fn truncated_valid_tokens_are_refused(len in 0usize..400) {
         let t = &FIX.token[..len.min(FIX.token.len() - 1)];
-        prop_assert!(FIX.v.validate_cached(Scheme::MtlsPop, t, Some(&FIX.peer)).is_err());
+        prop_assert!(FIX.v.validate_cached(&Presented::token(ProtocolScheme::MtlsPop, t).peer(Some(&FIX.peer))).is_some_and(|r| r.is_err()));
     }
 }

@@ -2,6 +2,7 @@
 
 use super::pop::pop_refused;
 use super::*;
+use certbound_resource::Presented;
 
 /// docs/resource-server.md (proof origin) (a): a token and proof accepted by one API are replayed to a second API of
 /// the same issuer and audience with `Host` forged to name the first. The second API
@@ -174,7 +175,7 @@ pub(super) async fn each_configured_origin_is_accepted_with_its_own_host() {
             h.append(header::HOST, host.parse().unwrap());
         }
         let e = v
-            .validate_http_request(&http::Method::GET, &uri, &h, None)
+            .validate(&Presented::http(&http::Method::GET, &uri, &h))
             .await
             .unwrap_err();
         assert!(

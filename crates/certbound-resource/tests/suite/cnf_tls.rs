@@ -5,7 +5,7 @@
 // Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 

@@ -261,7 +261,9 @@ pub(super) async fn external_base_url_behind_a_proxy() {
     let w = world().await;
     let v = validator(&w.pki, &w.issuer, |b| {
         b.external_base_url("https://API.example.com:443/orders-api/")
-            .proof_window(Duration::from_secs(30))
+            .proof_policy(
+                certbound_resource::ProofPolicy::default().window(Duration::from_secs(30)),
+            )
     })
     .await;
     let api = serve_api(&w.pki, v).await;

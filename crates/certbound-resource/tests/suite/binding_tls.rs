@@ -3,12 +3,13 @@
 // Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::routing::get;
 use certbound_core::tls::{self, ClientAuth};
 use certbound_core::{CertifiedKey, Jwks, JwsAlgorithm, KeyKind, PrivateKey};
+use certbound_resource::Presented;
 use certbound_resource::transport::TlsServer;
 use certbound_resource::{ValidatedToken, Validator};
 use common::*;
@@ -257,17 +258,15 @@ async fn nothing_prints_the_token() {
     let payload = t.split('.').nth(1).unwrap().to_owned();
     let ok = v
         .validate(
-            certbound_resource::Scheme::MtlsPop,
-            &t,
-            Some(&e.cert.thumbprint()),
+            &Presented::token(certbound_resource::ProtocolScheme::MtlsPop, &t)
+                .peer(Some(&e.cert.thumbprint())),
         )
         .await
         .unwrap();
     let refused = v
         .validate(
-            certbound_resource::Scheme::MtlsPop,
-            &t,
-            Some(&e.other.thumbprint()),
+            &Presented::token(certbound_resource::ProtocolScheme::MtlsPop, &t)
+                .peer(Some(&e.other.thumbprint())),
         )
         .await
         .unwrap_err();

@@ -5,8 +5,7 @@
 // Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use certbound_core::{Jwks, JwsAlgorithm, KeyKind, PrivateKey, Thumbprint, b64};
-use certbound_resource::{Scheme, Validator};
+use certbound_resource::Presented;
+use certbound_resource::{ProtocolScheme, Validator};
 use serde_json::{Map, Value, json};
 
 const ISS: &str = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0";
@@ -49,9 +50,12 @@ fn fixture() -> Fixture {
             Validator::builder()
                 .issuer(ISS)
                 .audience(AUD)
-                .algorithms(&[JwsAlgorithm::ES256])
-                .token_types(["at+jwt", "JWT", "pop"])
-                .understood_crit(["ext"])
+                .token_rules(
+                    certbound_resource::TokenRules::default()
+                        .algorithms(&[JwsAlgorithm::ES256])
+                        .token_types(["at+jwt", "JWT", "pop"])
+                        .understood_crit(["ext"]),
+                )
                 .jwks(jwks)
                 .build(),
         )
@@ -102,11 +106,15 @@ fn sign(f: &Fixture, h: &Map<String, Value>, c: &Map<String, Value>) -> String {
 fn exercise(f: &Fixture, token: &str) -> usize {
     let mut accepted = 0;
     for (scheme, peer) in [
-        (Scheme::MtlsPop, Some(&f.peer)),
-        (Scheme::Bearer, Some(&f.peer)),
-        (Scheme::Bearer, None),
+        (ProtocolScheme::MtlsPop, Some(&f.peer)),
+        (ProtocolScheme::Bearer, Some(&f.peer)),
+        (ProtocolScheme::Bearer, None),
     ] {
-        match f.validator.validate_cached(scheme, token, peer) {
+        match f
+            .validator
+            .validate_cached(&Presented::token(scheme, token).peer(peer))
+            .expect("a fixed key set always answers")
+        {
             Ok(v) => {
                 accepted += 1;
                 let c = v.claims();

@@ -4,7 +4,7 @@
 // Test code: a failed unwrap is a failed test; `pub` in shared test modules is for the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
@@ -14,10 +14,8 @@ use certbound_core::ca::{self, DevCa, IssueSpec};
 use certbound_core::tls::{self, ClientAuth, TrustAnchors};
 use certbound_core::{Certificate, CertifiedKey, Jwks, JwsAlgorithm, KeyKind, PrivateKey};
 use certbound_resource::Validator;
-use certbound_resource::client_cert::{
-    CertificateRejection, ClientCertificate, RequireClientCertificate,
-};
 use certbound_resource::transport::TlsServer;
+use certbound_resource::{CertificateRejection, ClientCertificate, RequireClientCertificate};
 use common::sample;
 use common::*;
 use http::header;

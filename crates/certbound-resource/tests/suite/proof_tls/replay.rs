@@ -111,7 +111,10 @@ pub(super) async fn proof_methods_compare_case_sensitively() {
 #[tokio::test]
 pub(super) async fn a_proof_flood_cannot_evict_a_recorded_proof() {
     let w = world().await;
-    let v = validator(&w.pki, &w.issuer, |b| b.replay_cache_capacity(8)).await;
+    let v = validator(&w.pki, &w.issuer, |b| {
+        b.proof_policy(certbound_resource::ProofPolicy::default().replay_cache_capacity(8))
+    })
+    .await;
     let api = serve_api(&w.pki, v).await;
 
     let victim = ProofKey::generate().unwrap();
