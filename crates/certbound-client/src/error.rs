@@ -2,7 +2,37 @@
 //! where it helps, what to do. No error carries a token, secret, key or password.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The typed cause under a [`ClientError`], returned by [`std::error::Error::source`] as the
+/// underlying error itself (downcast it: `e.source()?.downcast_ref::<CertError>()`).
+///
+/// Shared, because one failed token request is handed to every caller waiting on it, so
+/// `ClientError` is `Clone`. It derefs to the error and deliberately does not implement `Error`
+/// itself: the source chain then skips the wrapper and reaches the typed error.
+#[derive(Clone)]
+pub struct ErrorCause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl ErrorCause {
+    /// Wraps `error`.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl std::ops::Deref for ErrorCause {
+    type Target = dyn std::error::Error + Send + Sync + 'static;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for ErrorCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
 
 /// A configuration problem: the file, the key path (`AzureAd.ClientCredentials[1].CertificateDiskPath`)
 /// and what is wrong.
@@ -81,7 +111,7 @@ pub enum ClientError {
     },
     /// TLS configuration failed (bad trust anchor, unusable client certificate).
     #[error("TLS setup: {0}")]
-    Tls(String),
+    Tls(String, #[source] Option<ErrorCause>),
     /// The request could not be sent or the response not read (connection refused, TLS handshake, …).
     #[error("request to {url} failed: {message}")]
     Transport {
@@ -183,7 +213,7 @@ pub enum ClientError {
     },
     /// A per-request proof (DPoP proof, signed HTTP request) could not be made.
     #[error("proof of possession: {0}")]
-    Proof(String),
+    Proof(String, #[source] Option<ErrorCause>),
     /// The protocol scheme is unknown or not supported (the message names the value).
     #[error(transparent)]
     UnknownScheme(#[from] certbound_core::ParseSchemeError),
@@ -219,7 +249,7 @@ impl ClientError {
             Self::Credential { .. } => "credential_error",
             Self::Authority { .. } => "invalid_authority",
             Self::Discovery { .. } => "discovery_failed",
-            Self::Tls(_) => "tls_error",
+            Self::Tls(..) => "tls_error",
             Self::Transport { .. } => "request_failed",
             Self::Timeout { .. } => "request_timeout",
             Self::TokenEndpoint { error: Some(e), .. } => e,
@@ -233,7 +263,7 @@ impl ClientError {
             Self::KeyBindingMismatch { received, .. } if received == "missing" => "binding_missing",
             Self::KeyBindingMismatch { .. } => "binding_mismatch",
             Self::CnfMultipleKeys { .. } => "binding_ambiguous",
-            Self::Proof(_) => "proof_error",
+            Self::Proof(..) => "proof_error",
             Self::UnknownScheme(_) => "unknown_scheme",
             Self::SchemeNotSatisfiable(_) => "scheme_not_satisfiable",
             Self::NoScopes => "no_scopes",

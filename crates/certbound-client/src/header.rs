@@ -192,7 +192,7 @@ impl AuthorizationHeader {
         }
         if let Some(p) = &self.parts.dpop {
             let mut v = http::HeaderValue::from_str(p).map_err(|_| {
-                ClientError::Proof("the DPoP proof is not a valid header value".into())
+                ClientError::Proof("the DPoP proof is not a valid header value".into(), None)
             })?;
             v.set_sensitive(true);
             headers.insert(http::HeaderName::from_static("dpop"), v);

@@ -50,7 +50,7 @@ pub use credential::{
     AssertionFileCredential, CertificateCredential, ClientCredential, ResolvedCredential,
     SecretCredential,
 };
-pub use error::{ClientError, ConfigError};
+pub use error::{ClientError, ConfigError, ErrorCause};
 pub use header::{AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenSource};
 pub use managed::ManagedIdentityCredential;
 pub use secret::Secret;

@@ -82,10 +82,13 @@ pub(crate) fn dpop_proof(
     let nonce = nonces.get(url);
     key.dpop_proof(method, url, access_token, nonce.as_deref())
         .map_err(|e| {
-            ClientError::Proof(format!(
-                "cannot make a DPoP proof for {method} {}: {e}",
-                redact_query(url)
-            ))
+            ClientError::Proof(
+                format!(
+                    "cannot make a DPoP proof for {method} {}: {e}",
+                    redact_query(url)
+                ),
+                Some(crate::error::ErrorCause::new(e)),
+            )
         })
 }
 
@@ -98,10 +101,13 @@ pub(crate) fn signed_http_request(
 ) -> Result<String, ClientError> {
     key.signed_http_request(access_token, method, url)
         .map_err(|e| {
-            ClientError::Proof(format!(
-                "cannot sign the {method} {} request: {e}",
-                redact_query(url)
-            ))
+            ClientError::Proof(
+                format!(
+                    "cannot sign the {method} {} request: {e}",
+                    redact_query(url)
+                ),
+                Some(crate::error::ErrorCause::new(e)),
+            )
         })
 }
 

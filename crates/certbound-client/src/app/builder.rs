@@ -16,7 +16,7 @@ use crate::authority::{Authority, DiscoveryCache};
 use crate::cache::{MemoryTokenCache, TokenCache};
 use crate::config::{AppConfig, CredentialDescription};
 use crate::credential::{self, CertificateCredential, ClientCredential, SecretCredential};
-use crate::error::ClientError;
+use crate::error::{ClientError, ErrorCause};
 use crate::proof::NonceStore;
 use crate::secret::Secret;
 use crate::transport::{TransportPool, TransportSettings};
@@ -190,9 +190,9 @@ impl AppBuilder {
         };
         let mut anchors = self.anchors.unwrap_or_else(TrustAnchors::system);
         for f in &self.ca_files {
-            anchors
-                .add_pem_file(f)
-                .map_err(|e| ClientError::Tls(format!("trust anchor {e}")))?;
+            anchors.add_pem_file(f).map_err(|e| {
+                ClientError::Tls(format!("trust anchor {e}"), Some(ErrorCause::new(e)))
+            })?;
         }
         for c in &self.extra_anchors {
             anchors.add(c);
@@ -223,8 +223,12 @@ impl AppBuilder {
             .unwrap_or(300);
         let proof_key = match self.proof_key {
             Some(k) => k,
-            None => ProofKey::generate()
-                .map_err(|e| ClientError::Proof(format!("cannot generate the proof key: {e}")))?,
+            None => ProofKey::generate().map_err(|e| {
+                ClientError::Proof(
+                    format!("cannot generate the proof key: {e}"),
+                    Some(ErrorCause::new(e)),
+                )
+            })?,
         };
         Ok(App {
             inner: Arc::new(Inner {

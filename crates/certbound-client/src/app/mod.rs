@@ -49,7 +49,7 @@ use crate::authority::{Authority, DiscoveryCache};
 use crate::cache::{BoxFuture, CacheKey, CachedToken, TokenCache};
 use crate::config::AppConfig;
 use crate::credential::ClientCredential;
-use crate::error::ClientError;
+use crate::error::{ClientError, ErrorCause};
 use crate::header::{AuthorizationHeader, HeaderOptions, HeaderParts, ProtocolScheme, TokenSource};
 use crate::proof::NonceStore;
 use crate::secret::Secret;
@@ -169,10 +169,12 @@ impl App {
     /// Replaces the proof key with a fresh one. Tokens bound to the old key are no longer
     /// served: the next `Pop`/`DPoP` header acquires a token for the new key.
     pub fn rotate_proof_key(&self) -> Result<(), ClientError> {
-        self.inner
-            .proof_key
-            .rotate()
-            .map_err(|e| ClientError::Proof(format!("cannot rotate the proof key: {e}")))
+        self.inner.proof_key.rotate().map_err(|e| {
+            ClientError::Proof(
+                format!("cannot rotate the proof key: {e}"),
+                Some(ErrorCause::new(e)),
+            )
+        })
     }
 
     /// Remembers the `DPoP-Nonce` a server sent (in any response, or with a

@@ -35,7 +35,7 @@ use std::time::Duration;
 use certbound_core::tls::{TrustAnchors, client_config};
 use certbound_core::{CertifiedKey, Thumbprint};
 
-use crate::error::ClientError;
+use crate::error::{ClientError, ErrorCause};
 
 /// Settings shared by every client built under one profile.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -277,8 +277,9 @@ fn build_client(
     cert: Option<&CertifiedKey>,
     s: &TransportSettings,
 ) -> Result<reqwest::Client, ClientError> {
-    let tls = client_config(anchors, cert)
-        .map_err(|e| ClientError::Tls(format!("TLS configuration: {e}")))?;
+    let tls = client_config(anchors, cert).map_err(|e| {
+        ClientError::Tls(format!("TLS configuration: {e}"), Some(ErrorCause::new(e)))
+    })?;
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(s.request_timeout)
@@ -295,9 +296,9 @@ fn build_client(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| {
-            ClientError::Tls(format!(
-                "cannot build HTTP client: {}",
-                super::describe_reqwest(&e)
-            ))
+            ClientError::Tls(
+                format!("cannot build HTTP client: {}", super::describe_reqwest(&e)),
+                Some(ErrorCause::new(e)),
+            )
         })
 }

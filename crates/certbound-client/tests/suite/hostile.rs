@@ -282,3 +282,33 @@ fn configured_authority_or_instance_with_credentials_is_refused() {
         .unwrap_err();
     assert!(!e.to_string().contains(PASSWORD), "{e}");
 }
+
+#[test]
+fn an_unusable_trust_anchor_keeps_its_typed_cause_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca.pem");
+    std::fs::write(
+        &path,
+        "-----BEGIN CERTIFICATE-----\n%%% not base64 %%%\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let e = App::builder()
+        .client_id("c")
+        .authority("https://idp.example/t/v2.0")
+        .client_secret("s")
+        .add_ca_cert_file(&path)
+        .build()
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.starts_with("TLS setup: trust anchor "), "{text}");
+    assert!(text.contains("ca.pem"), "{text}");
+    // The cause is the typed certificate error, not a copy of its text.
+    let source = std::error::Error::source(&e).expect("a source");
+    let cert = source
+        .downcast_ref::<certbound_core::CertError>()
+        .expect("the source is a CertError");
+    assert!(text.contains(&cert.to_string()), "{text} / {cert}");
+    // Clone keeps the cause (every single-flight waiter gets the same error).
+    let again = e.clone();
+    assert!(std::error::Error::source(&again).is_some());
+}
