@@ -140,10 +140,15 @@ impl std::fmt::Debug for DevCa {
     }
 }
 
-fn gen_err(e: impl std::fmt::Display) -> CertError {
+/// Key generation reports a plain message (no typed error underneath).
+fn gen_msg(e: String) -> CertError {
+    CertError::new("certificate generation", CertErrorKind::Generate(e, None))
+}
+
+fn gen_err(e: impl std::error::Error + Send + Sync + 'static) -> CertError {
     CertError::new(
         "certificate generation",
-        CertErrorKind::Generate(e.to_string()),
+        CertErrorKind::Generate(e.to_string(), Some(Box::new(e))),
     )
 }
 
@@ -161,7 +166,7 @@ fn rcgen_key(key: &PrivateKey) -> Result<KeyPair, CertError> {
 impl DevCa {
     /// Generates a new CA (P-256 key, 10 years).
     pub fn generate(name: &str) -> Result<Self, CertError> {
-        let key = PrivateKey::generate(KeyKind::EcP256).map_err(gen_err)?;
+        let key = PrivateKey::generate(KeyKind::EcP256).map_err(gen_msg)?;
         let kp = rcgen_key(&key)?;
         let mut p = CertificateParams::default();
         p.distinguished_name.push(DnType::CommonName, name);
@@ -236,7 +241,7 @@ impl DevCa {
         spec: &IssueSpec,
         kind: KeyKind,
     ) -> Result<CertifiedKey, CertError> {
-        let key = PrivateKey::generate(kind).map_err(gen_err)?;
+        let key = PrivateKey::generate(kind).map_err(gen_msg)?;
         let leaf = self.issue(spec, &key)?;
         CertifiedKey::new(vec![leaf, self.cert.clone()], key, "issued certificate")
     }
@@ -255,7 +260,7 @@ pub fn self_signed_certified_key(
     spec: &IssueSpec,
     kind: KeyKind,
 ) -> Result<CertifiedKey, CertError> {
-    let key = PrivateKey::generate(kind).map_err(gen_err)?;
+    let key = PrivateKey::generate(kind).map_err(gen_msg)?;
     let cert = self_signed(spec, &key)?;
     CertifiedKey::new(vec![cert], key, "self-signed certificate")
 }

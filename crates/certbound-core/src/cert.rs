@@ -54,12 +54,16 @@ impl Certificate {
     /// Parses DER bytes. `source` names the input in errors.
     pub fn from_der(der: impl Into<Vec<u8>>, source: &str) -> Result<Self, CertError> {
         let der: Vec<u8> = der.into();
-        let (rest, x) = x509_parser::parse_x509_certificate(&der)
-            .map_err(|e| CertError::new(source, CertErrorKind::X509(e.to_string())))?;
+        let (rest, x) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
+            CertError::new(
+                source,
+                CertErrorKind::X509(e.to_string(), Some(Box::new(e))),
+            )
+        })?;
         if !rest.is_empty() {
             return Err(CertError::new(
                 source,
-                CertErrorKind::X509("trailing bytes after the certificate".into()),
+                CertErrorKind::X509("trailing bytes after the certificate".into(), None),
             ));
         }
         let mut sans = Vec::new();
@@ -365,14 +369,20 @@ impl CertifiedKey {
     #[cfg(feature = "pkcs12")]
     #[cfg_attr(docsrs, doc(cfg(feature = "pkcs12")))]
     pub fn to_pkcs12(&self, password: &str) -> Result<Vec<u8>, CertError> {
-        let key = p12_keystore::PrivateKey::from_der(&self.key.to_pkcs8_der())
-            .map_err(|e| CertError::new("pfx", CertErrorKind::Generate(e.to_string())))?;
+        let key = p12_keystore::PrivateKey::from_der(&self.key.to_pkcs8_der()).map_err(|e| {
+            CertError::new(
+                "pfx",
+                CertErrorKind::Generate(e.to_string(), Some(Box::new(e))),
+            )
+        })?;
         let mut certs = Vec::new();
         for c in self.chain.iter() {
-            certs.push(
-                p12_keystore::Certificate::from_der(c.der())
-                    .map_err(|e| CertError::new("pfx", CertErrorKind::Generate(e.to_string())))?,
-            );
+            certs.push(p12_keystore::Certificate::from_der(c.der()).map_err(|e| {
+                CertError::new(
+                    "pfx",
+                    CertErrorKind::Generate(e.to_string(), Some(Box::new(e))),
+                )
+            })?);
         }
         let id = self.thumbprint().as_bytes()[..20].to_vec();
         let chain = p12_keystore::PrivateKeyChain::new(id, key, certs);
@@ -381,9 +391,12 @@ impl CertifiedKey {
             "certbound",
             p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
         );
-        ks.writer(password)
-            .write()
-            .map_err(|e| CertError::new("pfx", CertErrorKind::Generate(e.to_string())))
+        ks.writer(password).write().map_err(|e| {
+            CertError::new(
+                "pfx",
+                CertErrorKind::Generate(e.to_string(), Some(Box::new(e))),
+            )
+        })
     }
 
     /// The leaf certificate.

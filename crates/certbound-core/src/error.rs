@@ -49,7 +49,12 @@ pub enum CertErrorKind {
     Pem(#[source] rustls_pki_types::pem::Error),
     /// A certificate could not be parsed as X.509.
     #[error("not a valid X.509 certificate: {0}")]
-    X509(String),
+    X509(
+        String,
+        /// The parser's error, when there is one.
+        #[source]
+        Option<Box<dyn std::error::Error + Send + Sync>>,
+    ),
     /// No certificate in the input.
     #[error("contains no certificate")]
     NoCertificate,
@@ -84,7 +89,12 @@ pub enum CertErrorKind {
     NotYetValid(String),
     /// Generating a key or certificate failed.
     #[error("cannot generate: {0}")]
-    Generate(String),
+    Generate(
+        String,
+        /// The generator's (rcgen's, the PKCS#12 writer's) error.
+        #[source]
+        Option<Box<dyn std::error::Error + Send + Sync>>,
+    ),
 }
 
 /// Errors from JOSE operations (JWS signing, JWK handling).

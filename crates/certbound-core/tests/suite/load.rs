@@ -295,7 +295,7 @@ fn bad_inputs_are_named_errors() {
         "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
     );
     expect(
-        |k| matches!(k, CertErrorKind::Pem(_) | CertErrorKind::X509(_)),
+        |k| matches!(k, CertErrorKind::Pem(_) | CertErrorKind::X509(..)),
         CertifiedKey::load_path(&bad_pem, None),
         "bad.pem",
     );
@@ -309,9 +309,17 @@ fn bad_inputs_are_named_errors() {
         ),
     );
     expect(
-        |k| matches!(k, CertErrorKind::X509(_)),
+        |k| matches!(k, CertErrorKind::X509(..)),
         CertifiedKey::load_path(&not_x509, None),
         "notx509.pem",
+    );
+    // The parser's typed error is kept as the cause, under the same message.
+    let e = CertifiedKey::load_path(&not_x509, None).unwrap_err();
+    let kind = std::error::Error::source(&e).expect("the kind is the source");
+    let parser = kind.source().expect("the X.509 parser's error is kept");
+    assert!(
+        e.to_string().contains(&parser.to_string()),
+        "{e} / {parser}"
     );
 
     // Truncated PFX
