@@ -69,14 +69,14 @@ impl CertificateRequest {
     /// `tenant_id` carrying `cu_id` (serialised compactly) as the `cuId` attribute.
     pub fn generate(client_id: &str, tenant_id: &str, cu_id: &serde_json::Value) -> Result<Self> {
         let pair = RsaKeyPair::generate(KeySize::Rsa2048)
-            .map_err(|_| ImdsError::Csr("RSA-2048 key generation failed".into()))?;
+            .map_err(|_| ImdsError::Csr("RSA-2048 key generation failed".into(), None))?;
         let pkcs8 = zeroize::Zeroizing::new(
             pair.as_der()
-                .map_err(|_| ImdsError::Csr("cannot encode the RSA key as PKCS#8".into()))?
+                .map_err(|_| ImdsError::Csr("cannot encode the RSA key as PKCS#8".into(), None))?
                 .as_ref()
                 .to_vec(),
         );
-        let key = PrivateKey::from_der(&pkcs8).map_err(ImdsError::Csr)?;
+        let key = PrivateKey::from_der(&pkcs8).map_err(|e| ImdsError::Csr(e, None))?;
         Self::for_key(key, client_id, tenant_id, cu_id)
     }
 
@@ -88,17 +88,18 @@ impl CertificateRequest {
         cu_id: &serde_json::Value,
     ) -> Result<Self> {
         if !key.is_rsa() {
-            return Err(ImdsError::Csr(format!(
-                "IMDS v2 needs an RSA key, not {}",
-                key.describe()
-            )));
+            return Err(ImdsError::Csr(
+                format!("IMDS v2 needs an RSA key, not {}", key.describe()),
+                None,
+            ));
         }
-        let cu_id_json = serde_json::to_string(cu_id)
-            .map_err(|e| ImdsError::Csr(format!("cannot serialise cuId: {e}")))?;
+        let cu_id_json = serde_json::to_string(cu_id).map_err(|e| {
+            ImdsError::Csr(format!("cannot serialise cuId: {e}"), Some(Box::new(e)))
+        })?;
         let info = certification_request_info(&key, client_id, tenant_id, &cu_id_json);
-        let signature = key
-            .sign(JwsAlgorithm::PS256, &info)
-            .map_err(|e| ImdsError::Csr(format!("RSASSA-PSS signing failed: {e}")))?;
+        let signature = key.sign(JwsAlgorithm::PS256, &info).map_err(|e| {
+            ImdsError::Csr(format!("RSASSA-PSS signing failed: {e}"), Some(Box::new(e)))
+        })?;
         let der = der::seq(&[
             &info,
             &pss_sha256_algorithm_identifier(),

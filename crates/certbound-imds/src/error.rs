@@ -106,7 +106,12 @@ pub enum ImdsError {
     Certificate(#[from] CertError),
     /// Generating the key or signing the CSR failed.
     #[error("cannot build the certificate signing request: {0}")]
-    Csr(String),
+    Csr(
+        String,
+        /// The typed error underneath (JSON, signing, the key-generation task), when there is one.
+        #[source]
+        Option<Box<dyn std::error::Error + Send + Sync>>,
+    ),
     /// App Service managed identity needs both environment variables.
     #[error(
         "App Service managed identity is not configured: set IDENTITY_ENDPOINT and IDENTITY_HEADER (missing: {missing})"

@@ -221,7 +221,12 @@ impl ImdsClient {
             CertificateRequest::generate(&meta.client_id, &meta.tenant_id, &meta.cu_id)
         })
         .await
-        .map_err(|e| ImdsError::Csr(format!("key generation task failed: {e}")))??;
+        .map_err(|e| {
+            ImdsError::Csr(
+                format!("key generation task failed: {e}"),
+                Some(Box::new(e)),
+            )
+        })??;
         self.issue_credential(identity, request, None).await
     }
 
