@@ -38,7 +38,12 @@ pub enum BuildError {
     BadJwksUri(String),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for discovery and JWKS: {0}")]
-    Http(String),
+    Http(
+        String,
+        /// The TLS or HTTP-client error underneath, when there is one.
+        #[source]
+        Option<Box<dyn std::error::Error + Send + Sync>>,
+    ),
     /// Discovery failed.
     #[error("discovery for issuer `{issuer}` failed: {source}; check --authority and --ca-cert")]
     Discovery {
@@ -559,14 +564,14 @@ pub(super) fn http_client(
     connect_timeout: Duration,
 ) -> Result<reqwest::Client, BuildError> {
     let tls = certbound_core::tls::client_config(anchors, None)
-        .map_err(|e| BuildError::Http(e.to_string()))?;
+        .map_err(|e| BuildError::Http(e.to_string(), Some(Box::new(e))))?;
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(timeout)
         .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::limited(3))
         .build()
-        .map_err(|e| BuildError::Http(e.to_string()))
+        .map_err(|e| BuildError::Http(e.to_string(), Some(Box::new(e))))
 }
 
 pub(super) fn normalize_typ(t: &str) -> String {

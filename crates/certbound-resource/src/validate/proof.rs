@@ -189,14 +189,13 @@ impl ProofState {
             }
         }
         let window = cfg.window.max(Duration::from_secs(1));
-        let nonces =
-            if cfg.require_nonce {
-                Some(DpopNonces::new(window).ok_or_else(|| {
-                    BuildError::Http("no randomness for the DPoP nonce key".into())
-                })?)
-            } else {
-                None
-            };
+        let nonces = if cfg.require_nonce {
+            Some(DpopNonces::new(window).ok_or_else(|| {
+                BuildError::Http("no randomness for the DPoP nonce key".into(), None)
+            })?)
+        } else {
+            None
+        };
         Ok(Self {
             origins,
             window: i64::try_from(window.as_secs()).unwrap_or(i64::MAX),
