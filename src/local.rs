@@ -70,6 +70,7 @@ use certbound_authority::{
 };
 use certbound_client::{App, AppBuilder, ClientError, TransportPool};
 use certbound_core::ca::{self, IssueSpec};
+use certbound_core::fs::write_private_file;
 use certbound_core::tls::{ClientAuth, TrustAnchors, server_config};
 use certbound_core::{CertError, Certificate, CertifiedKey, KeyKind};
 use certbound_resource::{BuildError, TlsServer, Validator, ValidatorBuilder};
@@ -472,7 +473,13 @@ impl LocalStack {
     pub fn write_client_pem(&self, client_id: &str) -> Result<PathBuf, LocalError> {
         let certificate = self.certificate(client_id)?;
         let path = self.state.path().join(format!("{client_id}.pem"));
-        write_private(&path, certificate).map_err(|source| LocalError::State {
+        // The key's PEM is wiped from memory once written.
+        let pem = zeroize::Zeroizing::new(format!(
+            "{}{}",
+            certificate.leaf().to_pem(),
+            certificate.key().to_pkcs8_pem().as_str()
+        ));
+        write_private_file(&path, pem.as_bytes()).map_err(|source| LocalError::State {
             action: "write the client's PEM file",
             source,
         })?;
@@ -571,19 +578,6 @@ impl Drop for RunningApi {
             let _ = stop.send(());
         }
     }
-}
-
-/// `certificate`'s leaf and PKCS#8 key as PEM, in a file only this user can read.
-fn write_private(path: &Path, certificate: &CertifiedKey) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(certificate.leaf().to_pem().as_bytes())?;
-    file.write_all(certificate.key().to_pkcs8_pem().as_bytes())?;
-    file.sync_all()
 }
 
 #[cfg(test)]

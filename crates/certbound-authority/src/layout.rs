@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use certbound_core::fs::write_private_file;
+
 use crate::error::AuthorityError;
 
 /// Writes `bytes` to `path` atomically; `private` files get mode 0600.
@@ -47,24 +49,4 @@ pub(crate) fn check_tenant(t: &str) -> Result<(), AuthorityError> {
                 .into(),
         ))
     }
-}
-
-/// Writes a file readable only by its owner (mode 0600 on Unix), e.g. for keys.
-fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(bytes)?;
-    f.sync_all()
 }

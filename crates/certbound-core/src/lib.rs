@@ -43,6 +43,8 @@ pub mod ca;
 mod cert;
 mod clock;
 mod error;
+#[doc(hidden)]
+pub mod fs;
 mod id;
 pub mod jose;
 pub mod json;
