@@ -119,7 +119,7 @@ impl ClientCertificate {
             return Err(CertificateRejection::Missing);
         };
         let leaf = Certificate::from_der(first.to_vec(), "the client certificate")
-            .map_err(|e| CertificateRejection::Malformed(e.to_string()))?;
+            .map_err(|e| CertificateRejection::Malformed(ParseFailure(Arc::new(e))))?;
         Ok(Self {
             inner: Arc::new(Inner { leaf, chain }),
         })
@@ -223,6 +223,41 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientCertificate {
     }
 }
 
+/// The parse error under [`CertificateRejection::Malformed`]: derefs to the
+/// [`CertError`](certbound_core::CertError), which [`std::error::Error::source`] returns.
+///
+/// Shared so that a rejection stays `Clone`; two are equal when their messages are (a
+/// rejection is compared by what it tells the caller).
+#[derive(Clone)]
+pub struct ParseFailure(Arc<certbound_core::CertError>);
+
+impl std::ops::Deref for ParseFailure {
+    type Target = certbound_core::CertError;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl fmt::Display for ParseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Debug for ParseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl PartialEq for ParseFailure {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for ParseFailure {}
+
 /// Why a client certificate was refused. The `Display` text is the `error_description`;
 /// it names the problem and carries no secret (certificates are public).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -235,7 +270,7 @@ pub enum CertificateRejection {
     Missing,
     /// The presented certificate could not be parsed: 403.
     #[error("the client certificate is not a valid X.509 certificate: {0}")]
-    Malformed(String),
+    Malformed(#[source] ParseFailure),
     /// The leaf's validity period ended: 403.
     #[error("the client certificate expired at {}", fmt_unix(*not_after))]
     Expired {

@@ -69,7 +69,8 @@ pub use certbound_core::{ParseSchemeError, ProtocolScheme};
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use client_cert::RequireClientCertificateService;
 pub use client_cert::{
-    CertificatePolicyError, CertificateRejection, ClientCertificate, RequireClientCertificate,
+    CertificatePolicyError, CertificateRejection, ClientCertificate, ParseFailure,
+    RequireClientCertificate,
 };
 pub use jwks::{FetchError, JwkError};
 #[cfg(feature = "axum")]

@@ -551,6 +551,11 @@ fn policy_checks_and_rejections_directly() {
     .into();
     let err = ClientCertificate::from_chain(garbage).unwrap_err();
     assert!(matches!(err, CertificateRejection::Malformed(_)), "{err:?}");
+    let source = std::error::Error::source(&err).expect("the parse error is the source");
+    assert!(
+        source.downcast_ref::<certbound_core::CertError>().is_some(),
+        "{source:?}"
+    );
     assert_eq!(err.status(), 403);
 
     // Anchors that are no CA at all are refused at configuration time.
