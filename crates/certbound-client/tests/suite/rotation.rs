@@ -187,7 +187,7 @@ async fn rotation_half_written_pair_keeps_old() {
     assert!(cred.last_problem().unwrap().contains("app.pem"));
     // A truncated certificate.
     let pem = new.leaf().to_pem();
-    std::fs::write(&path, &pem[..pem.len() / 2]).unwrap();
+    std::fs::write(&path, &pem.as_bytes()[..pem.len() / 2]).unwrap();
     assert!(!cred.check_now());
     assert_eq!(cred.certificate().thumbprint(), old.thumbprint());
     // Then complete: taken.
