@@ -190,13 +190,17 @@ pub(crate) fn load_one(
     let key = &desc.key;
     Ok(match &desc.source {
         CredentialSourceConfig::Path { path, password } => {
-            let c = CertifiedKey::load_path(path, password.as_ref().map(Secret::expose)).map_err(
-                |e| ClientError::Credential {
+            // Probe with the loader's typed error first (for the PFX password message).
+            CertifiedKey::load_path(path, password.as_ref().map(Secret::expose)).map_err(|e| {
+                ClientError::Credential {
                     what: format!("{key} (Path)"),
                     message: pfx_message(&e, password.is_some(), key),
-                },
-            )?;
-            Arc::new(CertificateCredential::new(c, path.display().to_string()))
+                }
+            })?;
+            Arc::new(crate::rotation::FileCertificateCredential::open(
+                path.clone(),
+                password.clone(),
+            )?)
         }
         CredentialSourceConfig::Base64Encoded { value, password } => {
             let src = format!("{key}.Base64EncodedValue");

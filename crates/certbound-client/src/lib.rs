@@ -33,6 +33,7 @@ mod error;
 mod header;
 pub mod managed;
 mod proof;
+mod rotation;
 mod scheme;
 mod secret;
 mod transport;
@@ -53,5 +54,6 @@ pub use credential::{
 pub use error::{ClientError, ConfigError, ErrorCause};
 pub use header::{AuthorizationHeader, HeaderOptions, ProtocolScheme, TokenSource};
 pub use managed::ManagedIdentityCredential;
+pub use rotation::{DEFAULT_CHECK_INTERVAL, FileCertificateCredential, RELOAD_MIN_INTERVAL};
 pub use secret::Secret;
 pub use transport::{DEFAULT_MAX_CLIENTS, TransportPool, TransportPoolBuilder, TransportSettings};

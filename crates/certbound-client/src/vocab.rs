@@ -66,6 +66,22 @@ pub trait ClientCredential: Send + Sync + fmt::Debug {
     fn generation(&self) -> u64 {
         0
     }
+    /// Re-reads the credential's source after the token endpoint rejected it; true when
+    /// what it yields changed. Called through a process-wide gate (one reload per
+    /// credential per 30 s, concurrent callers share it). Fixed credentials: nothing to do.
+    fn reload(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { false })
+    }
+    /// The process-wide identity of the reloadable source (e.g. its path), `None` when the
+    /// credential cannot be reloaded.
+    fn reload_key(&self) -> Option<String> {
+        None
+    }
+    /// The thumbprints of certificates this credential no longer yields (taken once), so
+    /// their pooled clients can be dropped.
+    fn take_retired(&self) -> Vec<certbound_core::Thumbprint> {
+        Vec::new()
+    }
 }
 
 /// A managed identity: certificates minted by IMDS v2 for bound tokens, IMDS v1 or App

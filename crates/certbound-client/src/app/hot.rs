@@ -96,7 +96,7 @@ impl App {
         });
     }
 
-    pub(crate) async fn token_slow(
+    pub(crate) async fn token_slow_once(
         &self,
         scopes: &[impl AsRef<str>],
         scheme: ProtocolScheme,
@@ -112,6 +112,9 @@ impl App {
         if sorted.is_empty() {
             return Err(ClientError::NoScopes);
         }
+        // Read before resolving: an entry made from a certificate that was rotated away
+        // meanwhile then carries the old generation and is not served.
+        let generation = self.inner.credential.generation();
         let (route, resolved, cert, key) = match self.inner.credential.managed_identity() {
             Some(mi) => managed_route(mi, &sorted, scheme, o).await?,
             None => {
@@ -146,7 +149,15 @@ impl App {
         if !o.force_refresh {
             match self.inner.cache.get(&key).await {
                 Ok(Some(t)) if self.usable(&t, tp.as_ref(), now) => {
-                    let e = self.remember(sorted, scheme, o.tenant.as_deref(), key, t, cert);
+                    let e = self.remember_at(
+                        generation,
+                        sorted,
+                        scheme,
+                        o.tenant.as_deref(),
+                        key,
+                        t,
+                        cert,
+                    );
                     if e.token.refresh_on.is_some_and(|r| now >= r) {
                         self.maybe_refresh(&e, now);
                     }
@@ -174,7 +185,15 @@ impl App {
         let token = self
             .single_flight(&key, &sorted, scheme, route, resolved, cert.clone())
             .await?;
-        let e = self.remember(sorted, scheme, o.tenant.as_deref(), key, token, cert);
+        let e = self.remember_at(
+            generation,
+            sorted,
+            scheme,
+            o.tenant.as_deref(),
+            key,
+            token,
+            cert,
+        );
         Ok((e, TokenSource::IdentityProvider))
     }
 
@@ -205,8 +224,24 @@ impl App {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn remember(
         &self,
+        scopes: Vec<String>,
+        scheme: ProtocolScheme,
+        tenant: Option<&str>,
+        key: CacheKey,
+        token: CachedToken,
+        cert: Option<CertifiedKey>,
+    ) -> Arc<HotEntry> {
+        let generation = self.inner.credential.generation();
+        self.remember_at(generation, scopes, scheme, tenant, key, token, cert)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn remember_at(
+        &self,
+        generation: u64,
         scopes: Vec<String>,
         scheme: ProtocolScheme,
         tenant: Option<&str>,
@@ -246,7 +281,7 @@ impl App {
             tenant: tenant.map(Into::into),
             usable_until,
             next_refresh_try: AtomicI64::new(0),
-            generation: self.inner.credential.generation(),
+            generation,
             header,
             token,
             key,

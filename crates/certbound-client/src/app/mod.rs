@@ -21,6 +21,7 @@ mod builder;
 mod flight;
 mod handle;
 mod hot;
+mod reload;
 mod routing;
 mod scheme;
 #[cfg(test)]

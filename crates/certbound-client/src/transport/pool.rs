@@ -253,6 +253,15 @@ impl TransportPool {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Drops the client presenting the certificate with `thumbprint` (under this handle's
+    /// profile): new requests get a new client; requests in flight on the old one finish.
+    pub fn release(&self, thumbprint: &Thumbprint) {
+        let key = (*thumbprint, self.profile.key.clone());
+        if self.lock().bound.pop(&key).is_some() {
+            tracing::debug!(x5t_s256 = %thumbprint, "dropped the mTLS client of a retired certificate");
+        }
+    }
+
     /// How many certificate-bound clients are held now (under every profile).
     pub fn bound_clients(&self) -> usize {
         self.lock().bound.len()

@@ -39,6 +39,8 @@ pub enum Fault {
     Opaque,
     /// A key-bound token whose `cnf.jkt` / `cnf.kid` names another key.
     KeyCnf(&'static str),
+    /// An OAuth error answer: status, `error`, `error_description`.
+    OAuth(u16, &'static str, &'static str),
 }
 
 /// How the server names bound tokens.
@@ -240,6 +242,9 @@ async fn token(
                 r.headers_mut().insert("retry-after", ra.parse().unwrap());
             }
             return r;
+        }
+        Some(Fault::OAuth(code, error, description)) => {
+            return oauth_err(StatusCode::from_u16(*code).unwrap(), error, description);
         }
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
         Some(Fault::Garbage) => return (StatusCode::OK, "<html>not json</html>").into_response(),

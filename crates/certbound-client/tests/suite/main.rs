@@ -15,3 +15,4 @@ mod hostile;
 mod key_bound;
 mod managed_identity;
 mod oidc_provider;
+mod rotation;
