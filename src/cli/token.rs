@@ -60,12 +60,14 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         _ => "other",
     };
     let binding = token.binding_thumbprint.map(|t| t.to_base64url());
+    let strength = binding_strength(binding.is_some());
     if args.json {
         let out = json!({
             "token_type": token.token_type,
             "access_token": token.access_token.expose(),
             "expires_on": token.expires_on,
             "binding_thumbprint": binding,
+            "binding_strength": strength,
             "source": source,
         });
         outln!("{out}")?;
@@ -80,4 +82,11 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         outln!("{}", token.access_token.expose())?;
     }
     Ok(())
+}
+
+/// SPEC §7 `binding_strength`: `"software"` for a token bound to a key certbound can read
+/// (file-backed, minted or generated keys), `"hardware"` for a non-exportable key (none is
+/// supported yet), null for an unbound token.
+fn binding_strength(bound: bool) -> Option<&'static str> {
+    bound.then_some("software")
 }

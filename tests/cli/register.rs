@@ -138,8 +138,10 @@ pub(super) fn register_methods_and_tls_client_auth_subjects() {
     };
     let out = json(&token_as("cli-default", "bearer"));
     assert_eq!(out["binding_thumbprint"], Value::Null, "{out}");
+    assert_eq!(out["binding_strength"], Value::Null, "{out}");
     let out = json(&token_as("cli-mtls-only", "mtls_pop"));
     assert!(out["binding_thumbprint"].is_string(), "{out}");
+    assert_eq!(out["binding_strength"], "software", "{out}");
     let out = token_as("cli-mtls-only", "bearer");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
